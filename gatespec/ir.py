@@ -1,0 +1,105 @@
+"""The cell IR: what a cell computes in one time step, with sizes checked.
+
+A step is a graph of nodes in topological order. Leaves are the input and the
+previous state values; `MatMul` nodes are products of a weight matrix with one
+vector; `Pointwise` nodes are element-wise SymPy expressions over other nodes'
+symbols and parameter vectors (biases, diagonal weights). SymPy only ever sees
+these scalar, element-wise expressions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The one way to make a node or parameter symbol, so equal names are equal symbols."""
+    return sympy.Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shape: tuple[str, ...]  # size names: (rows, cols) for a matrix, (n,) for a vector
+    role: str  # "weight" | "bias" | "diag"
+    owner: str  # the variable whose line created it
+    line: int
+
+
+@dataclass(frozen=True)
+class Leaf:
+    name: str  # identifier in generated code: `x`, `h_prev`
+    label: str  # as the user writes it: `x`, `h`
+    size: str
+    kind: str  # "input" | "state"
+
+
+@dataclass(frozen=True)
+class MatMul:
+    name: str  # `m_ih`: the product of W_ih with its operand
+    label: str
+    size: str
+    weight: str
+    operand: str  # node name
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    name: str
+    label: str
+    size: str
+    expr: sympy.Expr
+    kind: str = "user"  # "user" | "operand" (a linear map's operand) | "lifted" | "static"
+
+
+Node = Leaf | MatMul | Pointwise
+
+
+def deps(node: Node) -> list[str]:
+    """Names of the nodes a node reads, sorted for determinism (parameters excluded)."""
+    if isinstance(node, MatMul):
+        return [node.operand]
+    if isinstance(node, Pointwise):
+        return sorted(s.name for s in node.expr.free_symbols if not is_param_name(s.name))
+    return []
+
+
+def is_param_name(name: str) -> bool:
+    return name.startswith(("W_", "b_", "w_"))
+
+
+@dataclass
+class Cell:
+    name: str
+    description: str
+    header: str
+    path: str
+    source_sha256: str
+    sizes: list[str]  # size names in order of first appearance; "input", "hidden" first
+    input: Leaf
+    states: list[Leaf]  # previous values, in declaration order
+    updates: dict[str, str]  # state label -> node name of its new value
+    output: str  # node name of the per-step output
+    output_label: str
+    params: dict[str, Param]
+    nodes: list[Node]
+    latex: dict[str, str] = field(default_factory=dict)  # user label -> LaTeX
+
+    def node(self, name: str) -> Node:
+        return self._index()[name]
+
+    def _index(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        for n in self.nodes:
+            for d in deps(n):
+                out[d].append(n.name)
+        return out
+
+    @property
+    def state_names(self) -> list[str]:
+        return [s.label for s in self.states]

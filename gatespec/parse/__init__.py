@@ -1,0 +1,5 @@
+"""Stage 1: text → syntax tree."""
+
+from gatespec.parse.parse import parse
+
+__all__ = ["parse"]

@@ -1,0 +1,90 @@
+"""The syntax tree of a cell file. Every node keeps the span it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from gatespec.errors import Span
+
+
+@dataclass(frozen=True)
+class Number:
+    value: Fraction
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    primed: bool
+    span: Span
+
+    @property
+    def label(self) -> str:
+        return self.name + ("'" if self.primed else "")
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * /
+    left: Expr
+    right: Expr
+    span: Span  # the operator
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class KwArg:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[KwArg, ...]
+    span: Span  # the function name
+
+
+Expr = Number | Var | BinOp | Neg | Call
+
+
+@dataclass(frozen=True)
+class VarDecl:
+    name: str
+    size: str | None
+    span: Span
+    size_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Assign:
+    target: Var
+    value: Expr
+    span: Span
+
+
+@dataclass
+class CellFile:
+    """A parsed cell file: declarations and statements in source order."""
+
+    path: str
+    source: str
+    name: str | None = None
+    name_span: Span | None = None
+    description: str = ""
+    inputs: list[VarDecl] = field(default_factory=list)
+    states: list[VarDecl] = field(default_factory=list)
+    output: Var | None = None
+    latex: dict[str, tuple[str, Span]] = field(default_factory=dict)
+    statements: list[Assign] = field(default_factory=list)
+    header: str = ""  # the leading comment block, kept for documentation

@@ -1,0 +1,179 @@
+"""Text → syntax tree. The grammar lives in grammar.lark; nothing here evaluates user text."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from importlib import resources
+
+import lark
+
+from gatespec.errors import ParseError, Span
+from gatespec.parse import ast
+
+_TOKEN_NAMES = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": 'a "quoted string"',
+    "_NL": "end of line",
+    "$END": "end of file",
+    "PRIME": "'",
+    "PLUS": "+",
+    "MINUS": "-",
+    "STAR": "*",
+    "SLASH": "/",
+    "LPAR": "(",
+    "RPAR": ")",
+    "LSQB": "[",
+    "RSQB": "]",
+    "COMMA": ",",
+    "EQUAL": "=",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = resources.files("gatespec.parse").joinpath("grammar.lark").read_text("utf-8")
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def parse(source: str, path: str = "<cell>") -> ast.CellFile:
+    """Parse the text of a cell file; raise ParseError with the place of the first mistake."""
+    try:
+        tree = _parser().parse(source + "\n")
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _parse_error(exc, source, path) from None
+    cell = ast.CellFile(path=path, source=source, header=_header_comment(source))
+    _Builder(cell).build(tree)
+    return cell
+
+
+def _header_comment(source: str) -> str:
+    lines = []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            break
+        lines.append(stripped[1:].removeprefix(" "))
+    return "\n".join(lines)
+
+
+def _describe(token_type: str, value: str | None = None) -> str:
+    if token_type in ("NAME", "NUMBER") and value:
+        return f"'{value}'"
+    name = _TOKEN_NAMES.get(token_type)
+    if name is None:  # keywords are anonymous terminals named after their text
+        return f"'{token_type.lower()}'"
+    return name if name.startswith(("a ", "end")) else f"'{name}'"
+
+
+def _parse_error(exc: lark.exceptions.UnexpectedInput, source: str, path: str) -> ParseError:
+    line, column = max(exc.line, 1), max(exc.column, 1)
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = source.splitlines()[line - 1][column - 1 : column] if source else ""
+        message = f"unexpected character {char!r}"
+    elif isinstance(exc, lark.exceptions.UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            lines = source.splitlines() or [""]
+            line, column = len(lines), len(lines[-1]) + 1
+        found = _describe(tok.type, str(tok))
+        expected = sorted({_describe(t) for t in exc.expected if not t.startswith("__")})
+        message = f"unexpected {found}"
+        if expected and len(expected) <= 6:
+            message += "; expected " + ", ".join(expected)
+    else:
+        message = "unexpected end of file"
+    return ParseError(message, Span(path, line, column, source))
+
+
+class _Builder:
+    """Turns the Lark tree into ast nodes with spans."""
+
+    def __init__(self, cell: ast.CellFile):
+        self.cell = cell
+
+    def span(self, item, length: int | None = None) -> Span:
+        meta = item if isinstance(item, lark.Token) else item.meta
+        if isinstance(item, lark.Token):
+            line, col, n = item.line, item.column, len(str(item))
+        else:
+            line, col = meta.line, meta.column
+            n = (meta.end_column - meta.column) if meta.line == meta.end_line else 1
+        return Span(self.cell.path, line, col, self.cell.source, length or max(n, 1))
+
+    def build(self, tree: lark.Tree) -> None:
+        for item in tree.children:
+            getattr(self, item.data)(item)
+
+    def cell_decl(self, item: lark.Tree) -> None:
+        name_tok = item.children[0]
+        if self.cell.name is not None:
+            raise ParseError("the cell is named twice", self.span(name_tok))
+        self.cell.name = str(name_tok)
+        self.cell.name_span = self.span(name_tok)
+        if len(item.children) > 1:
+            self.cell.description = str(item.children[1])[1:-1].strip()
+
+    def _var_decls(self, item: lark.Tree) -> list[ast.VarDecl]:
+        decls = []
+        for d in item.children:
+            name, *size = d.children
+            decls.append(
+                ast.VarDecl(
+                    str(name),
+                    str(size[0]) if size else None,
+                    self.span(name),
+                    self.span(size[0]) if size else None,
+                )
+            )
+        return decls
+
+    def input_decl(self, item: lark.Tree) -> None:
+        self.cell.inputs.extend(self._var_decls(item))
+
+    def state_decl(self, item: lark.Tree) -> None:
+        self.cell.states.extend(self._var_decls(item))
+
+    def output_decl(self, item: lark.Tree) -> None:
+        tok = item.children[0]
+        if self.cell.output is not None:
+            raise ParseError("the output is declared twice", self.span(tok))
+        self.cell.output = ast.Var(str(tok), False, self.span(tok))
+
+    def latex_decl(self, item: lark.Tree) -> None:
+        name, text = item.children
+        self.cell.latex[str(name)] = (str(text)[1:-1], self.span(name))
+
+    def assign(self, item: lark.Tree) -> None:
+        target_tree, value = item.children
+        name, *prime = target_tree.children
+        target = ast.Var(str(name), bool(prime), self.span(name, len(name) + len(prime)))
+        self.cell.statements.append(ast.Assign(target, self.expr(value), self.span(item)))
+
+    def expr(self, node) -> ast.Expr:
+        kind = node.data
+        if kind == "number":
+            tok = node.children[0]
+            return ast.Number(Fraction(str(tok)), str(tok), self.span(tok))
+        if kind == "var":
+            name, *prime = node.children
+            return ast.Var(str(name), bool(prime), self.span(name, len(name) + len(prime)))
+        if kind == "binop":
+            left, op, right = node.children
+            return ast.BinOp(str(op), self.expr(left), self.expr(right), self.span(op))
+        if kind == "neg":
+            return ast.Neg(self.expr(node.children[1]), self.span(node.children[0]))
+        if kind == "unary":  # unary plus
+            return self.expr(node.children[-1])
+        if kind == "call":
+            name, *args = node.children
+            pos, kws = [], []
+            for a in args:
+                if isinstance(a, lark.Tree) and a.data == "kwarg":
+                    kname, kval = a.children
+                    kws.append(ast.KwArg(str(kname), self.expr(kval), self.span(kname)))
+                else:
+                    pos.append(self.expr(a))
+            return ast.Call(str(name), tuple(pos), tuple(kws), self.span(name))
+        raise AssertionError(f"unknown tree node {kind}")
