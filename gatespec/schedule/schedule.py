@@ -1,0 +1,381 @@
+"""Derived graph → execution plan.
+
+The plan has two contexts. The *static* context holds what depends on the input
+only; it runs once over the whole sequence: one GEMM per operand with stacked
+weights, then vectorised pointwise blocks. The *loop* context runs per time
+step: stages of (GEMMs on one operand each, then one fused pointwise block);
+a linear map that reads a value computed in the step (the article GRU's
+`r * h`) starts a new stage.
+
+The backward pass mirrors it: per step, the stages in reverse, each a fused
+pointwise adjoint block followed by the transposed GEMMs (dX = dY W); the
+weight gradients are one GEMM per stacked weight after the loop; bias and
+diagonal gradients are sums over time and batch of per-step buffers.
+Adjoints that are used only inside their block are inlined, then each block
+goes through common subexpression elimination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from gatespec import ir
+from gatespec.derive import Derived
+from gatespec.errors import ScheduleError
+
+STATIC, LOOP = "static", "loop"
+TAIL = -1  # block position after the last transposed GEMM of a context
+
+
+@dataclass
+class Gemm:
+    """Products of several weights with one operand, computed as one matrix product."""
+
+    key: str
+    context: str
+    level: int
+    operand: str
+    operand_size: str
+    weights: list[str]
+    outputs: list[str]  # MatMul node names, in weight order
+    out_sizes: list[str]
+
+    @property
+    def stacked(self) -> bool:
+        return len(self.weights) > 1
+
+    @property
+    def weight(self) -> str:
+        return f"W_stack_{self.key}" if self.stacked else self.weights[0]
+
+    @property
+    def product(self) -> str:
+        return f"mm_{self.key}" if self.stacked else self.outputs[0]
+
+    @property
+    def grad_buffer(self) -> str:
+        return f"d_mm_{self.key}"
+
+    @property
+    def operand_grad(self) -> str:
+        return f"d_{self.operand}_gemm"
+
+
+@dataclass
+class Store:
+    """After a block: buffer[t] (loop) or buffer (static) = value, or one GEMM slice of it."""
+
+    buffer: str
+    value: sympy.Symbol
+    gemm: Gemm | None = None
+    index: int = 0
+
+
+@dataclass
+class Block:
+    assigns: list[tuple[sympy.Symbol, sympy.Expr]]
+    stores: list[Store] = field(default_factory=list)
+
+    @property
+    def ops(self) -> int:
+        return sum(sympy.count_ops(e) for _, e in self.assigns)
+
+
+@dataclass
+class GemmOp:
+    gemm: Gemm
+    backward: bool = False
+
+
+@dataclass
+class BlockOp:
+    block: Block
+
+
+Op = GemmOp | BlockOp
+
+
+@dataclass
+class Plan:
+    derived: Derived
+    gemms: list[Gemm]
+    static_forward: list[Op]
+    loop_forward: list[Op]
+    loop_backward: list[Op]
+    static_backward: list[Op]
+    saved_loop: list[str]  # loop node values stored per step for the backward pass
+    saved_static: list[str]  # static node values (and the input) kept for the backward pass
+    saved_states: list[str]  # states whose history (T + 1 values) the backward pass reads
+    loop_buffers: list[tuple[str, str]]  # per-step adjoint buffers: (name, size name)
+    param_grads: dict[str, list[str]]  # bias/diagonal parameter -> arrays whose sums add up
+    carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
+    input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
+
+    @property
+    def cell(self) -> ir.Cell:
+        return self.derived.cell
+
+    def kind_of(self, name: str) -> str:
+        """How a symbol is stored: input, state_prev, state_new, static, loop, param."""
+        return self._kinds.get(name, "local")
+
+    def __post_init__(self) -> None:
+        d = self.derived
+        kinds: dict[str, str] = {d.cell.input.name: "input"}
+        for s in d.cell.states:
+            kinds[s.name] = "state_prev"
+        for new in d.cell.updates.values():
+            kinds[new] = "state_new"
+        for n in d.nodes:
+            if n.name not in kinds:
+                kinds[n.name] = "static" if n.name in d.static else "loop"
+        for p in d.cell.params:
+            kinds[p] = "param"
+        self._kinds = kinds
+
+
+def adjoint(name: str) -> sympy.Symbol:
+    return ir.symbol(f"d_{name}")
+
+
+def schedule(d: Derived) -> Plan:
+    return _Scheduler(d).run()
+
+
+class _Scheduler:
+    def __init__(self, d: Derived):
+        self.d = d
+        self.cell = d.cell
+        self.order = {n.name: k for k, n in enumerate(d.nodes)}
+        self.consumers = {n.name: [] for n in d.nodes}
+        for n in d.nodes:
+            for dep in ir.deps(n):
+                self.consumers[dep].append(n.name)
+        self.new_to_state = {v: k for k, v in self.cell.updates.items()}
+        self.cse_count = 0
+
+    def context_of(self, name: str) -> str:
+        return STATIC if name in self.d.static else LOOP
+
+    def members(self, ctx: str) -> list[ir.Node]:
+        """Nodes computed in a context (leaves excluded), in topological order."""
+        return [n for n in self.d.nodes if not isinstance(n, ir.Leaf) and self.context_of(n.name) == ctx]
+
+    def levels(self, ctx: str) -> dict[str, int]:
+        level: dict[str, int] = {}
+        for n in self.members(ctx):
+            inner = [dep for dep in ir.deps(n) if dep in level]
+            if isinstance(n, ir.MatMul):
+                level[n.name] = level[n.operand] + 1 if n.operand in level else 0
+            else:
+                level[n.name] = max((level[dep] for dep in inner), default=0)
+        return level
+
+    def gemms(self, ctx: str, level: dict[str, int]) -> list[Gemm]:
+        groups: dict[str, Gemm] = {}
+        for n in self.members(ctx):
+            if not isinstance(n, ir.MatMul):
+                continue
+            g = groups.get(n.operand)
+            if g is None:
+                op = self.d.node(n.operand)
+                key = op.label if isinstance(op, ir.Leaf) else n.operand
+                g = groups[n.operand] = Gemm(key, ctx, level[n.name], n.operand, op.size, [], [], [])
+            g.weights.append(n.weight)
+            g.outputs.append(n.name)
+            g.out_sizes.append(n.size)
+        return sorted(groups.values(), key=lambda g: (g.level, self.order[g.outputs[0]]))
+
+    # -- forward -------------------------------------------------------------------
+    def forward_ops(self, ctx: str, level: dict[str, int], gemms: list[Gemm]) -> list[Op]:
+        ops: list[Op] = []
+        n_levels = max(level.values(), default=-1) + 1
+        for k in range(n_levels):
+            ops.extend(GemmOp(g) for g in gemms if g.level == k)
+            assigns = [(ir.symbol(n.name), n.expr) for n in self.members(ctx)
+                       if isinstance(n, ir.Pointwise) and level[n.name] == k]
+            if assigns:
+                ops.append(BlockOp(Block(assigns)))
+        return ops
+
+    # -- backward ------------------------------------------------------------------
+    def adjoint_terms(self, name: str, ctx: str, gemm_operands: set[str]) -> list[sympy.Expr]:
+        terms = [adjoint(c) * p for c, p in self.d.partials[name] if self.context_of(c) == ctx]
+        if name in gemm_operands:
+            terms.append(ir.symbol(f"d_{name}_gemm"))
+        if ctx == LOOP:
+            if name in self.new_to_state:
+                terms.append(ir.symbol(f"d_{self.new_to_state[name]}_next"))
+            if name == self.cell.output:
+                terms.append(ir.symbol("d_out"))
+        elif any(self.context_of(c) == LOOP for c in self.consumers[name]):
+            terms.append(ir.symbol(f"d_{name}_all"))
+        return terms
+
+    def backward(self, ctx: str, level: dict[str, int], gemms: list[Gemm]):
+        """Adjoint blocks of one context, in execution order, with the stores they make."""
+        gemm_level = {g.operand: g.level for g in gemms}
+        # Nodes whose adjoints this context computes: its members, plus leaves and
+        # static values read here (their loop part goes to a buffer).
+        needed = [n.name for n in self.d.nodes if (
+            self.context_of(n.name) == ctx and not isinstance(n, ir.Leaf)
+            or isinstance(n, ir.Leaf) and n.kind == ("input" if ctx == STATIC else "state")
+            or ctx == LOOP and n.name in self.d.static
+            and any(self.context_of(c) == LOOP for c in self.consumers[n.name]))]
+        exprs: dict[str, sympy.Expr] = {}
+        position: dict[str, int] = {}
+        zero: dict[sympy.Symbol, sympy.Expr] = {}
+        for name in sorted(needed, key=lambda n: -self.order[n]):
+            e = sympy.Add(*self.adjoint_terms(name, ctx, set(gemm_level))).xreplace(zero)
+            if e == 0:
+                zero[adjoint(name)] = sympy.Integer(0)
+                exprs[name] = sympy.Integer(0)
+                continue
+            exprs[name] = e
+            if name in level:
+                position[name] = level[name]
+            elif name in gemm_level:
+                position[name] = gemm_level[name] - 1 if gemm_level[name] > 0 else TAIL
+            else:
+                position[name] = min((level[c] for c in self.consumers[name] if c in level),
+                                     default=TAIL)
+
+        param_exprs: dict[str, tuple[sympy.Expr, int]] = {}
+        for p, partials in self.d.param_partials.items():
+            here = [(c, dp) for c, dp in partials if self.context_of(c) == ctx]
+            if here:
+                e = sympy.Add(*(adjoint(c) * dp for c, dp in here)).xreplace(zero)
+                if e != 0:
+                    param_exprs[p] = (e, min(level[c] for c, _ in here))
+        return exprs, position, param_exprs
+
+    def make_blocks(self, ctx, level, gemms, exprs, position, param_exprs, outputs_fixed):
+        """Group adjoint computations by position, inline block-local ones, CSE each block."""
+        n_levels = max(level.values(), default=-1) + 1
+        positions = [*reversed(range(n_levels)), TAIL]
+        # A symbol is a block output when another block, a store or the caller reads it.
+        uses: dict[sympy.Symbol, set[int]] = {}
+        entries: dict[int, list[tuple[sympy.Symbol, sympy.Expr]]] = {p: [] for p in positions}
+        for name in sorted(position, key=lambda n: -self.order[n]):
+            entries[position[name]].append((adjoint(name), exprs[name]))
+        for p, (e, pos) in sorted(param_exprs.items()):
+            entries[pos].append((ir.symbol(f"d_{p}"), e))
+        for pos, items in entries.items():
+            for _, e in items:
+                for s in e.free_symbols:
+                    uses.setdefault(s, set()).add(pos)
+        stores: dict[int, list[Store]] = {p: [] for p in positions}
+        for g in gemms:
+            for k, out in enumerate(g.outputs):
+                if out in position:
+                    stores[position[out]].append(Store(g.grad_buffer, adjoint(out), g, k))
+        if ctx == LOOP:
+            for name, pos in position.items():
+                if name in self.d.static:
+                    stores[pos].append(Store(f"d_{name}_all", adjoint(name)))
+            for p, (_, pos) in param_exprs.items():
+                stores[pos].append(Store(f"d_{p}_all", ir.symbol(f"d_{p}")))
+        ops: list[Op] = []
+        for pos in positions:
+            items = entries[pos]
+            keep = {s.value for s in stores[pos]} | set(outputs_fixed)
+            keep |= {ir.symbol(f"d_{p}") for p in param_exprs}
+            keep |= {sym for sym, _ in items if uses.get(sym, set()) - {pos}}
+            inline: dict[sympy.Symbol, sympy.Expr] = {}
+            outs: list[tuple[sympy.Symbol, sympy.Expr]] = []
+            for sym, e in items:
+                # inline every adjoint of this block; CSE shares what several outputs use
+                e = inline[sym] = e.xreplace(inline)
+                if sym in keep:
+                    outs.append((sym, e))
+            if outs:
+                ops.append(BlockOp(Block(self.cse(outs), stores[pos])))
+            ops.extend(GemmOp(g, backward=True) for g in gemms if g.level == pos)
+        return ops
+
+    def cse(self, outs):
+        temps = sympy.numbered_symbols("_e", start=self.cse_count, real=True)
+        replacements, reduced = sympy.cse([e for _, e in outs], symbols=temps, order="canonical")
+        self.cse_count += len(replacements)
+        return [*replacements, *((s, e) for (s, _), e in zip(outs, reduced, strict=True))]
+
+    # -- the whole plan --------------------------------------------------------------
+    def run(self) -> Plan:
+        d, cell = self.d, self.cell
+        lv_static, lv_loop = self.levels(STATIC), self.levels(LOOP)
+        g_static, g_loop = self.gemms(STATIC, lv_static), self.gemms(LOOP, lv_loop)
+
+        ex, pos, pex = self.backward(LOOP, lv_loop, g_loop)
+        carried = [adjoint(s.name) for s in cell.states]
+        loop_backward = self.make_blocks(LOOP, lv_loop, g_loop, ex, pos, pex, carried)
+        carries = {s.label: (adjoint(s.name) if s.name in pos else ex.get(s.name, sympy.Integer(0)))
+                   for s in cell.states}
+
+        ex_s, pos_s, pex_s = self.backward(STATIC, lv_static, g_static)
+        x = cell.input.name
+        static_backward = self.make_blocks(STATIC, lv_static, g_static, ex_s, pos_s, pex_s,
+                                           [adjoint(x)])
+        input_grad = adjoint(x) if x in pos_s else ex_s.get(x, sympy.Integer(0))
+
+        loop_buffers: list[tuple[str, str]] = []
+        for op in loop_backward:
+            if isinstance(op, BlockOp):
+                for st in op.block.stores:
+                    if st.gemm is None:
+                        name = st.buffer.removeprefix("d_").removesuffix("_all")
+                        size = (cell.params[name].shape[0] if name in cell.params
+                                else d.node(name).size)
+                        loop_buffers.append((st.buffer, size))
+        param_grads: dict[str, list[str]] = {}
+        for p, param in cell.params.items():
+            if param.role != "weight":
+                parts = [f"d_{p}_all"] if p in pex else []
+                parts += [f"d_{p}"] if p in pex_s else []
+                param_grads[p] = parts
+
+        saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop)
+        plan = Plan(
+            derived=d,
+            gemms=g_static + g_loop,
+            static_forward=self.forward_ops(STATIC, lv_static, g_static),
+            loop_forward=self.forward_ops(LOOP, lv_loop, g_loop),
+            loop_backward=loop_backward,
+            static_backward=static_backward,
+            saved_loop=[n for n in saved if self.context_of(n) == LOOP
+                        and n not in self.new_to_state and not n.endswith("_prev")],
+            saved_static=[n for n in saved if self.context_of(n) == STATIC],
+            saved_states=[s.label for s in cell.states
+                          if s.name in saved or cell.updates[s.label] in saved],
+            loop_buffers=loop_buffers,
+            param_grads=param_grads,
+            carries=carries,
+            input_grad=input_grad,
+        )
+        self.check(plan)
+        return plan
+
+    def saved_values(self, ops: list[Op], gemms: list[Gemm]) -> list[str]:
+        nodes = {n.name for n in self.d.nodes}
+        used: set[str] = {g.operand for g in gemms}
+        for op in ops:
+            if isinstance(op, BlockOp):
+                for _, e in op.block.assigns:
+                    used.update(s.name for s in e.free_symbols if s.name in nodes)
+        return sorted(used, key=lambda n: self.order[n])
+
+    def check(self, plan: Plan) -> None:
+        """Every symbol a loop block reads must be defined before it: a bug here is ours."""
+        defined = {s.name for s in self.cell.states} | {"d_out"}
+        defined |= {f"d_{s.label}_next" for s in self.cell.states}
+        defined |= {g.operand_grad for g in plan.gemms}
+        defined |= {n.name for n in self.d.nodes} | set(self.cell.params)
+        for op in plan.loop_backward:
+            if isinstance(op, BlockOp):
+                for sym, e in op.block.assigns:
+                    missing = {s.name for s in e.free_symbols} - defined
+                    if missing:
+                        raise ScheduleError(f"{sym} reads {sorted(missing)} before they exist")
+                    defined.add(sym.name)
+                defined |= {f"d_{st.buffer}" for st in op.block.stores}
