@@ -1,5 +1,6 @@
 """Stage 4: derived graph → execution plan (GEMM groups, fused blocks, what to save)."""
 
-from gatespec.schedule.schedule import STATIC, LOOP, BlockOp, GemmOp, Plan, schedule
+from gatespec.schedule.plan import LOOP, STATIC, BlockOp, Gemm, GemmOp, Plan
+from gatespec.schedule.schedule import schedule
 
-__all__ = ["LOOP", "STATIC", "BlockOp", "GemmOp", "Plan", "schedule"]
+__all__ = ["LOOP", "STATIC", "BlockOp", "Gemm", "GemmOp", "Plan", "schedule"]

@@ -17,123 +17,16 @@ goes through common subexpression elimination.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sympy
 
 from gatespec import ir
 from gatespec.derive import Derived
 from gatespec.errors import ScheduleError
+from gatespec.schedule.alias import buffer_views, propagate_copies
+from gatespec.schedule.plan import Block, BlockOp, Gemm, GemmOp, Op, Plan, Store
 
 STATIC, LOOP = "static", "loop"
 TAIL = -1  # block position after the last transposed GEMM of a context
-
-
-@dataclass
-class Gemm:
-    """Products of several weights with one operand, computed as one matrix product."""
-
-    key: str
-    context: str
-    level: int
-    operand: str
-    operand_size: str
-    weights: list[str]
-    outputs: list[str]  # MatMul node names, in weight order
-    out_sizes: list[str]
-
-    @property
-    def stacked(self) -> bool:
-        return len(self.weights) > 1
-
-    @property
-    def weight(self) -> str:
-        return f"W_stack_{self.key}" if self.stacked else self.weights[0]
-
-    @property
-    def product(self) -> str:
-        return f"mm_{self.key}" if self.stacked else self.outputs[0]
-
-    @property
-    def grad_buffer(self) -> str:
-        return f"d_mm_{self.key}"
-
-    @property
-    def operand_grad(self) -> str:
-        return f"d_{self.operand}_gemm"
-
-
-@dataclass
-class Store:
-    """After a block: buffer[t] (loop) or buffer (static) = value, or one GEMM slice of it."""
-
-    buffer: str
-    value: sympy.Symbol
-    gemm: Gemm | None = None
-    index: int = 0
-
-
-@dataclass
-class Block:
-    assigns: list[tuple[sympy.Symbol, sympy.Expr]]
-    stores: list[Store] = field(default_factory=list)
-
-    @property
-    def ops(self) -> int:
-        return sum(sympy.count_ops(e) for _, e in self.assigns)
-
-
-@dataclass
-class GemmOp:
-    gemm: Gemm
-    backward: bool = False
-
-
-@dataclass
-class BlockOp:
-    block: Block
-
-
-Op = GemmOp | BlockOp
-
-
-@dataclass
-class Plan:
-    derived: Derived
-    gemms: list[Gemm]
-    static_forward: list[Op]
-    loop_forward: list[Op]
-    loop_backward: list[Op]
-    static_backward: list[Op]
-    saved_loop: list[str]  # loop node values stored per step for the backward pass
-    saved_static: list[str]  # static node values (and the input) kept for the backward pass
-    saved_states: list[str]  # states whose history (T + 1 values) the backward pass reads
-    loop_buffers: list[tuple[str, str]]  # per-step adjoint buffers: (name, size name)
-    param_grads: dict[str, list[str]]  # bias/diagonal parameter -> arrays whose sums add up
-    carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
-    input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
-
-    @property
-    def cell(self) -> ir.Cell:
-        return self.derived.cell
-
-    def kind_of(self, name: str) -> str:
-        """How a symbol is stored: input, state_prev, state_new, static, loop, param."""
-        return self._kinds.get(name, "local")
-
-    def __post_init__(self) -> None:
-        d = self.derived
-        kinds: dict[str, str] = {d.cell.input.name: "input"}
-        for s in d.cell.states:
-            kinds[s.name] = "state_prev"
-        for new in d.cell.updates.values():
-            kinds[new] = "state_new"
-        for n in d.nodes:
-            if n.name not in kinds:
-                kinds[n.name] = "static" if n.name in d.static else "loop"
-        for p in d.cell.params:
-            kinds[p] = "param"
-        self._kinds = kinds
 
 
 def adjoint(name: str) -> sympy.Symbol:
@@ -328,11 +221,16 @@ class _Scheduler:
                         size = (cell.params[name].shape[0] if name in cell.params
                                 else d.node(name).size)
                         loop_buffers.append((st.buffer, size))
-        param_grads: dict[str, list[str]] = {}
+        alias: dict[sympy.Symbol, sympy.Expr] = {}
+        loop_backward = propagate_copies(loop_backward, alias)
+        carries = {k: v.xreplace(alias) for k, v in carries.items()}
+        static_backward = propagate_copies(static_backward, alias)
+        input_grad = input_grad.xreplace(alias)
+        param_grads: dict[str, list[sympy.Expr]] = {}
         for p, param in cell.params.items():
             if param.role != "weight":
-                parts = [f"d_{p}_all"] if p in pex else []
-                parts += [f"d_{p}"] if p in pex_s else []
+                parts = [ir.symbol(f"d_{p}_all")] if p in pex else []
+                parts += [ir.symbol(f"d_{p}").xreplace(alias)] if p in pex_s else []
                 param_grads[p] = parts
 
         saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop)
@@ -353,6 +251,7 @@ class _Scheduler:
             carries=carries,
             input_grad=input_grad,
         )
+        plan.views = buffer_views(plan)
         self.check(plan)
         return plan
 

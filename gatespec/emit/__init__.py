@@ -1,0 +1,5 @@
+"""Stage 5: plan → source files for each target."""
+
+from gatespec.emit.emit import emit_numpy
+
+__all__ = ["emit_numpy"]

@@ -1,0 +1,262 @@
+"""Plan → the lines of a NumPy module. The template arranges them; the maths is printed here."""
+
+from __future__ import annotations
+
+import re
+
+import sympy
+
+from gatespec import ir
+from gatespec.emit.printer import HELPER_NEEDS, NUMPY_FUNCTIONS, NUMPY_HELPERS, CodePrinter
+from gatespec.errors import EmitError
+from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, Plan
+
+
+class NumpyLines:
+    """Builds every printed line of the module for one plan."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.cell = plan.cell
+        self.used_helpers: set[str] = set()
+
+    # -- naming ----------------------------------------------------------------------
+    def size_var(self, size: str) -> str:
+        return f"size_{size}"
+
+    def printer(self, loop: bool, backward: bool = False) -> CodePrinter:
+        names: dict[str, str] = {}
+        if loop:
+            names[self.cell.input.name] = "x[t]"
+            for n in self.plan.derived.static:
+                if n != self.cell.input.name:
+                    names[n] = f"{n}[t]"
+            if backward:
+                names["d_out"] = "d_outputs[t]"
+        return CodePrinter(NUMPY_FUNCTIONS, names)
+
+    def print(self, printer: CodePrinter, e: sympy.Expr) -> str:
+        text = printer.expr(e)
+        self.used_helpers |= printer.used
+        return text
+
+    def offsets(self, gemm: Gemm) -> list[str]:
+        """Column ranges of each weight's rows in a stacked product."""
+        spans, start = [], sympy.Integer(0)
+        for size in gemm.out_sizes:
+            end = start + ir.symbol(self.size_var(size))
+            spans.append(f"{_plain(start)}:{_plain(end)}")
+            start = end
+        return spans
+
+    def history(self, name: str) -> str:
+        """Every step's value of a node, as one (T, B, n) array."""
+        kind = self.plan.kind_of(name)
+        if kind == "state_prev":
+            return f"{self.state_label(name)}_all[:-1]"
+        if kind == "state_new":
+            return f"{self.state_label(name)}_all[1:]"
+        if kind == "loop":
+            return f"{name}_all"
+        return name
+
+    def state_label(self, name: str) -> str:
+        for s in self.cell.states:
+            if name in (s.name, self.cell.updates[s.label]):
+                return s.label
+        raise EmitError(f"{name} is not a state value")
+
+    # -- sections --------------------------------------------------------------------
+    def size_lines(self) -> list[str]:
+        """Sizes read off the arguments, so the module works for any sizes."""
+        lines = []
+        for size in self.cell.sizes:
+            if size == self.cell.input.size:
+                lines.append(f"{self.size_var(size)} = x.shape[-1]")
+                continue
+            for p in self.cell.params.values():
+                if size in p.shape:
+                    lines.append(f'{self.size_var(size)} = params["{p.name}"].shape'
+                                 f"[{p.shape.index(size)}]")
+                    break
+            else:
+                raise EmitError(f"size {size} cannot be read off any parameter")
+        return lines
+
+    def stack_lines(self, backward: bool = False) -> list[str]:
+        lines = []
+        for g in self.plan.gemms:
+            if g.stacked:
+                lines.append(f"{g.weight} = np.concatenate([{', '.join(g.weights)}])")
+        return lines
+
+    def gemm_forward(self, g: Gemm) -> list[str]:
+        if g.context == STATIC:
+            operand = g.operand if g.operand != self.cell.input.name else "x"
+            lines = [f"{g.product} = _mm({operand}, {g.weight}.T)"]
+        else:
+            operand = self.print(self.printer(True), ir.symbol(g.operand))
+            lines = [f"{g.product} = {operand} @ {g.weight}.T"]
+        if g.stacked:
+            for out, cols in zip(g.outputs, self.offsets(g), strict=True):
+                lines.append(f"{out} = {g.product}[..., {cols}]")
+        return lines
+
+    def gemm_backward(self, g: Gemm) -> list[str]:
+        if g.context == STATIC:
+            return [f"{g.operand_grad} = _mm({g.grad_buffer}, {g.weight})"]
+        return [f"{g.operand_grad} = {g.grad_buffer}[t] @ {g.weight}"]
+
+    def block_lines(self, block, loop: bool, backward: bool) -> list[str]:
+        printer = self.printer(loop, backward)
+        if not block.assigns and not block.stores:
+            return []
+        lines = [f"# fused pointwise block: {block.ops} operations"] if block.assigns else []
+        for sym, e in block.assigns:
+            lines.append(f"{sym.name} = {self.print(printer, e)}")
+        for st in block.stores:
+            index = "t" if loop else "..."
+            if st.gemm is not None and st.gemm.stacked:
+                cols = self.offsets(st.gemm)[st.index]
+                index = f"t, :, {cols}" if loop else f"..., {cols}"
+            lines.append(f"{st.buffer}[{index}] = {st.value.name}")
+        return lines
+
+    def ops_lines(self, ops, loop: bool, backward: bool) -> list[str]:
+        lines: list[str] = []
+        for op in ops:
+            if isinstance(op, GemmOp):
+                g = op.gemm
+                label = self.plan.derived.node(g.operand).label
+                what = "adjoint of " if op.backward else ""
+                lines.append(f"# GEMM: {what}{', '.join(g.weights)} times {label}")
+                lines += self.gemm_backward(g) if op.backward else self.gemm_forward(g)
+            else:
+                lines += self.block_lines(op.block, loop, backward)
+        return lines
+
+    def forward_saves(self) -> list[str]:
+        lines = []
+        for s in self.cell.states:
+            lines.append(f"{s.label}_all[t + 1] = {self.cell.updates[s.label]}")
+        if self.plan.kind_of(self.cell.output) not in ("state_new",):
+            lines.append(f"outputs[t] = {self.cell.output}")
+        lines += [f"{n}_all[t] = {n}" for n in self.plan.saved_loop]
+        return lines
+
+    def backward_loads(self) -> list[str]:
+        lines = []
+        for s in self.cell.states:
+            if s.label in self.plan.saved_states:
+                lines.append(f"{s.name} = {s.label}_all[t]")
+                lines.append(f"{self.cell.updates[s.label]} = {s.label}_all[t + 1]")
+        lines += [f"{n} = {n}_all[t]" for n in self.plan.saved_loop]
+        return _only_used(lines, self.plan)
+
+    def carry_lines(self) -> list[str]:
+        lines = []
+        for s in self.cell.states:
+            e = self.plan.carries[s.label]
+            if e == 0:
+                lines.append(f"d_{s.label}_next = np.zeros((B, {self.size_var(s.size)}), dtype)")
+            else:
+                lines.append(f"d_{s.label}_next = {self.print(self.printer(True, True), e)}")
+        return lines
+
+    def weight_grad_lines(self) -> list[str]:
+        lines = []
+        for g in self.plan.gemms:
+            if g.stacked:
+                lines.append(f"d_{g.weight} = _outer({g.grad_buffer}, {self.history(g.operand)})")
+                for w, cols in zip(g.weights, self.offsets(g), strict=True):
+                    lines.append(f'd_params["{w}"] = d_{g.weight}[{cols}]')
+            else:
+                lines.append(f'd_params["{g.weight}"] = _outer({g.grad_buffer}, '
+                             f"{self.history(g.operand)})")
+        printer = self.printer(False, True)
+        for p, parts in self.plan.param_grads.items():
+            if parts:
+                total = " + ".join(f"{self.print(printer, part)}.sum(axis=(0, 1))"
+                                   for part in parts)
+            else:
+                total = f'np.zeros_like(params["{p}"])'
+            lines.append(f'd_params["{p}"] = {total}')
+        return lines
+
+    def size_of_node(self, name: str) -> str:
+        return self.size_var(self.plan.derived.node(name).size)
+
+    def forward_allocs(self) -> list[str]:
+        lines = [f"{s.label}_all = np.empty((T + 1, B, {self.size_var(s.size)}), dtype)"
+                 for s in self.cell.states]
+        if self.plan.kind_of(self.cell.output) != "state_new":
+            lines.append(f"outputs = np.empty((T, B, {self.size_of_node(self.cell.output)}), dtype)")
+        lines += [f"{n}_all = np.empty((T, B, {self.size_of_node(n)}), dtype)"
+                  for n in self.plan.saved_loop]
+        return lines
+
+    def outputs_expr(self) -> str:
+        out = self.cell.output
+        if self.plan.kind_of(out) == "state_new":
+            return f"{self.state_label(out)}_all[1:]"
+        return "outputs"
+
+    def cache_entries(self) -> list[tuple[str, str]]:
+        entries = [(s, s) for s in self.plan.saved_static if s != self.cell.input.name]
+        if self.cell.input.name in self.plan.saved_static:
+            entries.insert(0, ("x", "x"))
+        entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
+        entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]
+        return entries
+
+    def backward_allocs(self) -> list[str]:
+        lines = []
+        gemm_of = {g.grad_buffer: g for g in self.plan.gemms}
+        buffers = [(g.grad_buffer, f"{g.weight}.shape[0]") for g in self.plan.gemms]
+        buffers += [(name, self.size_var(size)) for name, size in self.plan.loop_buffers]
+        buffers.sort(key=lambda b: b[0] in self.plan.views)  # views after their bases
+        for name, width in buffers:
+            view = self.plan.views.get(name)
+            if view is None:
+                lines.append(f"{name} = np.empty((T, B, {width}), dtype)")
+            elif view[1] is None:
+                lines.append(f"{name} = {view[0]}  # the same adjoints")
+            else:
+                cols = self.offsets(gemm_of[view[0]])[view[1]]
+                lines.append(f"{name} = {view[0]}[..., {cols}]  # a view: no copy")
+        return lines
+
+    def helpers(self) -> list[str]:
+        names = set(self.used_helpers)
+        for h in list(names):
+            names.update(HELPER_NEEDS.get(h, []))
+        return [NUMPY_HELPERS[h] for h in sorted(names)]
+
+
+def _plain(e: sympy.Expr) -> str:
+    return str(e).replace("*", " * ") if e != 0 else "0"
+
+
+def prune_assignments(lines: list[str], body: list[str]) -> list[str]:
+    """Keep the `name = ...` lines whose name the body (or a later kept line) reads."""
+    def code(text: str) -> str:  # without string literals and comments
+        return re.sub(r'"[^"]*"|#.*', "", text)
+
+    text = code("\n".join(body))
+    kept: list[str] = []
+    for line in reversed(lines):
+        name = line.split(" = ")[0].strip()
+        if re.search(rf"\b{re.escape(name)}\b", text):
+            kept.append(line)
+            text += "\n" + code(line)
+    return kept[::-1]
+
+
+def _only_used(lines: list[str], plan: Plan) -> list[str]:
+    """Drop loads of values that no backward block reads."""
+    used: set[str] = set()
+    for op in plan.loop_backward:
+        if isinstance(op, BlockOp):
+            for _, e in op.block.assigns:
+                used |= {s.name for s in e.free_symbols}
+    return [ln for ln in lines if ln.split(" = ")[0] in used]

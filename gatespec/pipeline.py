@@ -1,0 +1,43 @@
+"""The driver: one line per stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gatespec import cells
+from gatespec.build import build
+from gatespec.derive import derive
+from gatespec.emit import emit_numpy
+from gatespec.errors import UsageError
+from gatespec.parse import parse
+from gatespec.schedule import Plan, schedule
+
+TARGETS = ("numpy",)
+
+
+def load_source(spec: str) -> tuple[str, str]:
+    """A built-in cell name or a path to a .gate file → (text, display path)."""
+    path = Path(spec)
+    if spec.endswith(".gate") or path.exists():
+        try:
+            return path.read_text("utf-8"), spec
+        except OSError as exc:
+            raise UsageError(f"cannot read {spec}: {exc.strerror}") from None
+    if spec in cells.names():
+        return cells.source(spec), f"gatespec/cells/{spec}.gate"
+    raise UsageError(f"'{spec}' is neither a .gate file nor a built-in cell "
+                     f"(built-in: {', '.join(cells.names())})")
+
+
+def plan_for(spec: str) -> Plan:
+    text, path = load_source(spec)
+    return schedule(derive(build(parse(text, path))))
+
+
+def generate(spec: str, target: str = "numpy") -> dict[str, str]:
+    """File name → text of the generated files for one cell."""
+    plan = plan_for(spec)
+    source_name = Path(plan.cell.path).name
+    if target == "numpy":
+        return {f"{plan.cell.name}_numpy.py": emit_numpy(plan, source_name)}
+    raise UsageError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")

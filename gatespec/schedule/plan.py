@@ -1,0 +1,122 @@
+"""The execution plan: what the emitters print, target by target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from gatespec import ir
+from gatespec.derive import Derived
+
+STATIC, LOOP = "static", "loop"
+
+
+@dataclass
+class Gemm:
+    """Products of several weights with one operand, computed as one matrix product."""
+
+    key: str
+    context: str
+    level: int
+    operand: str
+    operand_size: str
+    weights: list[str]
+    outputs: list[str]  # MatMul node names, in weight order
+    out_sizes: list[str]
+
+    @property
+    def stacked(self) -> bool:
+        return len(self.weights) > 1
+
+    @property
+    def weight(self) -> str:
+        return f"W_stack_{self.key}" if self.stacked else self.weights[0]
+
+    @property
+    def product(self) -> str:
+        return f"mm_{self.key}" if self.stacked else self.outputs[0]
+
+    @property
+    def grad_buffer(self) -> str:
+        return f"d_mm_{self.key}"
+
+    @property
+    def operand_grad(self) -> str:
+        return f"d_{self.operand}_gemm"
+
+
+@dataclass
+class Store:
+    """After a block: buffer[t] (loop) or buffer (static) = value, or one GEMM slice of it."""
+
+    buffer: str
+    value: sympy.Symbol
+    gemm: Gemm | None = None
+    index: int = 0
+
+
+@dataclass
+class Block:
+    assigns: list[tuple[sympy.Symbol, sympy.Expr]]
+    stores: list[Store] = field(default_factory=list)
+
+    @property
+    def ops(self) -> int:
+        return sum(sympy.count_ops(e) for _, e in self.assigns)
+
+
+@dataclass
+class GemmOp:
+    gemm: Gemm
+    backward: bool = False
+
+
+@dataclass
+class BlockOp:
+    block: Block
+
+
+Op = GemmOp | BlockOp
+
+
+@dataclass
+class Plan:
+    derived: Derived
+    gemms: list[Gemm]
+    static_forward: list[Op]
+    loop_forward: list[Op]
+    loop_backward: list[Op]
+    static_backward: list[Op]
+    saved_loop: list[str]  # loop node values stored per step for the backward pass
+    saved_static: list[str]  # static node values (and the input) kept for the backward pass
+    saved_states: list[str]  # states whose history (T + 1 values) the backward pass reads
+    loop_buffers: list[tuple[str, str]]  # per-step adjoint buffers: (name, size name)
+    param_grads: dict[str, list[sympy.Expr]]  # bias/diagonal parameter -> arrays whose sums add up
+    carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
+    input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
+    views: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # see alias.py
+
+    @property
+    def cell(self) -> ir.Cell:
+        return self.derived.cell
+
+    def kind_of(self, name: str) -> str:
+        """How a symbol is stored: input, state_prev, state_new, static, loop, param."""
+        return self._kinds.get(name, "local")
+
+    def __post_init__(self) -> None:
+        d = self.derived
+        kinds: dict[str, str] = {d.cell.input.name: "input"}
+        for s in d.cell.states:
+            kinds[s.name] = "state_prev"
+        for new in d.cell.updates.values():
+            kinds[new] = "state_new"
+        for n in d.nodes:
+            if n.name not in kinds:
+                kinds[n.name] = "static" if n.name in d.static else "loop"
+        for p in d.cell.params:
+            kinds[p] = "param"
+        self._kinds = kinds
+
+
