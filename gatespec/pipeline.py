@@ -12,6 +12,8 @@ from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
+__all__ = ["generate", "load_source", "parse", "plan_for"]
+
 TARGETS = ("numpy",)
 
 

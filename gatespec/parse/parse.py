@@ -70,14 +70,15 @@ def _describe(token_type: str, value: str | None = None) -> str:
 def _parse_error(exc: lark.exceptions.UnexpectedInput, source: str, path: str) -> ParseError:
     line, column = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        char = source.splitlines()[line - 1][column - 1 : column] if source else ""
-        message = f"unexpected character {char!r}"
+        message = f"unexpected character {source[exc.pos_in_stream]!r}"
     elif isinstance(exc, lark.exceptions.UnexpectedToken):
         tok = exc.token
-        if tok.type == "$END":
-            lines = source.splitlines() or [""]
+        # A newline with only blank space after it (the parser adds one) is the end of the file.
+        at_end = tok.type == "$END" or (tok.type == "_NL" and not source[tok.start_pos:].strip())
+        if at_end:
+            lines = source.rstrip().splitlines() or [""]
             line, column = len(lines), len(lines[-1]) + 1
-        found = _describe(tok.type, str(tok))
+        found = _describe("$END" if at_end else tok.type, str(tok))
         expected = sorted({_describe(t) for t in exc.expected if not t.startswith("__")})
         message = f"unexpected {found}"
         if expected and len(expected) <= 6:
@@ -143,6 +144,8 @@ class _Builder:
 
     def latex_decl(self, item: lark.Tree) -> None:
         name, text = item.children
+        if str(name) in self.cell.latex:
+            raise ParseError(f"the latex of '{name}' is given twice", self.span(name))
         self.cell.latex[str(name)] = (str(text)[1:-1], self.span(name))
 
     def assign(self, item: lark.Tree) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from gatespec.cli import main
+
+sys.exit(main())

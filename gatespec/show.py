@@ -1,0 +1,79 @@
+"""`gatespec show`: a plan as plain text: parameters, forward statements, adjoints."""
+
+from __future__ import annotations
+
+from gatespec.derive import functions as fn
+from gatespec.derive.functions import DESCRIPTIONS
+from gatespec.emit.printer import CodePrinter
+from gatespec.schedule import GemmOp, Plan
+
+
+def _printer() -> CodePrinter:
+    """Spell every function by its name in the cell language (helpers by their own names)."""
+    spell = {}
+    for cls in fn.Elementwise.__subclasses__():
+        arity = cls.nargs.args[0] if hasattr(cls.nargs, "args") else 1
+        spell[cls] = f"{cls.__name__}(" + ", ".join(f"{{{k}}}" for k in range(arity)) + ")"
+    return CodePrinter(spell)
+
+
+def render_plan(plan: Plan) -> str:
+    cell = plan.cell
+    pr = _printer()
+    out = [f"cell {cell.name}: {cell.description}", ""]
+    out.append("sizes:  " + ", ".join(cell.sizes))
+    out.append(f"input:  {cell.input.label} [{cell.input.size}]")
+    out.append("states: " + ", ".join(f"{s.label} [{s.size}]" for s in cell.states))
+    out.append(f"output: {cell.output_label}")
+    out.append("")
+    out.append("parameters:")
+    width = max((len(p) for p in cell.params), default=0)
+    for p in cell.params.values():
+        out.append(f"  {p.name.ljust(width)}  ({', '.join(p.shape)})  {p.role} "
+                   f"(line {p.line}, {p.owner})")
+    out.append("")
+    out.append("names: x_prev = x_{t-1}, x_new = x_t for a state x; m_ab = W_ab @ b; "
+               "s_a = input-only terms; d_v = dL/dv")
+    sections = [
+        ("forward, once for all time steps", plan.static_forward),
+        ("forward, each time step", plan.loop_forward),
+        ("backward, each time step (t = T-1 .. 0)", plan.loop_backward),
+        ("backward, once for all time steps", plan.static_backward),
+    ]
+    for title, ops in sections:
+        if not ops:
+            continue
+        out.append("")
+        out.append(f"{title}:")
+        for op in ops:
+            if isinstance(op, GemmOp):
+                g = op.gemm
+                if op.backward:
+                    out.append(f"  d_{g.operand}_gemm = d_[{', '.join(g.outputs)}] @ "
+                               f"[{', '.join(g.weights)}]   (one GEMM)")
+                else:
+                    out.append(f"  [{', '.join(g.outputs)}] = {g.operand} @ "
+                               f"[{', '.join(g.weights)}]^T   (one GEMM)")
+            else:
+                for sym, e in op.block.assigns:
+                    out.append(f"  {sym.name} = {pr.expr(e)}")
+                for st in op.block.stores:
+                    target = f"d_{st.gemm.outputs[st.index]}" if st.gemm else st.buffer
+                    out.append(f"  {target} = {pr.expr(st.value)}")
+    out.append("")
+    out.append("state gradients passed to the previous step: " + ", ".join(
+        f"d_{k}_next = {pr.expr(v)}" for k, v in plan.carries.items()))
+    out.append("weight gradients: one GEMM per stacked weight after the loop; "
+               "bias and diagonal gradients: sums over time and batch")
+    saved = [*plan.saved_static, *(f"{s} history" for s in plan.saved_states), *plan.saved_loop]
+    out.append("saved for backward: " + ", ".join(saved))
+    used = sorted({n for n in DESCRIPTIONS if n in _text(out)})
+    if used:
+        out.append("")
+        out.append("functions:")
+        out.extend(f"  {n}: {DESCRIPTIONS[n]}" for n in used)
+    return "\n".join(out) + "\n"
+
+
+def _text(lines: list[str]) -> str:
+    return "\n".join(lines)
