@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -15,3 +16,12 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_golden(request):
     return request.config.getoption("--update-golden")
+
+
+def require_torch():
+    """torch, or a skip on a developer machine without it; in CI (CI set) a missing torch fails."""
+    if os.environ.get("CI"):
+        import torch
+
+        return torch
+    return pytest.importorskip("torch")

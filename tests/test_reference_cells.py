@@ -8,6 +8,7 @@
 
 import numpy as np
 import pytest
+from conftest import require_torch
 
 try:  # tests/ on sys.path (pytest "prepend" mode, no tests/__init__.py)
     import reference_cells as rc
@@ -123,7 +124,7 @@ def test_api_shapes_and_zero_state(name):
 
 
 def _torch_case(name, seed=0):
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
     torch.manual_seed(seed)
     mod_cls = {"lstm": torch.nn.LSTM, "gru_torch": torch.nn.GRU, "srnn": torch.nn.RNN}[name]
     kw = {"nonlinearity": "tanh"} if name == "srnn" else {}
