@@ -351,7 +351,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="T=20 and fewer repeats")
     args = parser.parse_args(argv)
-    T, repeats, codegen_runs = (20, 3, 3) if args.quick else (100, 7, 5)
+    T, repeats, codegen_runs = (20, 5, 3) if args.quick else (100, 15, 5)
 
     wall_start = time.perf_counter()
     print(f"numpy {np.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")

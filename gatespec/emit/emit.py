@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jinja2
 
-from gatespec.emit.numpy_target import NumpyLines, prune_assignments
+from gatespec.emit.dialects import NUMPY
+from gatespec.emit.lines import ModuleLines, prune_assignments
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
 
@@ -41,7 +42,7 @@ def environment() -> jinja2.Environment:
 
 def emit_numpy(plan: Plan, source_name: str) -> str:
     cell = plan.cell
-    lines = NumpyLines(plan)
+    lines = ModuleLines(plan, NUMPY)
     static_forward = lines.ops_lines(plan.static_forward, loop=False, backward=False)
     loop_forward = lines.ops_lines(plan.loop_forward, loop=True, backward=False)
     loop_backward = lines.ops_lines(plan.loop_backward, loop=True, backward=True)
@@ -127,7 +128,7 @@ def _role_text(p) -> str:
     }[p.role]
 
 
-def _input_grad(lines: NumpyLines, plan: Plan) -> str:
+def _input_grad(lines: ModuleLines, plan: Plan) -> str:
     e = plan.input_grad
     if e == 0:
         return f"np.zeros((T, B, size_{plan.cell.input.size}), dtype)"

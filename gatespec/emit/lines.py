@@ -1,4 +1,8 @@
-"""Plan → the lines of a NumPy module. The template arranges them; the maths is printed here."""
+"""Plan → the printed lines of a Python module (NumPy or PyTorch).
+
+The template arranges these lines; the maths is printed here, through a dialect
+that knows how its array library spells allocation, concatenation and sums.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,18 @@ import re
 import sympy
 
 from gatespec import ir
-from gatespec.emit.printer import HELPER_NEEDS, NUMPY_FUNCTIONS, NUMPY_HELPERS, CodePrinter
+from gatespec.emit.dialects import Dialect
+from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
 from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, Plan
 
 
-class NumpyLines:
+class ModuleLines:
     """Builds every printed line of the module for one plan."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, dialect: Dialect):
         self.plan = plan
+        self.dx = dialect
         self.cell = plan.cell
         self.used_helpers: set[str] = set()
 
@@ -33,7 +39,7 @@ class NumpyLines:
                     names[n] = f"{n}[t]"
             if backward:
                 names["d_out"] = "d_outputs[t]"
-        return CodePrinter(NUMPY_FUNCTIONS, names)
+        return CodePrinter(self.dx.functions, names)
 
     def print(self, printer: CodePrinter, e: sympy.Expr) -> str:
         text = printer.expr(e)
@@ -87,13 +93,13 @@ class NumpyLines:
         lines = []
         for g in self.plan.gemms:
             if g.stacked:
-                lines.append(f"{g.weight} = np.concatenate([{', '.join(g.weights)}])")
+                lines.append(f"{g.weight} = {self.dx.concat(g.weights)}")
         return lines
 
     def gemm_forward(self, g: Gemm) -> list[str]:
         if g.context == STATIC:
             operand = g.operand if g.operand != self.cell.input.name else "x"
-            lines = [f"{g.product} = _mm({operand}, {g.weight}.T)"]
+            lines = [f"{g.product} = {self.dx.matmul_all(operand, g.weight + '.T')}"]
         else:
             operand = self.print(self.printer(True), ir.symbol(g.operand))
             lines = [f"{g.product} = {operand} @ {g.weight}.T"]
@@ -104,7 +110,7 @@ class NumpyLines:
 
     def gemm_backward(self, g: Gemm) -> list[str]:
         if g.context == STATIC:
-            return [f"{g.operand_grad} = _mm({g.grad_buffer}, {g.weight})"]
+            return [f"{g.operand_grad} = {self.dx.matmul_all(g.grad_buffer, g.weight)}"]
         return [f"{g.operand_grad} = {g.grad_buffer}[t] @ {g.weight}"]
 
     def block_lines(self, block, loop: bool, backward: bool) -> list[str]:
@@ -158,7 +164,7 @@ class NumpyLines:
         for s in self.cell.states:
             e = self.plan.carries[s.label]
             if e == 0:
-                lines.append(f"d_{s.label}_next = np.zeros((B, {self.size_var(s.size)}), dtype)")
+                lines.append(f"d_{s.label}_next = {self.dx.zeros(f'B, {self.size_var(s.size)}')}")
             else:
                 lines.append(f"d_{s.label}_next = {self.print(self.printer(True, True), e)}")
         return lines
@@ -176,10 +182,9 @@ class NumpyLines:
         printer = self.printer(False, True)
         for p, parts in self.plan.param_grads.items():
             if parts:
-                total = " + ".join(f"{self.print(printer, part)}.sum(axis=(0, 1))"
-                                   for part in parts)
+                total = " + ".join(self.dx.sum01(self.print(printer, part)) for part in parts)
             else:
-                total = f'np.zeros_like(params["{p}"])'
+                total = self.dx.zeros_like(f'params["{p}"]')
             lines.append(f'd_params["{p}"] = {total}')
         return lines
 
@@ -187,11 +192,12 @@ class NumpyLines:
         return self.size_var(self.plan.derived.node(name).size)
 
     def forward_allocs(self) -> list[str]:
-        lines = [f"{s.label}_all = np.empty((T + 1, B, {self.size_var(s.size)}), dtype)"
+        lines = [f"{s.label}_all = {self.dx.empty(f'T + 1, B, {self.size_var(s.size)}')}"
                  for s in self.cell.states]
         if self.plan.kind_of(self.cell.output) != "state_new":
-            lines.append(f"outputs = np.empty((T, B, {self.size_of_node(self.cell.output)}), dtype)")
-        lines += [f"{n}_all = np.empty((T, B, {self.size_of_node(n)}), dtype)"
+            size = self.size_of_node(self.cell.output)
+            lines.append(f"outputs = {self.dx.empty(f'T, B, {size}')}")
+        lines += [f"{n}_all = {self.dx.empty(f'T, B, {self.size_of_node(n)}')}"
                   for n in self.plan.saved_loop]
         return lines
 
@@ -218,7 +224,7 @@ class NumpyLines:
         for name, width in buffers:
             view = self.plan.views.get(name)
             if view is None:
-                lines.append(f"{name} = np.empty((T, B, {width}), dtype)")
+                lines.append(f"{name} = {self.dx.empty(f'T, B, {width}')}")
             elif view[1] is None:
                 lines.append(f"{name} = {view[0]}  # the same adjoints")
             else:
@@ -229,8 +235,8 @@ class NumpyLines:
     def helpers(self) -> list[str]:
         names = set(self.used_helpers)
         for h in list(names):
-            names.update(HELPER_NEEDS.get(h, []))
-        return [NUMPY_HELPERS[h] for h in sorted(names)]
+            names.update(self.dx.helper_needs.get(h, []))
+        return [self.dx.helpers[h] for h in sorted(names)]
 
 
 def _plain(e: sympy.Expr) -> str:

@@ -1,0 +1,154 @@
+"""How each array library spells what the generated code needs.
+
+A dialect is configuration, not logic (after SymForce's backend configs): the
+spelling of every element-wise function, the helpers a module defines when its
+expressions use them, and the few array operations the line builder prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gatespec.derive import functions as fn
+
+Spelling = str | Callable[[list[str], tuple], str]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    functions: dict[type, Spelling]
+    helpers: dict[str, str]
+    helper_needs: dict[str, list[str]] = field(default_factory=dict)
+    empty_fmt: str = ""
+    zeros_fmt: str = ""
+    concat_fmt: str = ""
+    sum01_fmt: str = ""
+    zeros_like_fmt: str = ""
+    matmul_all_fmt: str = ""
+
+    def empty(self, shape: str) -> str:
+        return self.empty_fmt.format(shape=shape)
+
+    def zeros(self, shape: str) -> str:
+        return self.zeros_fmt.format(shape=shape)
+
+    def concat(self, names: list[str]) -> str:
+        return self.concat_fmt.format(items=", ".join(names))
+
+    def sum01(self, expr: str) -> str:
+        return self.sum01_fmt.format(expr)
+
+    def zeros_like(self, expr: str) -> str:
+        return self.zeros_like_fmt.format(expr)
+
+    def matmul_all(self, a: str, w: str) -> str:
+        """a @ w for an array with any number of leading axes, as one matrix product."""
+        return self.matmul_all_fmt.format(a, w)
+
+
+NUMPY = Dialect(
+    name="numpy",
+    functions={
+        fn.Sigmoid: "_sigmoid({0})",
+        fn.Tanh: "np.tanh({0})",
+        fn.Relu: "np.maximum({0}, 0)",
+        fn.Exp: "np.exp({0})",
+        fn.Log: "np.log({0})",
+        fn.Softplus: "np.logaddexp(0, {0})",
+        fn.LogSigmoid: "_logsigmoid({0})",
+        fn.HardSigmoid: "np.clip({0} / 6 + 0.5, 0, 1)",
+        fn.HardTanh: "np.clip({0}, -1, 1)",
+        fn.Abs: "np.abs({0})",
+        fn.Sqrt: "np.sqrt({0})",
+        fn.Softsign: "_softsign({0})",
+        fn.Silu: "_silu({0})",
+        fn.Max: "np.maximum({0}, {1})",
+        fn.Min: "np.minimum({0}, {1})",
+        fn.Expm1: "np.expm1({0})",
+        fn.Sign: "np.sign({0})",
+        fn.Positive: "({0} > 0).astype(dtype)",
+        fn.InUnit: "(({0} > 0) & ({0} < 1)).astype(dtype)",
+        fn.InSymmetricUnit: "(np.abs({0}) < 1).astype(dtype)",
+        fn.GreaterEqual: "({0} >= {1}).astype(dtype)",
+        fn.Less: "({0} < {1}).astype(dtype)",
+    },
+    # Each helper is numerically stable for arguments of any size (no overflow warnings).
+    helpers={
+        "_sigmoid": (
+            "def _sigmoid(a):\n"
+            '    """Logistic function via tanh: exact to rounding, no overflow for any a."""\n'
+            "    return 0.5 * np.tanh(0.5 * a) + 0.5\n"
+        ),
+        "_logsigmoid": "def _logsigmoid(a):\n    return -np.logaddexp(0, -a)\n",
+        "_softsign": "def _softsign(a):\n    return a / (1 + np.abs(a))\n",
+        "_silu": "def _silu(a):\n    return a * _sigmoid(a)\n",
+    },
+    helper_needs={"_silu": ["_sigmoid"]},
+    empty_fmt="np.empty(({shape}), dtype)",
+    zeros_fmt="np.zeros(({shape}), dtype)",
+    concat_fmt="np.concatenate([{items}])",
+    sum01_fmt="{}.sum(axis=(0, 1))",
+    zeros_like_fmt="np.zeros_like({})",
+    matmul_all_fmt="_mm({}, {})",
+)
+
+
+def _torch_extremum(name: str, clamp: str) -> Callable[[list[str], tuple], str]:
+    """torch.maximum needs two tensors; against a constant use clamp(min=/max=)."""
+
+    def spell(args: list[str], exprs: tuple) -> str:
+        if exprs[1].is_Number:
+            return f"torch.clamp({args[0]}, {clamp}={args[1]})"
+        if exprs[0].is_Number:
+            return f"torch.clamp({args[1]}, {clamp}={args[0]})"
+        return f"torch.{name}({args[0]}, {args[1]})"
+
+    return spell
+
+
+def _torch_compare(op: str) -> Callable[[list[str], tuple], str]:
+    return lambda args, exprs: f"({args[0]} {op} {args[1]}).to(dtype)"
+
+
+TORCH = Dialect(
+    name="torch",
+    functions={
+        fn.Sigmoid: "torch.sigmoid({0})",
+        fn.Tanh: "torch.tanh({0})",
+        fn.Relu: "torch.relu({0})",
+        fn.Exp: "torch.exp({0})",
+        fn.Log: "torch.log({0})",
+        fn.Softplus: "_softplus({0})",
+        fn.LogSigmoid: "F.logsigmoid({0})",
+        fn.HardSigmoid: "F.hardsigmoid({0})",
+        fn.HardTanh: "torch.clamp({0}, -1, 1)",
+        fn.Abs: "torch.abs({0})",
+        fn.Sqrt: "torch.sqrt({0})",
+        fn.Softsign: "F.softsign({0})",
+        fn.Silu: "F.silu({0})",
+        fn.Max: _torch_extremum("maximum", "min"),
+        fn.Min: _torch_extremum("minimum", "max"),
+        fn.Expm1: "torch.expm1({0})",
+        fn.Sign: "torch.sign({0})",
+        fn.Positive: "({0} > 0).to(dtype)",
+        fn.InUnit: "(({0} > 0) & ({0} < 1)).to(dtype)",
+        fn.InSymmetricUnit: "(torch.abs({0}) < 1).to(dtype)",
+        fn.GreaterEqual: _torch_compare(">="),
+        fn.Less: _torch_compare("<"),
+    },
+    helpers={
+        "_softplus": (
+            "def _softplus(a):\n"
+            '    """log(1 + exp(a)) without a threshold: exact for every a."""\n'
+            "    return torch.logaddexp(a, torch.zeros((), dtype=a.dtype, device=a.device))\n"
+        ),
+    },
+    empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",
+    zeros_fmt="torch.zeros(({shape}), dtype=dtype, device=device)",
+    concat_fmt="torch.cat([{items}])",
+    sum01_fmt="{}.sum(dim=(0, 1))",
+    zeros_like_fmt="torch.zeros_like({})",
+    matmul_all_fmt="({} @ {})",
+)
