@@ -21,8 +21,8 @@ class Span:
     length: int = 1
 
     def source_line(self) -> str:
-        lines = self.source.splitlines()
-        return lines[self.line - 1] if 0 < self.line <= len(lines) else ""
+        lines = self.source.split("\n")  # as the parser counts lines: only \n ends one
+        return lines[self.line - 1].rstrip("\r") if 0 < self.line <= len(lines) else ""
 
 
 class GatespecError(Exception):

@@ -69,11 +69,12 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params):
+def forward(x, state0, params, keep_cache=True):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
-    for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache).
+    for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
+    with keep_cache=False nothing is saved for backward() and cache is None.
     """
     T, B = x.shape[:2]
     dtype = x.dtype
@@ -90,10 +91,11 @@ def forward(x, state0, params):
     W_stack_x = np.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = np.concatenate([W_rh, W_zh])
     h_all = np.empty((T + 1, B, size_hidden), dtype)
-    r_all = np.empty((T, B, size_hidden), dtype)
-    z_all = np.empty((T, B, size_hidden), dtype)
-    n_in1_all = np.empty((T, B, size_hidden), dtype)
-    n_all = np.empty((T, B, size_hidden), dtype)
+    if keep_cache:
+        r_all = np.empty((T, B, size_hidden), dtype)
+        z_all = np.empty((T, B, size_hidden), dtype)
+        n_in1_all = np.empty((T, B, size_hidden), dtype)
+        n_all = np.empty((T, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     h_all[0] = state0[0]
@@ -105,9 +107,12 @@ def forward(x, state0, params):
     m_zx = mm_x[..., size_hidden:2 * size_hidden]
     m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
     # fused pointwise block: 3 operations
-    s_r = b_r + m_rx
-    s_z = b_z + m_zx
-    s_n = b_n + m_nx
+    s_r = m_rx
+    s_r += b_r
+    s_z = m_zx
+    s_z += b_z
+    s_n = m_nx
+    s_n += b_n
 
     for t in range(T):
         h_prev = h_all[t]
@@ -125,11 +130,15 @@ def forward(x, state0, params):
         n = np.tanh(m_nh + s_n[t])
         h_new = h_prev*z + n*(1 - z)
         h_all[t + 1] = h_new
-        r_all[t] = r
-        z_all[t] = z
-        n_in1_all[t] = n_in1
-        n_all[t] = n
+        if keep_cache:
+            r_all[t] = r
+            z_all[t] = z
+            n_in1_all[t] = n_in1
+            n_all[t] = n
 
+    final_state = (h_all[T],)
+    if not keep_cache:
+        return h_all[1:], final_state, None
     cache = {
         "shape": (T, B, dtype),
         "x": x,
@@ -139,7 +148,6 @@ def forward(x, state0, params):
         "n_in1_all": n_in1_all,
         "n_all": n_all,
     }
-    final_state = (h_all[T],)
     return h_all[1:], final_state, cache
 
 
@@ -227,5 +235,5 @@ def step(x_t, state, params):
 
     Returns (output, new_state).
     """
-    outputs, final_state, _ = forward(x_t[None], state, params)
+    outputs, final_state, _ = forward(x_t[None], state, params, keep_cache=False)
     return outputs[0], final_state

@@ -77,11 +77,12 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params):
+def forward(x, state0, params, keep_cache=True):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
-    for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache).
+    for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
+    with keep_cache=False nothing is saved for backward() and cache is None.
     """
     T, B = x.shape[:2]
     dtype = x.dtype
@@ -102,11 +103,12 @@ def forward(x, state0, params):
     W_stack_h = np.concatenate([W_ih, W_fh, W_gh, W_oh])
     h_all = np.empty((T + 1, B, size_hidden), dtype)
     c_all = np.empty((T + 1, B, size_hidden), dtype)
-    i_all = np.empty((T, B, size_hidden), dtype)
-    f_all = np.empty((T, B, size_hidden), dtype)
-    g_all = np.empty((T, B, size_hidden), dtype)
-    o_all = np.empty((T, B, size_hidden), dtype)
-    tanh_c_new_all = np.empty((T, B, size_hidden), dtype)
+    if keep_cache:
+        i_all = np.empty((T, B, size_hidden), dtype)
+        f_all = np.empty((T, B, size_hidden), dtype)
+        g_all = np.empty((T, B, size_hidden), dtype)
+        o_all = np.empty((T, B, size_hidden), dtype)
+        tanh_c_new_all = np.empty((T, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden, size_hidden))
     h_all[0] = state0[0]
@@ -120,10 +122,14 @@ def forward(x, state0, params):
     m_gx = mm_x[..., 2 * size_hidden:3 * size_hidden]
     m_ox = mm_x[..., 3 * size_hidden:4 * size_hidden]
     # fused pointwise block: 4 operations
-    s_i = b_i + m_ix
-    s_f = b_f + m_fx
-    s_g = b_g + m_gx
-    s_o = b_o + m_ox
+    s_i = m_ix
+    s_i += b_i
+    s_f = m_fx
+    s_f += b_f
+    s_g = m_gx
+    s_g += b_g
+    s_o = m_ox
+    s_o += b_o
 
     for t in range(T):
         h_prev = h_all[t]
@@ -144,12 +150,16 @@ def forward(x, state0, params):
         h_new = o*tanh_c_new
         h_all[t + 1] = h_new
         c_all[t + 1] = c_new
-        i_all[t] = i
-        f_all[t] = f
-        g_all[t] = g
-        o_all[t] = o
-        tanh_c_new_all[t] = tanh_c_new
+        if keep_cache:
+            i_all[t] = i
+            f_all[t] = f
+            g_all[t] = g
+            o_all[t] = o
+            tanh_c_new_all[t] = tanh_c_new
 
+    final_state = (h_all[T], c_all[T])
+    if not keep_cache:
+        return h_all[1:], final_state, None
     cache = {
         "shape": (T, B, dtype),
         "x": x,
@@ -161,7 +171,6 @@ def forward(x, state0, params):
         "o_all": o_all,
         "tanh_c_new_all": tanh_c_new_all,
     }
-    final_state = (h_all[T], c_all[T])
     return h_all[1:], final_state, cache
 
 
@@ -259,5 +268,5 @@ def step(x_t, state, params):
 
     Returns (output, new_state).
     """
-    outputs, final_state, _ = forward(x_t[None], state, params)
+    outputs, final_state, _ = forward(x_t[None], state, params, keep_cache=False)
     return outputs[0], final_state

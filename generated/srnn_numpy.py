@@ -48,11 +48,12 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params):
+def forward(x, state0, params, keep_cache=True):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
-    for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache).
+    for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
+    with keep_cache=False nothing is saved for backward() and cache is None.
     """
     T, B = x.shape[:2]
     dtype = x.dtype
@@ -69,7 +70,8 @@ def forward(x, state0, params):
     # GEMM: W_hx times x
     m_hx = _mm(x, W_hx.T)
     # fused pointwise block: 1 operations
-    s_h = b_h + m_hx
+    s_h = m_hx
+    s_h += b_h
 
     for t in range(T):
         h_prev = h_all[t]
@@ -79,12 +81,14 @@ def forward(x, state0, params):
         h_new = np.tanh(m_hh + s_h[t])
         h_all[t + 1] = h_new
 
+    final_state = (h_all[T],)
+    if not keep_cache:
+        return h_all[1:], final_state, None
     cache = {
         "shape": (T, B, dtype),
         "x": x,
         "h_all": h_all,
     }
-    final_state = (h_all[T],)
     return h_all[1:], final_state, cache
 
 
@@ -135,5 +139,5 @@ def step(x_t, state, params):
 
     Returns (output, new_state).
     """
-    outputs, final_state, _ = forward(x_t[None], state, params)
+    outputs, final_state, _ = forward(x_t[None], state, params, keep_cache=False)
     return outputs[0], final_state

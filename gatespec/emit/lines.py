@@ -119,7 +119,12 @@ class ModuleLines:
             return []
         lines = [f"# fused pointwise block: {block.ops} operations"] if block.assigns else []
         for sym, e in block.assigns:
-            lines.append(f"{sym.name} = {self.print(printer, e)}")
+            base = block.inplace.get(sym)
+            if base is None:
+                lines.append(f"{sym.name} = {self.print(printer, e)}")
+            else:  # accumulate into the product: it has no other reader
+                lines.append(f"{sym.name} = {base.name}")
+                lines.append(f"{sym.name} += {self.print(printer, e - base)}")
         for st in block.stores:
             index = "t" if loop else "..."
             if st.gemm is not None and st.gemm.stacked:
@@ -147,8 +152,10 @@ class ModuleLines:
             lines.append(f"{s.label}_all[t + 1] = {self.cell.updates[s.label]}")
         if self.plan.kind_of(self.cell.output) not in ("state_new",):
             lines.append(f"outputs[t] = {self.cell.output}")
-        lines += [f"{n}_all[t] = {n}" for n in self.plan.saved_loop]
         return lines
+
+    def forward_cache_saves(self) -> list[str]:
+        return [f"{n}_all[t] = {n}" for n in self.plan.saved_loop]
 
     def backward_loads(self) -> list[str]:
         lines = []
@@ -197,9 +204,11 @@ class ModuleLines:
         if self.plan.kind_of(self.cell.output) != "state_new":
             size = self.size_of_node(self.cell.output)
             lines.append(f"outputs = {self.dx.empty(f'T, B, {size}')}")
-        lines += [f"{n}_all = {self.dx.empty(f'T, B, {self.size_of_node(n)}')}"
-                  for n in self.plan.saved_loop]
         return lines
+
+    def forward_cache_allocs(self) -> list[str]:
+        return [f"{n}_all = {self.dx.empty(f'T, B, {self.size_of_node(n)}')}"
+                for n in self.plan.saved_loop]
 
     def outputs_expr(self) -> str:
         out = self.cell.output

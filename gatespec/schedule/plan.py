@@ -60,6 +60,8 @@ class Store:
 class Block:
     assigns: list[tuple[sympy.Symbol, sympy.Expr]]
     stores: list[Store] = field(default_factory=list)
+    # target -> a product it may overwrite (the product's only reader is this sum)
+    inplace: dict[sympy.Symbol, sympy.Symbol] = field(default_factory=dict)
 
     @property
     def ops(self) -> int:

@@ -90,8 +90,25 @@ class _Scheduler:
             assigns = [(ir.symbol(n.name), n.expr) for n in self.members(ctx)
                        if isinstance(n, ir.Pointwise) and level[n.name] == k]
             if assigns:
-                ops.append(BlockOp(Block(assigns)))
+                inplace = self.inplace_sums(assigns) if ctx == STATIC else {}
+                ops.append(BlockOp(Block(assigns, inplace=inplace)))
         return ops
+
+    def inplace_sums(self, assigns) -> dict[sympy.Symbol, sympy.Symbol]:
+        """Input-only sums such as `s_i = b_i + m_ix` may accumulate into the product they
+        read when nothing else reads it: one pass and no new (T, B, n) array."""
+        out = {}
+        for sym, e in assigns:
+            if not isinstance(e, sympy.Add):
+                continue
+            for term in sorted(e.args, key=lambda a: str(a)):
+                if (isinstance(term, sympy.Symbol) and term.name in self.consumers
+                        and isinstance(self.d.node(term.name), ir.MatMul)
+                        and self.consumers[term.name] == [sym.name]
+                        and term.name not in self.needed_later):
+                    out[sym] = term
+                    break
+        return out
 
     # -- backward ------------------------------------------------------------------
     def adjoint_terms(self, name: str, ctx: str, gemm_operands: set[str]) -> list[sympy.Expr]:
@@ -234,6 +251,7 @@ class _Scheduler:
                 param_grads[p] = parts
 
         saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop)
+        self.needed_later = set(saved)
         plan = Plan(
             derived=d,
             gemms=g_static + g_loop,
