@@ -46,8 +46,11 @@ class SpecError(GatespecError):
             text = f"error: {self.message}"
         else:
             s = self.span
-            line = s.source_line()
-            caret = " " * (s.column - 1) + "^" + "~" * max(0, min(s.length, len(line) - s.column + 1) - 1)
+            # control characters (a stray \r, a form feed) would garble the terminal
+            line = "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in s.source_line())
+            # keep tabs in the padding so the caret lines up under the column
+            pad = "".join(c if c == "\t" else " " for c in line[: s.column - 1])
+            caret = pad + "^" + "~" * max(0, min(s.length, len(line) - s.column + 1) - 1)
             text = f"{s.path}:{s.line}:{s.column}: error: {self.message}\n    {line}\n    {caret}"
         if self.note:
             text += f"\nnote: {self.note}"

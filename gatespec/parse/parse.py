@@ -103,6 +103,11 @@ class _Builder:
             n = (meta.end_column - meta.column) if meta.line == meta.end_line else 1
         return Span(self.cell.path, line, col, self.cell.source, length or max(n, 1))
 
+    def span_of_tree(self, item) -> Span:
+        while isinstance(item, lark.Tree) and not getattr(item.meta, "line", None):
+            item = item.children[0]
+        return self.span(item)
+
     def build(self, tree: lark.Tree) -> None:
         for item in tree.children:
             getattr(self, item.data)(item)
@@ -158,6 +163,9 @@ class _Builder:
         kind = node.data
         if kind == "number":
             tok = node.children[0]
+            mantissa, _, exponent = str(tok).lower().partition("e")
+            if exponent and abs(int(exponent)) > 300:  # beyond float64, and slow to hold exactly
+                raise ParseError(f"number {tok} is out of range", self.span(tok))
             return ast.Number(Fraction(str(tok)), str(tok), self.span(tok))
         if kind == "var":
             name, *prime = node.children
@@ -176,6 +184,9 @@ class _Builder:
                 if isinstance(a, lark.Tree) and a.data == "kwarg":
                     kname, kval = a.children
                     kws.append(ast.KwArg(str(kname), self.expr(kval), self.span(kname)))
+                elif kws:
+                    raise ParseError("an operand cannot follow a keyword argument",
+                                     self.span_of_tree(a))
                 else:
                     pos.append(self.expr(a))
             return ast.Call(str(name), tuple(pos), tuple(kws), self.span(name))

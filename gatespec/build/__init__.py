@@ -1,0 +1,5 @@
+"""Stage 2: syntax tree → checked cell IR."""
+
+from gatespec.build.build import build
+
+__all__ = ["build"]

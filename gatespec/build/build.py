@@ -1,0 +1,444 @@
+"""Syntax tree → cell IR: resolve names, check the cell, infer sizes, create parameters.
+
+Every user mistake raises CheckError at the line and column where it is.
+`linear(...)` becomes one MatMul node per operand plus a bias; `diag(v)` becomes
+a per-unit weight vector times `v`; the rest maps one to one onto SymPy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+
+import sympy
+
+from gatespec import ir
+from gatespec.build.names import name_problem, size_name_problem
+from gatespec.build.sizes import SCALAR, Sizes
+from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS
+from gatespec.errors import CheckError, Span
+from gatespec.parse import ast
+
+STRUCTURAL = ("linear", "diag")
+
+
+@dataclass
+class _Def:
+    """A name a statement may read: the input, a state's previous or new value, an intermediate."""
+
+    node: str  # IR node name
+    size: int
+    span: Span
+
+
+def build(cell_file: ast.CellFile) -> ir.Cell:
+    return _Builder(cell_file).run()
+
+
+def _suggest(name: str, choices) -> str | None:
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+class _Builder:
+    def __init__(self, cf: ast.CellFile):
+        self.cf = cf
+        self.sizes = Sizes()
+        self.nodes: list[ir.Node] = []
+        self.params: dict[str, ir.Param] = {}
+        self.param_spans: dict[str, Span] = {}
+        self.param_sizes: dict[str, tuple] = {}
+        self.defs: dict[str, _Def] = {}  # user label (h, h', i) -> definition
+        self.taken: set[str] = set()  # every IR node name
+
+    # -- declarations ---------------------------------------------------------------
+    def run(self) -> ir.Cell:
+        cf = self.cf
+        if cf.name is None:
+            raise CheckError("the cell has no name: start the file with `cell NAME`",
+                             Span(cf.path, 1, 1, cf.source))
+        self._check_name(cf.name, cf.name_span)
+        if not cf.inputs:
+            raise CheckError("the cell declares no input: add a line `input x`",
+                             Span(cf.path, 1, 1, cf.source))
+        if len(cf.inputs) > 1:
+            raise CheckError("a cell reads exactly one input sequence; declare one `input`",
+                             cf.inputs[1].span)
+        if not cf.states:
+            raise CheckError("the cell declares no state: add a line `state h`",
+                             Span(cf.path, 1, 1, cf.source))
+        self.sizes.names.extend(["input", "hidden"])
+        self.leaf_labels = {d.name for d in (*cf.inputs, *cf.states)}
+        decl = cf.inputs[0]
+        self._declare(decl, "input", decl.name)
+        for decl in cf.states:
+            self._declare(decl, "hidden", decl.name + "_prev")
+        self.input_leaf = ir.Leaf(cf.inputs[0].name, cf.inputs[0].name,
+                                  "", "input")  # size filled in at the end
+
+        self._collect_targets()
+        for stmt in cf.statements:
+            self._lower_statement(stmt)
+        self.nodes = self._toposort()
+        self._check_used()
+        return self._finish()
+
+    def _check_name(self, name: str, span: Span, is_input: bool = False) -> None:
+        problem = None if is_input and name == "x" else name_problem(name)
+        if problem:
+            raise CheckError(problem, span)
+
+    def _declare(self, decl: ast.VarDecl, default_size: str, node_name: str) -> None:
+        self._check_name(decl.name, decl.span, is_input=default_size == "input")
+        if decl.name in self.defs:
+            raise CheckError(f"'{decl.name}' is declared twice", decl.span)
+        if decl.size is not None:
+            problem = size_name_problem(decl.size)
+            if problem:
+                raise CheckError(problem, decl.size_span)
+        size = self.sizes.new(decl.size or default_size)
+        self.defs[decl.name] = _Def(node_name, size, decl.span)
+        self.taken.add(node_name)
+
+    def _collect_targets(self) -> None:
+        """Register every statement's target first: statements may come in any order."""
+        states = {d.name for d in self.cf.states}
+        inputs = {d.name for d in self.cf.inputs}
+        intermediates = {s.target.name for s in self.cf.statements if not s.target.primed}
+        self.target_of: dict[int, str] = {}
+        for k, stmt in enumerate(self.cf.statements):
+            t = stmt.target
+            if t.primed:
+                if t.name not in states:
+                    what = "the input" if t.name in inputs else (
+                        "an intermediate" if t.name in intermediates else "not declared")
+                    raise CheckError(
+                        f"'{t.label}' updates '{t.name}', which is not a state ({what})", t.span,
+                        note="only states have a next value; declare it with `state "
+                        f"{t.name}` or drop the prime")
+                if t.label in self.defs:
+                    raise CheckError(f"state '{t.name}' is updated twice", t.span,
+                                     note=f"first update at line {self.defs[t.label].span.line}")
+                node_name = t.name + "_new"
+                size = self.defs[t.name].size
+            else:
+                if t.name in states:
+                    raise CheckError(
+                        f"'{t.name}' is a state: write its update as {t.name}' = ...", t.span)
+                if t.name in inputs:
+                    raise CheckError(f"'{t.name}' is the input and cannot be assigned", t.span)
+                if t.name in self.defs:
+                    raise CheckError(f"'{t.name}' is defined twice", t.span,
+                                     note=f"first definition at line {self.defs[t.name].span.line}")
+                self._check_name(t.name, t.span)
+                node_name = t.name
+                size = self.sizes.new()
+            self.defs[t.label] = _Def(node_name, size, t.span)
+            self.taken.add(node_name)
+            self.target_of[k] = t.label
+        for decl in self.cf.states:
+            if decl.name + "'" not in self.defs:
+                raise CheckError(f"state '{decl.name}' has no update", decl.span,
+                                 note=f"add a line `{decl.name}' = ...`")
+
+    # -- statements ---------------------------------------------------------------
+    def _lower_statement(self, stmt: ast.Assign) -> None:
+        target = self.defs[stmt.target.label]
+        self.owner = stmt.target.name
+        self.line = stmt.span.line
+        self.operand_count = 0
+        self.biased_linears = sum(1 for c in _calls(stmt.value, "linear") if _has_bias(c))
+        expr, size = self._expr(stmt.value)
+        self.sizes.unify(target.size, size, stmt.target.span,
+                         f"the assignment to '{stmt.target.label}'")
+        self._add(ir.Pointwise(target.node, stmt.target.label, target.size, expr))
+
+    def _add(self, node) -> None:
+        self.nodes.append(node)
+        self.taken.add(node.name)
+
+    def _fresh(self, base: str) -> str:
+        name, k = base, 2
+        while name in self.taken:
+            name, k = f"{base}{k}", k + 1
+        self.taken.add(name)
+        return name
+
+    def _expr(self, e: ast.Expr):
+        """Lower an expression: (SymPy expression, size variable or SCALAR)."""
+        if isinstance(e, ast.Number):
+            return sympy.Rational(e.value.numerator, e.value.denominator), SCALAR
+        if isinstance(e, ast.Var):
+            d = self._lookup(e)
+            return ir.symbol(d.node), d.size
+        if isinstance(e, ast.Neg):
+            v, s = self._expr(e.operand)
+            return -v, s
+        if isinstance(e, ast.BinOp):
+            lv, ls = self._expr(e.left)
+            rv, rs = self._expr(e.right)
+            size = self.sizes.unify(ls, rs, e.span, f"'{e.op}'")
+            if e.op == "+":
+                return lv + rv, size
+            if e.op == "-":
+                return lv - rv, size
+            if e.op == "*":
+                return lv * rv, size
+            if rv == 0:
+                raise CheckError("division by zero", e.span)
+            return lv / rv, size
+        return self._call(e)
+
+    def _lookup(self, v: ast.Var) -> _Def:
+        if v.label in self.defs:
+            return self.defs[v.label]
+        if v.primed:
+            if v.name in self.defs:
+                raise CheckError(f"'{v.label}': '{v.name}' is not a state, so it has no next value",
+                                 v.span)
+            raise CheckError(f"unknown name '{v.label}'", v.span)
+        names = [n for n in self.defs if not n.endswith("'")]
+        raise CheckError(f"unknown name '{v.name}'", v.span, note=_suggest(v.name, names))
+
+    def _call(self, c: ast.Call):
+        if c.func == "linear":
+            return self._linear(c)
+        if c.func == "diag":
+            self._arity(c, 1)
+            return self._diag(c)
+        if c.func not in ARITY:
+            raise CheckError(f"unknown function '{c.func}'", c.span,
+                             note=_suggest(c.func, [*ARITY, *STRUCTURAL]))
+        self._arity(c, ARITY[c.func])
+        lowered = [self._expr(a) for a in c.args]
+        size = lowered[0][1]
+        for (_, s), a in zip(lowered[1:], c.args[1:], strict=True):
+            size = self.sizes.unify(size, s, _span_of(a), f"the operands of {c.func}()")
+        if c.func == "identity":
+            return lowered[0][0], size
+        return LANGUAGE_FUNCTIONS[c.func](*(v for v, _ in lowered)), size
+
+    def _arity(self, c: ast.Call, n: int) -> None:
+        if c.kwargs:
+            raise CheckError(f"{c.func}() takes no keyword arguments", c.kwargs[0].span)
+        if len(c.args) != n:
+            plural = "s" if n != 1 else ""
+            raise CheckError(f"{c.func}() takes {n} operand{plural}, got {len(c.args)}", c.span)
+
+    def _operand(self, a: ast.Expr):
+        """A linear map's operand as a node: (node name, name suffix, size)."""
+        if isinstance(a, ast.Var):
+            d = self._lookup(a)
+            return d.node, a.name, d.size
+        value, size = self._expr(a)
+        if size is SCALAR:
+            raise CheckError("a linear map's operand must be a vector, not a constant", _span_of(a))
+        self.operand_count += 1
+        name = self._fresh(f"{self.owner}_in{self.operand_count}")
+        self._add(ir.Pointwise(name, name, size, value, kind="operand"))
+        return name, _suffix(a, self.leaf_labels), size
+
+    def _linear(self, c: ast.Call):
+        bias = True
+        for k, kw in enumerate(c.kwargs):
+            if kw.name != "bias":
+                raise CheckError(f"linear() has no option '{kw.name}'; it takes `bias=false`",
+                                 kw.span)
+            if k > 0:
+                raise CheckError("linear() is given bias= twice", kw.span)
+            if not (isinstance(kw.value, ast.Var) and kw.value.name in ("true", "false")
+                    and not kw.value.primed):
+                raise CheckError("bias= takes true or false", _span_of(kw.value))
+            bias = kw.value.name == "true"
+        if not c.args:
+            raise CheckError("linear() needs at least one operand", c.span)
+        out_size = self.sizes.new()
+        terms = []
+        suffixes = []
+        for a in c.args:
+            node, suffix, size = self._operand(a)
+            suffixes.append(suffix)
+            wname = f"W_{self.owner}{suffix}"
+            self._param(wname, "weight", (out_size, size), _span_of(a))
+            mm = self._fresh(f"m_{self.owner}{suffix}")
+            self._add(ir.MatMul(mm, f"{wname}·{suffix}", out_size, wname, node))
+            terms.append(ir.symbol(mm))
+        if bias:
+            bname = f"b_{self.owner}"
+            if self.biased_linears > 1:
+                bname += "".join(suffixes)
+            self._param(bname, "bias", (out_size,), c.span)
+            terms.append(ir.symbol(bname))
+        return sympy.Add(*terms), out_size
+
+    def _diag(self, c: ast.Call):
+        a = c.args[0]
+        value, size = self._expr(a)
+        if size is SCALAR:
+            raise CheckError("diag() needs a vector operand, not a constant", _span_of(a))
+        wname = f"w_{self.owner}{_suffix(a, self.leaf_labels)}"
+        self._param(wname, "diag", (size,), c.span)
+        return ir.symbol(wname) * value, size
+
+    def _param(self, name: str, role: str, shape: tuple, span: Span) -> None:
+        if name in self.params:
+            first = self.param_spans[name]
+            raise CheckError(
+                f"this would create parameter '{name}' a second time", span,
+                note=f"first created at line {first.line}, column {first.column}; "
+                "give the operand its own name with an intermediate statement")
+        self.params[name] = ir.Param(name, (), role, self.owner, self.line)
+        self.param_spans[name] = span
+        self.param_sizes[name] = shape
+
+    # -- whole-cell checks ---------------------------------------------------------------
+    def _toposort(self) -> list[ir.Node]:
+        leaf_names = {d.node for d in self.defs.values() if d.node.endswith("_prev")}
+        leaf_names.add(self.cf.inputs[0].name)
+        order = {n.name: k for k, n in enumerate(self.nodes)}
+        by_name = {n.name: n for n in self.nodes}
+        done: set[str] = set(leaf_names)
+        result: list[ir.Node] = []
+        visiting: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in done:
+                return
+            if name in visiting:
+                # Name the statements on the cycle (MatMul nodes have no kind), starting
+                # from the one that comes first in the file.
+                user = [n for n in visiting[visiting.index(name):]
+                        if getattr(by_name[n], "kind", None) == "user"]
+                spans = [self.defs[by_name[n].label].span for n in user]
+                k = spans.index(min(spans, key=lambda s: (s.line, s.column)))
+                labels = [by_name[n].label for n in user[k:] + user[:k + 1]]
+                raise CheckError("cycle within one step: " + " -> ".join(labels), spans[k],
+                                 note="a step's values must be computable in some order; "
+                                 "read the previous value of a state without the prime")
+            visiting.append(name)
+            for d in sorted(ir.deps(by_name[name]), key=lambda n: order.get(n, -1)):
+                visit(d)
+            visiting.pop()
+            done.add(name)
+            result.append(by_name[name])
+
+        for n in self.nodes:
+            visit(n.name)
+        return result
+
+    def _check_used(self) -> None:
+        used: set[str] = set()
+        for n in self.nodes:
+            used.update(ir.deps(n))
+        out = self._output_def()
+        used.add(out.node)
+        used.update(d.node for label, d in self.defs.items() if label.endswith("'"))
+        x = self.cf.inputs[0]
+        if x.name not in used:
+            raise CheckError(f"input '{x.name}' is never used", x.span)
+        for stmt in self.cf.statements:
+            d = self.defs[stmt.target.label]
+            if d.node not in used:
+                raise CheckError(f"'{stmt.target.label}' is computed but never used", d.span)
+
+    def _output_def(self) -> _Def:
+        out = self.cf.output
+        if out is None:
+            return self.defs[self.cf.states[0].name + "'"]
+        if out.name in {d.name for d in self.cf.states}:
+            return self.defs[out.name + "'"]
+        if out.name in self.defs and not out.name.endswith("'") and out.name != self.cf.inputs[0].name:
+            return self.defs[out.name]
+        raise CheckError(f"output '{out.name}' is not a state or an intermediate", out.span,
+                         note=_suggest(out.name, [d.name for d in self.cf.states]))
+
+    def _finish(self) -> ir.Cell:
+        cf, sz = self.cf, self.sizes
+        size_of = {}
+        for d in self.defs.values():
+            size_of[d.node] = sz.resolve(d.size)
+        nodes = []
+        for n in self.nodes:
+            nodes.append(type(n)(**{**n.__dict__, "size": sz.resolve(n.size)}))
+        params = {}
+        for name, p in self.params.items():
+            shape = tuple(sz.resolve(v) for v in self.param_sizes[name])
+            params[name] = ir.Param(p.name, shape, p.role, p.owner, p.line)
+        x = cf.inputs[0]
+        states = [ir.Leaf(d.name + "_prev", d.name, size_of[d.name + "_prev"], "state")
+                  for d in cf.states]
+        out_def = self._output_def()
+        out_label = (cf.output.name if cf.output else cf.states[0].name)
+        for label, (_, span) in cf.latex.items():
+            if label not in self.defs:
+                raise CheckError(f"latex names unknown variable '{label}'", span)
+        return ir.Cell(
+            name=cf.name,
+            description=cf.description,
+            header=cf.header,
+            path=cf.path,
+            source_sha256=hashlib.sha256(cf.source.encode("utf-8")).hexdigest(),
+            sizes=[s for s in sz.names if s in _used_sizes(size_of, params)],
+            input=ir.Leaf(x.name, x.name, size_of[x.name], "input"),
+            states=states,
+            updates={d.name: d.name + "_new" for d in cf.states},
+            output=out_def.node,
+            output_label=out_label,
+            params=params,
+            nodes=[*[ir.Leaf(x.name, x.name, size_of[x.name], "input")], *states, *nodes],
+            latex={k: v for k, (v, _) in cf.latex.items()},
+        )
+
+
+def _used_sizes(size_of: dict, params: dict) -> set[str]:
+    used = set(size_of.values())
+    for p in params.values():
+        used.update(p.shape)
+    return used
+
+
+def _calls(e: ast.Expr, func: str):
+    if isinstance(e, ast.Call):
+        if e.func == func:
+            yield e
+        for a in (*e.args, *(k.value for k in e.kwargs)):
+            yield from _calls(a, func)
+    elif isinstance(e, ast.BinOp):
+        yield from _calls(e.left, func)
+        yield from _calls(e.right, func)
+    elif isinstance(e, ast.Neg):
+        yield from _calls(e.operand, func)
+
+
+def _has_bias(c: ast.Call) -> bool:
+    return not any(k.name == "bias" and isinstance(k.value, ast.Var) and k.value.name == "false"
+                   for k in c.kwargs)
+
+
+def _vars(e: ast.Expr):
+    if isinstance(e, ast.Var):
+        yield e
+    elif isinstance(e, ast.Call):
+        for a in e.args:
+            yield from _vars(a)
+    elif isinstance(e, ast.BinOp):
+        yield from _vars(e.left)
+        yield from _vars(e.right)
+    elif isinstance(e, ast.Neg):
+        yield from _vars(e.operand)
+
+
+def _suffix(e: ast.Expr, leaves: set[str]) -> str:
+    """Name part for a parameter on an operand: the operand's name, or for an expression
+    the inputs and states it reads (else the intermediates), in order of appearance."""
+    if isinstance(e, ast.Var):
+        return e.name
+    names = list(dict.fromkeys(v.name for v in _vars(e)))
+    return "".join([n for n in names if n in leaves] or names)
+
+
+def _span_of(e: ast.Expr) -> Span:
+    if isinstance(e, ast.BinOp):
+        return _span_of(e.left)
+    return e.span

@@ -1,0 +1,422 @@
+"""Cells that parse but are not valid: each check's message, exact place and rendering."""
+
+import pytest
+
+from gatespec.build import build
+from gatespec.errors import CheckError, SpecError
+from gatespec.parse import parse
+
+PATH = "bad.gate"
+HEAD = ("cell c", "input x", "state h")  # statements start on line 4
+LSTM_HEAD = ("cell c", "input x", "state h, c")
+GOOD_H = "h' = tanh(linear(x, h))"
+
+
+def src(*lines: str) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def assert_check_error(source, message, line, column, at=None, note=None):
+    """`at`: the text the column points to in its line."""
+    cf = parse(source, PATH)
+    with pytest.raises(CheckError) as info:
+        build(cf)
+    err = info.value
+    assert message in err.message
+    assert (err.span.line, err.span.column) == (line, column)
+    text_line = source.splitlines()[line - 1]
+    if at is not None:
+        assert text_line[column - 1:].startswith(at)
+    if note is not None:
+        assert note in err.note
+    rendered = err.render().splitlines()
+    assert rendered[0] == f"{PATH}:{line}:{column}: error: {err.message}"
+    assert rendered[1] == "    " + text_line
+    assert rendered[2].startswith(" " * (4 + column - 1) + "^")
+    assert rendered[2].strip(" ~") == "^"
+    if note is not None:
+        assert rendered[3] == f"note: {err.note}"
+    return err
+
+
+def case(id_, source, message, line, column, at=None, note=None):
+    return pytest.param(source, message, line, column, at, note, id=id_)
+
+
+NAMES = [
+    case("unknown_name_close", src(*HEAD, "h' = tanh(linear(x, hh))"),
+         "unknown name 'hh'", 4, 21, "hh", "did you mean 'h'?"),
+    case("unknown_name_close_to_intermediate",
+         src(*HEAD, "gate = sigmoid(linear(x, h))", "h' = gte * tanh(linear(x, h))"),
+         "unknown name 'gte'", 5, 6, "gte", "did you mean 'gate'?"),
+    case("unknown_name_far", src(*HEAD, "h' = tanh(linear(x, qqq))"),
+         "unknown name 'qqq'", 4, 21, "qqq"),
+    case("unknown_name_in_operand_expression", src(*HEAD, "h' = tanh(linear(x, r * h))"),
+         "unknown name 'r'", 4, 21, "r * h"),
+    case("keyword_used_as_a_value", src(*HEAD, "h' = tanh(linear(x, h)) + cell"),
+         "unknown name 'cell'", 4, 27, "cell"),
+    case("unknown_function_close", src(*HEAD, "h' = tahn(linear(x, h))"),
+         "unknown function 'tahn'", 4, 6, "tahn", "did you mean 'tanh'?"),
+    case("unknown_function_close_to_linear", src(*HEAD, "h' = tanh(lineer(x, h))"),
+         "unknown function 'lineer'", 4, 11, "lineer", "did you mean 'linear'?"),
+    case("unknown_function_far", src(*HEAD, "h' = zzzz(linear(x, h))"),
+         "unknown function 'zzzz'", 4, 6, "zzzz"),
+    case("unknown_function_with_keyword", src(*HEAD, "h' = zzzz(linear(x, h), k=1)"),
+         "unknown function 'zzzz'", 4, 6, "zzzz"),
+]
+
+ARITY = [
+    case("tanh_two", src(*HEAD, "h' = tanh(linear(x, h), h)"),
+         "tanh() takes 1 operand, got 2", 4, 6, "tanh"),
+    case("tanh_none", src(*HEAD, "h' = linear(x, h) + tanh()"),
+         "tanh() takes 1 operand, got 0", 4, 21, "tanh"),
+    case("max_one", src(*HEAD, "h' = max(linear(x, h))"),
+         "max() takes 2 operands, got 1", 4, 6, "max"),
+    case("min_three", src(*HEAD, "h' = min(linear(x, h), h, h)"),
+         "min() takes 2 operands, got 3", 4, 6, "min"),
+    case("identity_two", src(*HEAD, "h' = identity(linear(x, h), h)"),
+         "identity() takes 1 operand, got 2", 4, 6, "identity"),
+    case("diag_none", src(*HEAD, "h' = tanh(linear(x, h) + diag())"),
+         "diag() takes 1 operand, got 0", 4, 26, "diag"),
+    case("diag_two", src(*HEAD, "h' = tanh(linear(x, h) + diag(h, h))"),
+         "diag() takes 1 operand, got 2", 4, 26, "diag"),
+    case("linear_none", src(*HEAD, "h' = tanh(linear() + linear(x, h))"),
+         "linear() needs at least one operand", 4, 11, "linear"),
+    case("linear_only_keyword", src(*HEAD, "h' = tanh(linear(bias=false))"),
+         "linear() needs at least one operand", 4, 11, "linear"),
+    case("linear_constant_operand", src(*HEAD, "h' = tanh(linear(x, h, 2))"),
+         "a linear map's operand must be a vector, not a constant", 4, 24, "2"),
+    case("linear_constant_expression_operand", src(*HEAD, "h' = tanh(linear(x, h, 2 * 3))"),
+         "a linear map's operand must be a vector", 4, 24, "2 * 3"),
+    case("diag_constant_operand", src(*HEAD, "h' = tanh(linear(x, h) + diag(2))"),
+         "diag() needs a vector operand, not a constant", 4, 31, "2"),
+]
+
+KEYWORDS = [
+    case("linear_gain", src(*HEAD, "h' = tanh(linear(x, h, gain=2))"),
+         "linear() has no option 'gain'", 4, 24, "gain"),
+    case("linear_bias_maybe", src(*HEAD, "h' = tanh(linear(x, h, bias=maybe))"),
+         "bias= takes true or false", 4, 29, "maybe"),
+    case("linear_bias_number", src(*HEAD, "h' = tanh(linear(x, h, bias=0))"),
+         "bias= takes true or false", 4, 29, "0"),
+    case("linear_bias_expression", src(*HEAD, "h' = tanh(linear(x, h, bias=false + 1))"),
+         "bias= takes true or false", 4, 29, "false + 1"),
+    case("linear_bias_primed", src(*HEAD, "h' = tanh(linear(x, h, bias=false'))"),
+         "bias= takes true or false", 4, 29, "false'"),
+    case("linear_bias_twice", src(*HEAD, "h' = tanh(linear(x, h, bias=false, bias=true))"),
+         "linear() is given bias= twice", 4, 36, "bias=true"),
+    case("tanh_keyword", src(*HEAD, "h' = tanh(linear(x, h), bias=false)"),
+         "tanh() takes no keyword arguments", 4, 25, "bias"),
+    case("max_keyword", src(*HEAD, "h' = max(linear(x, h), h, k=1)"),
+         "max() takes no keyword arguments", 4, 27, "k=1"),
+    case("diag_keyword", src(*HEAD, "h' = tanh(linear(x, h) + diag(h, bias=false))"),
+         "diag() takes no keyword arguments", 4, 34, "bias"),
+    case("diag_keyword_only", src(*HEAD, "h' = tanh(linear(x, h) + diag(bias=false))"),
+         "diag() takes no keyword arguments", 4, 31, "bias"),
+    case("identity_keyword", src(*HEAD, "h' = identity(tanh(linear(x, h)), a=1)"),
+         "identity() takes no keyword arguments", 4, 35, "a=1"),
+]
+
+UPDATES = [
+    case("state_without_update", src(*LSTM_HEAD, GOOD_H),
+         "state 'c' has no update", 3, 10, "c", "add a line `c' = ...`"),
+    case("only_state_without_update", src(*HEAD, "a = linear(x)", "output a"),
+         "state 'h' has no update", 3, 7, "h"),
+    case("state_updated_twice", src(*HEAD, GOOD_H, "h' = h"),
+         "state 'h' is updated twice", 5, 1, "h'", "first update at line 4"),
+    case("update_of_intermediate", src(*HEAD, "i = linear(x)", "i' = i", GOOD_H),
+         "'i'' updates 'i', which is not a state (an intermediate)", 5, 1, "i'",
+         "declare it with `state i` or drop the prime"),
+    case("update_of_intermediate_defined_later", src(*HEAD, "i' = i", "i = linear(x)", GOOD_H),
+         "which is not a state (an intermediate)", 4, 1, "i'"),
+    case("update_of_input", src(*HEAD, "x' = x", GOOD_H),
+         "'x'' updates 'x', which is not a state (the input)", 4, 1, "x'"),
+    case("update_of_undeclared", src(*HEAD, "q' = x", GOOD_H),
+         "'q'' updates 'q', which is not a state (not declared)", 4, 1, "q'"),
+    case("state_assigned_without_prime", src(*HEAD, "h = tanh(linear(x, h))"),
+         "'h' is a state: write its update as h' = ...", 4, 1, "h ="),
+    case("state_assigned_without_prime_besides_update", src(*HEAD, GOOD_H, "h = 2"),
+         "'h' is a state", 5, 1, "h ="),
+    case("input_assigned", src(*HEAD, "x = 1", GOOD_H),
+         "'x' is the input and cannot be assigned", 4, 1, "x ="),
+    case("input_assigned_other_name", src("cell c", "input u", "state h", "u = 1",
+                                          "h' = tanh(linear(u, h))"),
+         "'u' is the input and cannot be assigned", 4, 1, "u ="),
+]
+
+PRIMES = [
+    case("primed_unknown", src(*HEAD, "h' = tanh(linear(x, h)) + q'"),
+         "unknown name 'q''", 4, 27, "q'"),
+    case("primed_intermediate", src(*HEAD, "a = linear(x)", "h' = tanh(a' + h)"),
+         "'a'': 'a' is not a state, so it has no next value", 5, 11, "a'"),
+    case("primed_input", src(*HEAD, "h' = tanh(linear(x', h))"),
+         "'x'': 'x' is not a state", 4, 18, "x'"),
+]
+
+CYCLES = [
+    case("two_intermediates", src(*HEAD, "a = b + 1", "b = a * 2", "h' = tanh(linear(x, h) + a)"),
+         "cycle within one step: a -> b -> a", 4, 1, "a =", "read the previous value"),
+    case("two_intermediates_reversed",
+         src(*HEAD, "b = a * 2", "a = b + 1", "h' = tanh(linear(x, h) + a)"),
+         "cycle within one step: b -> a -> b", 4, 1, "b ="),
+    case("three_intermediates",
+         src(*HEAD, "a = c * 2", "b = a + 1", "c = tanh(b)", "h' = tanh(linear(x, h) + c)"),
+         "cycle within one step: a -> c -> b -> a", 4, 1, "a ="),
+    case("state_reads_its_own_new_value", src(*LSTM_HEAD, "c' = c' * 2", GOOD_H + " + c"),
+         "cycle within one step: c' -> c'", 4, 1, "c'"),
+    case("intermediate_reads_itself", src(*HEAD, "a = a + 1", "h' = tanh(linear(x, h) + a)"),
+         "cycle within one step: a -> a", 4, 1, "a ="),
+    case("through_new_state", src(*HEAD, "a = h' * 2", "h' = tanh(linear(x, h) + a)"),
+         "cycle within one step: a -> h' -> a", 4, 1, "a ="),
+    case("through_linear", src(*HEAD, "a = tanh(linear(x, b))", "b = tanh(linear(a))", "h' = a + h"),
+         "cycle within one step: a -> b -> a", 4, 1, "a ="),
+    case("through_linear_reversed",
+         src(*HEAD, "b = tanh(linear(a))", "a = tanh(linear(x, b))", "h' = a + h"),
+         "cycle within one step: b -> a -> b", 4, 1, "b ="),
+    case("state_through_its_own_linear", src(*HEAD, "h' = tanh(linear(x, h'))"),
+         "cycle within one step: h' -> h'", 4, 1, "h'"),
+    case("state_through_linear_operand_expression", src(*HEAD, "h' = tanh(linear(x, 2 * h'))"),
+         "cycle within one step: h' -> h'", 4, 1, "h'"),
+    case("through_diag", src(*HEAD, "h' = tanh(linear(x, h) + diag(h'))"),
+         "cycle within one step: h' -> h'", 4, 1, "h'"),
+]
+
+UNUSED = [
+    case("unused_input", src(*HEAD, "h' = tanh(linear(h))"),
+         "input 'x' is never used", 2, 7, "x"),
+    case("unused_input_constant_update", src(*HEAD, "h' = 1"),
+         "input 'x' is never used", 2, 7, "x"),
+    case("unused_intermediate", src(*HEAD, "a = linear(x)", GOOD_H),
+         "'a' is computed but never used", 4, 1, "a ="),
+    case("intermediate_used_only_by_unused", src(*HEAD, "a = linear(x)", "b = a * 2", GOOD_H),
+         "'b' is computed but never used", 5, 1, "b ="),
+]
+
+SIZES = [
+    case("proj_plus_hidden", src("cell c", "input x", "state h[proj], c", "c' = c + h",
+                                 "h' = linear(x, c', bias=false)"),
+         "size mismatch in '+': 'hidden' against 'proj'", 4, 8, "+"),
+    case("proj_times_hidden", src("cell c", "input x", "state h[proj], c",
+                                  "c' = c * h", "h' = linear(x, c')"),
+         "size mismatch in '*': 'hidden' against 'proj'", 4, 8, "*"),
+    case("linear_output_takes_operand_size", src("cell c", "input x", "state h[proj], c",
+                                                 "c' = tanh(linear(x, h)) * h", "h' = linear(c')"),
+         "size mismatch in the assignment to 'c'': 'hidden' against 'proj'", 4, 1, "c'"),
+    case("proj_assigned_to_hidden", src("cell c", "input x", "state h[proj], c", "c' = h",
+                                        "h' = linear(x, c')"),
+         "size mismatch in the assignment to 'c'': 'hidden' against 'proj'", 4, 1, "c'"),
+    case("input_added_to_hidden", src(*HEAD, "h' = tanh(x + linear(h))"),
+         "size mismatch in the assignment to 'h'': 'hidden' against 'input'", 4, 1, "h'"),
+    case("input_hidden_against_proj", src("cell c", "input x[hidden]", "state h[proj]",
+                                          "h' = tanh(x + h)"),
+         "size mismatch in '+': 'hidden' against 'proj'", 4, 13, "+"),
+    case("input_hidden_into_linear_operand", src("cell c", "input x[hidden]", "state h[proj]",
+                                                 "h' = linear(x + h)"),
+         "size mismatch in '+': 'hidden' against 'proj'", 4, 15, "+"),
+    case("named_sizes_differ", src("cell c", "input x[emb]", "state h[units]", "h' = tanh(x - h)"),
+         "size mismatch in '-': 'emb' against 'units'", 4, 13, "-"),
+    case("max_operands", src("cell c", "input x", "state h[proj], c",
+                             "c' = max(c, h)", "h' = linear(x, c')"),
+         "size mismatch in the operands of max(): 'hidden' against 'proj'", 4, 13, "h)"),
+    case("through_intermediate", src("cell c", "input x", "state h[proj], c",
+                                     "a = c * 2", "c' = tanh(linear(x, h))", "h' = h + a"),
+         "size mismatch in '+': 'proj' against 'hidden'", 6, 8, "+"),
+]
+
+NAME_RULES = [
+    case("python_keyword_lambda", src(*HEAD, "lambda = linear(x, h)", "h' = tanh(lambda)"),
+         "'lambda' is a keyword in generated Python or C code", 4, 1, "lambda"),
+    case("python_keyword_class_state", src("cell c", "input x", "state class",
+                                           "class' = tanh(linear(x, class))"),
+         "'class' is a keyword in generated Python or C code", 3, 7, "class"),
+    case("python_soft_keyword", src(*HEAD, "match = linear(x, h)", "h' = tanh(match)"),
+         "'match' is a keyword", 4, 1, "match"),
+    case("c_keyword_int", src(*HEAD, "int = linear(x, h)", "h' = tanh(int)"),
+         "'int' is a keyword in generated Python or C code", 4, 1, "int"),
+    case("c_keyword_float_input", src("cell c", "input float", "state h",
+                                      "h' = tanh(linear(float, h))"),
+         "'float' is a keyword in generated Python or C code", 2, 7, "float"),
+    case("c_keyword_false_target", src(*HEAD, "false = linear(x, h)", "h' = tanh(false)"),
+         "'false' is a keyword", 4, 1, "false"),
+    case("double_underscore", src(*HEAD, "a__b = linear(x, h)", "h' = tanh(a__b)"),
+         "'a__b' is not a valid name: double underscores are reserved", 4, 1, "a__b"),
+    case("double_underscore_state", src("cell c", "input x", "state h, c__d", GOOD_H),
+         "double underscores are reserved", 3, 10, "c__d"),
+    case("prefix_W", src(*HEAD, "W_a = linear(x, h)", "h' = tanh(W_a)"),
+         "'W_a' starts with 'W_', which gatespec uses for generated names", 4, 1, "W_a"),
+    case("prefix_b", src(*HEAD, "b_a = linear(x, h)", "h' = tanh(b_a)"),
+         "'b_a' starts with 'b_'", 4, 1, "b_a"),
+    case("prefix_w", src(*HEAD, "w_a = linear(x, h)", "h' = tanh(w_a)"),
+         "'w_a' starts with 'w_'", 4, 1, "w_a"),
+    case("prefix_d", src(*HEAD, "d_a = linear(x, h)", "h' = tanh(d_a)"),
+         "'d_a' starts with 'd_'", 4, 1, "d_a"),
+    case("prefix_m", src(*HEAD, "m_a = linear(x, h)", "h' = tanh(m_a)"),
+         "'m_a' starts with 'm_'", 4, 1, "m_a"),
+    case("prefix_s", src(*HEAD, "s_a = linear(x, h)", "h' = tanh(s_a)"),
+         "'s_a' starts with 's_'", 4, 1, "s_a"),
+    case("prefix_W_state", src("cell c", "input x", "state W_h", "W_h' = tanh(linear(x, W_h))"),
+         "'W_h' starts with 'W_'", 3, 7, "W_h"),
+    case("prefix_underscore", src(*HEAD, "_a = linear(x, h)", "h' = tanh(_a)"),
+         "'_a' is not a valid name", 4, 1, "_a"),
+    case("prefix_underscore_input", src("cell c", "input _x", "state h", "h' = tanh(linear(_x, h))"),
+         "'_x' is not a valid name", 2, 7, "_x"),
+    case("suffix_prev", src(*HEAD, "a_prev = linear(x, h)", "h' = tanh(a_prev)"),
+         "'a_prev' ends with '_prev', which gatespec uses for generated names", 4, 1, "a_prev"),
+    case("suffix_new", src(*HEAD, "a_new = linear(x, h)", "h' = tanh(a_new)"),
+         "'a_new' ends with '_new'", 4, 1, "a_new"),
+    case("suffix_new_state", src("cell c", "input x", "state h_new", "h_new' = tanh(linear(x, h_new))"),
+         "'h_new' ends with '_new'", 3, 7, "h_new"),
+    case("generated_params", src(*HEAD, "params = linear(x, h)", "h' = tanh(params)"),
+         "'params' clashes with a name in the generated code", 4, 1, "params"),
+    case("generated_cache_state", src("cell c", "input x", "state cache",
+                                      "cache' = tanh(linear(x, cache))"),
+         "'cache' clashes with a name in the generated code", 3, 7, "cache"),
+    case("generated_np", src(*HEAD, "np = linear(x, h)", "h' = tanh(np)"),
+         "'np' clashes with a name in the generated code", 4, 1, "np"),
+    case("generated_t_input", src("cell c", "input t", "state h", "h' = tanh(linear(t, h))"),
+         "'t' clashes with a name in the generated code", 2, 7, "t"),
+    case("generated_x_when_input_is_not_x",
+         src("cell c", "input u", "state h", "x = linear(u, h)", "h' = tanh(x)"),
+         "'x' clashes with a name in the generated code", 4, 1, "x ="),
+    case("generated_x_state", src("cell c", "input u", "state x", "x' = tanh(linear(u, x))"),
+         "'x' clashes", 3, 7, "x"),
+    case("python_builtin", src(*HEAD, "sum = linear(x, h)", "h' = tanh(sum)"),
+         "'sum' clashes with a name in the generated code", 4, 1, "sum"),
+    case("cell_name_keyword", src("cell lambda", "input x", "state h", GOOD_H),
+         "'lambda' is a keyword", 1, 6, "lambda"),
+    case("cell_name_double_underscore", src("cell my__cell", "input x", "state h", GOOD_H),
+         "double underscores are reserved", 1, 6, "my__cell"),
+    case("size_name_keyword", src("cell c", "input x[class]", "state h", GOOD_H),
+         "'class' is not a valid size name", 2, 9, "class"),
+    case("size_name_double_underscore", src("cell c", "input x", "state h[a__b]", GOOD_H),
+         "'a__b' is not a valid size name", 3, 9, "a__b"),
+]
+
+DUPLICATES = [
+    case("intermediate_twice", src(*HEAD, "a = linear(x, h)", "a = linear(x, h)", "h' = tanh(a)"),
+         "'a' is defined twice", 5, 1, "a =", "first definition at line 4"),
+    case("state_declared_twice", src("cell c", "input x", "state h, h", GOOD_H),
+         "'h' is declared twice", 3, 10, "h"),
+    case("state_declared_twice_on_two_lines", src("cell c", "input x", "state h", "state h", GOOD_H),
+         "'h' is declared twice", 4, 7, "h"),
+    case("state_named_like_input", src("cell c", "input h", "state h", "h' = tanh(linear(h))"),
+         "'h' is declared twice", 3, 7, "h"),
+    case("two_input_lines", src("cell c", "input x", "input y", "state h",
+                                "h' = tanh(linear(x, y, h))"),
+         "a cell reads exactly one input sequence", 3, 7, "y"),
+    case("two_inputs_on_one_line", src("cell c", "input x, y", "state h",
+                                       "h' = tanh(linear(x, y, h))"),
+         "a cell reads exactly one input sequence", 2, 10, "y"),
+    case("same_parameter_twice", src(*HEAD, "n = tanh(linear(x) + linear(x))", "h' = n * h"),
+         "this would create parameter 'W_nx' a second time", 4, 29, "x))",
+         "first created at line 4, column 17"),
+    case("same_operand_twice_in_one_linear", src(*HEAD, "h' = tanh(linear(x, x))"),
+         "parameter 'W_hx' a second time", 4, 21, "x))", "first created at line 4, column 18"),
+    case("same_weights_from_reordered_operands",
+         src(*HEAD, "n = tanh(linear(x, h) + linear(h, x))", "h' = n * h"),
+         "parameter 'W_nh' a second time", 4, 32, "h, x", "line 4, column 20"),
+    case("operand_expressions_with_same_leaves",
+         src(*HEAD, "n = tanh(linear(x) + linear(2 * x))", "h' = n * h"),
+         "parameter 'W_nx' a second time", 4, 29, "2 * x"),
+    case("nested_linear", src(*HEAD, "h' = tanh(linear(tanh(linear(x)), h))"),
+         "parameter 'W_hx' a second time", 4, 18, "tanh(linear(x))"),
+    case("diag_twice", src(*HEAD, "h' = tanh(linear(x, h) + diag(h) + diag(h))"),
+         "parameter 'w_hh' a second time", 4, 36, "diag(h))", "line 4, column 26"),
+]
+
+OUTPUT_AND_DECLARATIONS = [
+    case("output_unknown", src(*HEAD, "output q", GOOD_H),
+         "output 'q' is not a state or an intermediate", 4, 8, "q"),
+    case("output_close_to_state", src(*HEAD, "output hh", GOOD_H),
+         "output 'hh' is not a state or an intermediate", 4, 8, "hh", "did you mean 'h'?"),
+    case("output_is_input", src(*HEAD, "output x", GOOD_H),
+         "output 'x' is not a state or an intermediate", 4, 8, "x"),
+    case("missing_cell_line", src("input x", "state h", GOOD_H),
+         "the cell has no name: start the file with `cell NAME`", 1, 1, "input"),
+    case("missing_cell_line_after_comment", src("# a cell", "input x", "state h", GOOD_H),
+         "the cell has no name", 1, 1, "# a cell"),
+    case("no_input", src("cell c", "state h", "h' = tanh(linear(h))"),
+         "the cell declares no input: add a line `input x`", 1, 1, "cell c"),
+    case("no_state", src("cell c", "input x", "a = linear(x)", "output a"),
+         "the cell declares no state: add a line `state h`", 1, 1, "cell c"),
+    case("latex_of_unknown_name", src(*HEAD, 'latex q "q"', GOOD_H),
+         "latex names unknown variable 'q'", 4, 7, "q"),
+]
+
+ALL = NAMES + ARITY + KEYWORDS + UPDATES + PRIMES + CYCLES + UNUSED + SIZES + NAME_RULES
+ALL += DUPLICATES + OUTPUT_AND_DECLARATIONS
+
+
+@pytest.mark.parametrize("source, message, line, column, at, note", ALL)
+def test_check_error(source, message, line, column, at, note):
+    assert_check_error(source, message, line, column, at, note)
+
+
+def test_empty_file_has_no_name():
+    with pytest.raises(CheckError) as info:
+        build(parse("", PATH))
+    err = info.value
+    assert "the cell has no name" in err.message
+    assert (err.span.line, err.span.column) == (1, 1)
+    assert err.render() == (
+        "bad.gate:1:1: error: the cell has no name: start the file with `cell NAME`\n"
+        "    \n"
+        "    ^"
+    )
+
+
+def test_check_error_stage_and_str():
+    cf = parse(src(*HEAD, "h' = tanh(linear(x, hh))"), PATH)
+    with pytest.raises(CheckError) as info:
+        build(cf)
+    err = info.value
+    assert err.stage == "check"
+    assert str(err) == err.render()
+    assert err.render() == (
+        "bad.gate:4:21: error: unknown name 'hh'\n"
+        "    h' = tanh(linear(x, hh))\n"
+        "                        ^~\n"
+        "note: did you mean 'h'?"
+    )
+
+
+def test_caret_spans_the_whole_name():
+    err = assert_check_error(src(*HEAD, "lambda = linear(x, h)", "h' = tanh(lambda)"),
+                             "'lambda' is a keyword", 4, 1, "lambda")
+    assert err.render().splitlines()[2] == "    ^~~~~~"
+
+
+def test_error_on_windows_line_endings():
+    text = src(*HEAD, "h' = tanh(linear(x, hh))").replace("\n", "\r\n")
+    assert_check_error(text, "unknown name 'hh'", 4, 21, "hh", "did you mean 'h'?")
+
+
+def test_error_on_a_continued_line():
+    assert_check_error(src(*HEAD, "h' = tanh(linear(x, \\", "    hh))"),
+                       "unknown name 'hh'", 5, 5, "hh", "did you mean 'h'?")
+
+
+SNIPPETS = [
+    "h' = tanh(linear(x, h)) / 0",
+    "h' = tanh(linear(x, h, bias=true))",
+    "h' = tanh(linear(bias=false, x, h))",
+    "h' = tanh(linear(x + linear(x)))",
+    "h' = tanh(linear(x, h) + diag(2 * h'))",
+    "h' = tanh(linear(x, h) + diag(x))",
+    "h' = tanh(linear(x, h)) + true",
+    "h' = max(1, 2) + linear(x, h)",
+    "h' = linear(1 + 2 * 3)",
+    "h' = diag(x') + linear(x, h)",
+    "h' = tanh(linear(x, h))\nlatex h' \"a\"",
+    "h' = sigmoid(tanh(relu(exp(log(softplus(logsigmoid(hard_sigmoid(hard_tanh(abs(sqrt("
+    "softsign(silu(linear(x, h))))))))))))))",
+]
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS)
+def test_only_spec_errors_escape(snippet):
+    """Odd but syntactically valid input builds or fails with a SpecError, never a traceback."""
+    try:
+        build(parse(src(*HEAD, snippet), PATH))
+    except SpecError as err:
+        assert err.span is not None and err.span.line >= 1 and err.span.column >= 1
