@@ -86,6 +86,9 @@ class Cell:
     params: dict[str, Param]
     nodes: list[Node]
     latex: dict[str, str] = field(default_factory=dict)  # user label -> LaTeX
+    # (line, column) of each linear()/diag() call -> the parameters it created, in order:
+    # one weight per operand, then the bias. Lets documentation name them as the code does.
+    call_params: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
 
     def node(self, name: str) -> Node:
         return self._index()[name]

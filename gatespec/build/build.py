@@ -51,6 +51,7 @@ class _Builder:
         self.param_sizes: dict[str, tuple] = {}
         self.defs: dict[str, _Def] = {}  # user label (h, h', i) -> definition
         self.taken: set[str] = set()  # every IR node name
+        self.call_params: dict[tuple[int, int], tuple[str, ...]] = {}
 
     # -- declarations ---------------------------------------------------------------
     def run(self) -> ir.Cell:
@@ -270,6 +271,8 @@ class _Builder:
                 bname += "".join(suffixes)
             self._param(bname, "bias", (out_size,), c.span)
             terms.append(ir.symbol(bname))
+        self.call_params[(c.span.line, c.span.column)] = tuple(
+            [f"W_{self.owner}{sfx}" for sfx in suffixes] + ([bname] if bias else []))
         return sympy.Add(*terms), out_size
 
     def _diag(self, c: ast.Call):
@@ -279,6 +282,7 @@ class _Builder:
             raise CheckError("diag() needs a vector operand, not a constant", _span_of(a))
         wname = f"w_{self.owner}{_suffix(a, self.leaf_labels)}"
         self._param(wname, "diag", (size,), c.span)
+        self.call_params[(c.span.line, c.span.column)] = (wname,)
         return ir.symbol(wname) * value, size
 
     def _param(self, name: str, role: str, shape: tuple, span: Span) -> None:
@@ -388,6 +392,7 @@ class _Builder:
             params=params,
             nodes=[*[ir.Leaf(x.name, x.name, size_of[x.name], "input")], *states, *nodes],
             latex={k: v for k, (v, _) in cf.latex.items()},
+            call_params=self.call_params,
         )
 
 
