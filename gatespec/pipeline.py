@@ -7,14 +7,14 @@ from pathlib import Path
 from gatespec import cells
 from gatespec.build import build
 from gatespec.derive import derive
-from gatespec.emit import emit_numpy
+from gatespec.emit import emit_numpy, emit_torch
 from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "load_source", "parse", "plan_for"]
 
-TARGETS = ("numpy",)
+TARGETS = ("numpy", "torch")
 
 
 def load_source(spec: str) -> tuple[str, str]:
@@ -42,4 +42,6 @@ def generate(spec: str, target: str = "numpy") -> dict[str, str]:
     source_name = Path(plan.cell.path).name
     if target == "numpy":
         return {f"{plan.cell.name}_numpy.py": emit_numpy(plan, source_name)}
+    if target == "torch":
+        return {f"{plan.cell.name}_torch.py": emit_torch(plan, source_name)}
     raise UsageError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")

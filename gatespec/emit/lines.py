@@ -241,6 +241,18 @@ class ModuleLines:
                 lines.append(f"{name} = {view[0]}[..., {cols}]  # a view: no copy")
         return lines
 
+    def reference_lines(self) -> list[str]:
+        """One time step straight from the cell IR (before any scheduling), for autograd."""
+        printer = CodePrinter(self.dx.functions, {self.cell.input.name: "x[t]"})
+        lines = []
+        for node in self.cell.nodes:
+            if isinstance(node, ir.MatMul):
+                operand = self.print(printer, ir.symbol(node.operand))
+                lines.append(f"{node.name} = {operand} @ {node.weight}.T")
+            elif isinstance(node, ir.Pointwise):
+                lines.append(f"{node.name} = {self.print(printer, node.expr)}")
+        return lines
+
     def helpers(self) -> list[str]:
         names = set(self.used_helpers)
         for h in list(names):

@@ -11,9 +11,13 @@ from gatespec import cells
 from gatespec.pipeline import generate
 
 
+TARGETS = ("numpy", "torch")
+
+
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", cells.names())
-def test_generated_file_is_current(name, update_golden):
-    (fname, text), = generate(name, "numpy").items()
+def test_generated_file_is_current(name, target, update_golden):
+    (fname, text), = generate(name, target).items()
     path = ROOT / "generated" / fname
     if update_golden:
         path.write_text(text, "utf-8")
@@ -22,6 +26,6 @@ def test_generated_file_is_current(name, update_golden):
 
 
 def test_no_stray_generated_files():
-    expected = {f"{n}_numpy.py" for n in cells.names()}
+    expected = {f"{n}_{t}.py" for n in cells.names() for t in TARGETS}
     present = {p.name for p in (ROOT / "generated").glob("*.py")}
     assert present == expected

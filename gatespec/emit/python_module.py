@@ -1,0 +1,107 @@
+"""The values a Python module template prints, shared by the NumPy and PyTorch targets."""
+
+from __future__ import annotations
+
+from gatespec.emit.dialects import Dialect
+from gatespec.emit.lines import ModuleLines, prune_assignments
+from gatespec.schedule import Plan
+
+VERSION = "0.1.0"
+
+
+def module_context(plan: Plan, dialect: Dialect, source_name: str) -> dict:
+    """Everything a Python module template (NumPy or PyTorch) prints."""
+    cell = plan.cell
+    lines = ModuleLines(plan, dialect)
+    static_forward = lines.ops_lines(plan.static_forward, loop=False, backward=False)
+    loop_forward = lines.ops_lines(plan.loop_forward, loop=True, backward=False)
+    loop_backward = lines.ops_lines(plan.loop_backward, loop=True, backward=True)
+    static_backward = lines.ops_lines(plan.static_backward, loop=False, backward=True)
+    params = [
+        {
+            "name": p.name,
+            "role": _role_text(p),
+            "shape_text": "(" + ", ".join(p.shape) + ")",
+            "shape_tuple": _tuple(list(p.shape)),
+        }
+        for p in cell.params.values()
+    ]
+    param_loads = [f'{p.name} = params["{p.name}"]' for p in cell.params.values()]
+    cache_loads = [f'{k} = cache["{k}"]' for k, _ in lines.cache_entries()]
+    backward_loads = lines.backward_loads()
+    carry_lines = lines.carry_lines()
+    weight_grad_lines = lines.weight_grad_lines()
+    input_grad = _input_grad(lines, plan)
+    backward_allocs = lines.backward_allocs()
+    output_size = lines.size_var(plan.derived.node(cell.output).size)
+    backward_body = [*backward_allocs, *backward_loads, *loop_backward, *carry_lines,
+                     *static_backward, *weight_grad_lines, input_grad]
+    backward_setup = prune_assignments(
+        [*cache_loads, *lines.size_lines(), *param_loads, *lines.stack_lines()],
+        [*backward_body, dialect.zeros(f"T, B, {output_size}"),
+         *(dialect.zeros(f"B, {lines.size_var(s.size)}") for s in cell.states)])
+    context = {
+        "version": VERSION,
+        "cell": cell,
+        "source_name": source_name,
+        "params": params,
+        "name_width": max((len(p["name"]) for p in params), default=0),
+        "shape_width": max((len(p["shape_text"]) for p in params), default=0),
+        "sizes": _tuple(cell.sizes),
+        "states": _tuple(cell.state_names),
+        "output": f'"{cell.output_label}"',
+        "init_size": "hidden" if "hidden" in cell.sizes else cell.sizes[-1],
+        "size_var": lines.size_var,
+        "state_sizes": ", ".join(lines.size_var(s.size) for s in cell.states),
+        "final_state": _tuple_expr([f"{s.label}_all[T]" for s in cell.states]),
+        "d_state0": _tuple_expr([f"d_{s.label}_next" for s in cell.states]),
+        "forward_setup": prune_assignments(
+            [*lines.size_lines(), *param_loads, *lines.stack_lines()],
+            [*lines.forward_allocs(), *lines.forward_cache_allocs(), *static_forward,
+             *loop_forward, *lines.forward_saves(), lines.outputs_expr(),
+             f"state0 = {lines.size_var(cell.states[0].size)}"],
+        ) + lines.forward_allocs(),
+        "forward_cache_allocs": lines.forward_cache_allocs(),
+        "forward_cache_saves": lines.forward_cache_saves(),
+        "static_forward": static_forward,
+        "loop_forward": loop_forward,
+        "forward_saves": lines.forward_saves(),
+        "cache_entries": lines.cache_entries(),
+        "outputs_expr": lines.outputs_expr(),
+        "output_size": plan.derived.node(cell.output).size,
+        "backward_setup": backward_setup,
+        "backward_allocs": backward_allocs,
+        "backward_loads": backward_loads,
+        "loop_backward": loop_backward,
+        "carry_lines": carry_lines,
+        "static_backward": static_backward,
+        "weight_grad_lines": weight_grad_lines,
+        "input_grad": input_grad,
+        "helpers": lines.helpers(),
+        "zeros": dialect.zeros,
+        "lines": lines,
+    }
+    return context
+
+
+def _tuple_expr(items: list[str]) -> str:
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _tuple(items: list[str]) -> str:
+    return "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _role_text(p) -> str:
+    return {
+        "weight": f"weight matrix, linear() on the line of {p.owner}",
+        "bias": f"bias, linear() on the line of {p.owner}",
+        "diag": f"per-unit weights, diag() on the line of {p.owner}",
+    }[p.role]
+
+
+def _input_grad(lines: ModuleLines, plan: Plan) -> str:
+    e = plan.input_grad
+    if e == 0:
+        return lines.dx.zeros(f"T, B, {lines.size_var(plan.cell.input.size)}")
+    return lines.print(lines.printer(False, True), e)
