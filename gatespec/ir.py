@@ -70,6 +70,16 @@ def is_param_name(name: str) -> bool:
     return name.startswith(("W_", "b_", "w_"))
 
 
+@dataclass(frozen=True)
+class TorchLayout:
+    """Where each parameter sits in an equivalent torch.nn layer (see build/layouts.py)."""
+
+    layer: str  # "LSTM" | "GRU" | "RNN"
+    weights: tuple[tuple[str, tuple[str, ...]], ...]  # ("weight_ih", (W_ix, W_fx, ...)), ...
+    biases: tuple[tuple[str, int, str], ...]  # (param, gate index, "sum" | "ih" | "hh")
+    options: tuple[tuple[str, str], ...] = ()  # constructor options, e.g. nonlinearity
+
+
 @dataclass
 class Cell:
     name: str
@@ -89,6 +99,7 @@ class Cell:
     # (line, column) of each linear()/diag() call -> the parameters it created, in order:
     # one weight per operand, then the bias. Lets documentation name them as the code does.
     call_params: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
+    torch_layout: TorchLayout | None = None
 
     def node(self, name: str) -> Node:
         return self._index()[name]

@@ -384,6 +384,24 @@ class GRU(nn.Module):
             output = output.transpose(0, 1)
         return output, final_state[0]
 
+    def _layers(self):
+        for layer in range(self.num_layers):
+            for suffix in ("", "_reverse")[: 2 if self.bidirectional else 1]:
+                yield layer, suffix
+
+    @classmethod
+    def from_torch(cls, module, impl="fused"):
+        """Refused: this cell declares no equivalent torch.nn layer."""
+        raise TypeError(
+            f"{cls.__name__} cannot load the weights of {type(module).__name__}: gru.gate "
+            "declares no equivalent torch.nn layer, so the two compute different functions "
+            "and the same weights would give different outputs"
+        )
+
+    def to_torch(self):
+        """Refused: this cell declares no equivalent torch.nn layer."""
+        raise TypeError(f"{type(self).__name__} has no equivalent torch.nn layer (gru.gate)")
+
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sympy
 
 from gatespec import ir
+from gatespec.build.layouts import resolve_torch
 from gatespec.build.names import name_problem, size_name_problem
 from gatespec.build.sizes import SCALAR, Sizes
 from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS
@@ -377,7 +378,7 @@ class _Builder:
         for label, (_, span) in cf.latex.items():
             if label not in self.defs:
                 raise CheckError(f"latex names unknown variable '{label}'", span)
-        return ir.Cell(
+        cell = ir.Cell(
             name=cf.name,
             description=cf.description,
             header=cf.header,
@@ -394,6 +395,9 @@ class _Builder:
             latex={k: v for k, (v, _) in cf.latex.items()},
             call_params=self.call_params,
         )
+        for layer, (gates, span) in cf.equivalents.items():
+            cell.torch_layout = resolve_torch(layer, gates, span, cell)
+        return cell
 
 
 def _used_sizes(size_of: dict, params: dict) -> set[str]:

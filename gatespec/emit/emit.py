@@ -84,6 +84,8 @@ def emit_torch(plan: Plan, source_name: str) -> str:
                    + ") of (num_layers * directions, B, size) tensors, and so is the "
                    "final state"),
         final_return="final_state[0]" if single else "final_state",
+        torch=cell.torch_layout,
+        tuple_of=lambda names: _tuple(list(names)),
     )
     return render("torch/module.py.jinja", context)
 

@@ -86,5 +86,7 @@ class CellFile:
     states: list[VarDecl] = field(default_factory=list)
     output: Var | None = None
     latex: dict[str, tuple[str, Span]] = field(default_factory=dict)
+    # framework layer -> (gate names in its weight order, span of the layer name)
+    equivalents: dict[str, tuple[tuple[str, ...], Span]] = field(default_factory=dict)
     statements: list[Assign] = field(default_factory=list)
     header: str = ""  # the leading comment block, kept for documentation

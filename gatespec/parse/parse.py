@@ -28,6 +28,7 @@ _TOKEN_NAMES = {
     "RSQB": "]",
     "COMMA": ",",
     "EQUAL": "=",
+    "DOTTED": "a dotted name",
 }
 
 
@@ -152,6 +153,12 @@ class _Builder:
         if str(name) in self.cell.latex:
             raise ParseError(f"the latex of '{name}' is given twice", self.span(name))
         self.cell.latex[str(name)] = (str(text)[1:-1], self.span(name))
+
+    def equivalent_decl(self, item: lark.Tree) -> None:
+        layer, *gates = item.children
+        if str(layer) in self.cell.equivalents:
+            raise ParseError(f"the equivalent {layer} is given twice", self.span(layer))
+        self.cell.equivalents[str(layer)] = (tuple(str(g) for g in gates), self.span(layer))
 
     def assign(self, item: lark.Tree) -> None:
         target_tree, value = item.children

@@ -1,0 +1,58 @@
+"""`equivalent torch.nn.LSTM gates i f g o`: check the claim, and resolve where each
+parameter sits in the framework layer's stacked weights."""
+
+from __future__ import annotations
+
+from gatespec import ir
+from gatespec.errors import CheckError, Span
+
+# layer -> number of gates stacked in its weights
+TORCH_LAYERS = {"torch.nn.LSTM": 4, "torch.nn.GRU": 3, "torch.nn.RNN": 1}
+
+
+def resolve_torch(layer: str, gates: tuple[str, ...], span: Span, cell: ir.Cell) -> ir.TorchLayout:
+    if layer not in TORCH_LAYERS:
+        raise CheckError(f"unknown equivalent '{layer}'; known: {', '.join(TORCH_LAYERS)}", span)
+    if len(gates) != TORCH_LAYERS[layer]:
+        raise CheckError(f"{layer} stacks {TORCH_LAYERS[layer]} gates; {len(gates)} are named",
+                         span)
+    x, r = cell.input.label, cell.output_label
+    params = cell.params
+
+    def need(name: str, why: str) -> str:
+        if name not in params:
+            raise CheckError(f"{layer} needs parameter '{name}' ({why}), which this cell lacks",
+                             span)
+        return name
+
+    weight_ih = tuple(need(f"W_{g}{x}", f"gate {g} reads the input") for g in gates)
+    weight_hh = tuple(need(f"W_{g}{r}", f"gate {g} reads {r}") for g in gates)
+    biases: list[tuple[str, int, str]] = []
+    for k, g in enumerate(gates):
+        if f"b_{g}" in params:
+            biases.append((f"b_{g}", k, "sum"))
+        elif f"b_{g}{x}" in params and f"b_{g}{r}" in params:
+            biases += [(f"b_{g}{x}", k, "ih"), (f"b_{g}{r}", k, "hh")]
+        else:
+            raise CheckError(f"{layer} has a bias for gate {g}; this cell has none", span)
+    weights = [("weight_ih", weight_ih), ("weight_hh", weight_hh)]
+    state = next(s for s in cell.states if s.label == r)
+    if state.size != "hidden":
+        projection = [p.name for p in params.values() if p.owner == r and p.role == "weight"]
+        if layer != "torch.nn.LSTM" or state.size != "proj" or len(projection) != 1:
+            raise CheckError(f"{layer} keeps {r} at hidden size (or, for LSTM, a proj size "
+                             f"made by one projection weight)", span)
+        weights.append(("weight_hr", (projection[0],)))
+    placed = {n for _, names in weights for n in names} | {b for b, _, _ in biases}
+    for p in params:
+        if p not in placed:
+            raise CheckError(f"parameter '{p}' has no place in {layer}: not the same function",
+                             span)
+    options: tuple[tuple[str, str], ...] = ()
+    if layer == "torch.nn.RNN":
+        update = next(n for n in cell.nodes if n.name == cell.updates[r])
+        kind = type(update.expr).__name__ if isinstance(update, ir.Pointwise) else ""
+        if kind not in ("tanh", "relu"):
+            raise CheckError("torch.nn.RNN applies tanh or relu to its update", span)
+        options = (("nonlinearity", kind),)
+    return ir.TorchLayout(layer.rsplit(".", 1)[1], tuple(weights), tuple(biases), options)
