@@ -54,9 +54,13 @@ def init_params(sizes, rng=None, dtype=np.float64):
     }
 
 
-def _sigmoid(a):
+def _sigmoid(a, out=None):
     """Logistic function via tanh: exact to rounding, no overflow for any a."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _mm(a, w):
@@ -91,11 +95,10 @@ def forward(x, state0, params, keep_cache=True):
     W_stack_x = np.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = np.concatenate([W_rh, W_zh])
     h_all = np.empty((T + 1, B, size_hidden), dtype)
-    if keep_cache:
-        r_all = np.empty((T, B, size_hidden), dtype)
-        z_all = np.empty((T, B, size_hidden), dtype)
-        n_in1_all = np.empty((T, B, size_hidden), dtype)
-        n_all = np.empty((T, B, size_hidden), dtype)
+    r_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    z_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    n_in1_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    n_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     h_all[0] = state0[0]
@@ -115,26 +118,25 @@ def forward(x, state0, params, keep_cache=True):
     s_n += b_n
 
     for t in range(T):
+        save_t = t if keep_cache else 0
         h_prev = h_all[t]
         # GEMM: W_rh, W_zh times h
         mm_h = h_prev @ W_stack_h.T
         m_rh = mm_h[..., 0:size_hidden]
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         # fused pointwise block: 5 operations
-        r = _sigmoid(m_rh + s_r[t])
-        z = _sigmoid(m_zh + s_z[t])
-        n_in1 = h_prev*r
+        _sigmoid(m_rh + s_r[t], out=r_all[save_t])
+        r = r_all[save_t]
+        _sigmoid(m_zh + s_z[t], out=z_all[save_t])
+        z = z_all[save_t]
+        np.multiply(h_prev, r, out=n_in1_all[save_t])
+        n_in1 = n_in1_all[save_t]
         # GEMM: W_nh times n_in1
         m_nh = n_in1 @ W_nh.T
         # fused pointwise block: 6 operations
-        n = np.tanh(m_nh + s_n[t])
-        h_new = h_prev*z + n*(1 - z)
-        h_all[t + 1] = h_new
-        if keep_cache:
-            r_all[t] = r
-            z_all[t] = z
-            n_in1_all[t] = n_in1
-            n_all[t] = n
+        np.tanh(m_nh + s_n[t], out=n_all[save_t])
+        n = n_all[save_t]
+        np.add(h_prev*z, n*(1 - z), out=h_all[t + 1])
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -193,15 +195,12 @@ def backward(d_outputs, d_final_state, cache, params):
         n = n_all[t]
         # fused pointwise block: 6 operations
         _e0 = d_h_next + d_outputs[t]
-        _e1 = _e0*(1 - z)*(1 - n**2)
-        d_mm_n_in1[t] = _e1
+        np.multiply(_e0, (1 - z)*(1 - n**2), out=d_mm_n_in1[t])
         # GEMM: adjoint of W_nh times n_in1
         d_n_in1_gemm = d_mm_n_in1[t] @ W_nh
         # fused pointwise block: 9 operations
-        _e2 = _e0*z*(1 - z)*(h_prev - n)
-        _e3 = d_n_in1_gemm*h_prev*r*(1 - r)
-        d_mm_h[t, :, 0:size_hidden] = _e3
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = _e2
+        np.multiply(_e0, z*(1 - z)*(h_prev - n), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        np.multiply(d_n_in1_gemm, h_prev*r*(1 - r), out=d_mm_h[t, :, 0:size_hidden])
         # GEMM: adjoint of W_rh, W_zh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         # fused pointwise block: 4 operations

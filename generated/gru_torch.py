@@ -74,11 +74,10 @@ def _forward(x, state0, params, keep_cache):
     W_stack_x = torch.cat([W_rx, W_zx, W_nx])
     W_stack_h = torch.cat([W_rh, W_zh])
     h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    if keep_cache:
-        r_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        z_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        n_in1_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        n_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    r_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    z_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    n_in1_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    n_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -96,26 +95,25 @@ def _forward(x, state0, params, keep_cache):
     s_n += b_n
 
     for t in range(T):
+        save_t = t if keep_cache else 0
         h_prev = h_all[t]
         # GEMM: W_rh, W_zh times h
         mm_h = h_prev @ W_stack_h.T
         m_rh = mm_h[..., 0:size_hidden]
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         # fused pointwise block: 5 operations
-        r = torch.sigmoid(m_rh + s_r[t])
-        z = torch.sigmoid(m_zh + s_z[t])
-        n_in1 = h_prev*r
+        torch.sigmoid(m_rh + s_r[t], out=r_all[save_t])
+        r = r_all[save_t]
+        torch.sigmoid(m_zh + s_z[t], out=z_all[save_t])
+        z = z_all[save_t]
+        torch.mul(h_prev, r, out=n_in1_all[save_t])
+        n_in1 = n_in1_all[save_t]
         # GEMM: W_nh times n_in1
         m_nh = n_in1 @ W_nh.T
         # fused pointwise block: 6 operations
-        n = torch.tanh(m_nh + s_n[t])
-        h_new = h_prev*z + n*(1 - z)
-        h_all[t + 1] = h_new
-        if keep_cache:
-            r_all[t] = r
-            z_all[t] = z
-            n_in1_all[t] = n_in1
-            n_all[t] = n
+        torch.tanh(m_nh + s_n[t], out=n_all[save_t])
+        n = n_all[save_t]
+        torch.add(h_prev*z, n*(1 - z), out=h_all[t + 1])
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -166,15 +164,12 @@ def _backward(d_outputs, d_final_state, cache, params):
         n = n_all[t]
         # fused pointwise block: 6 operations
         _e0 = d_h_next + d_outputs[t]
-        _e1 = _e0*(1 - z)*(1 - n**2)
-        d_mm_n_in1[t] = _e1
+        torch.mul(_e0, (1 - z)*(1 - n**2), out=d_mm_n_in1[t])
         # GEMM: adjoint of W_nh times n_in1
         d_n_in1_gemm = d_mm_n_in1[t] @ W_nh
         # fused pointwise block: 9 operations
-        _e2 = _e0*z*(1 - z)*(h_prev - n)
-        _e3 = d_n_in1_gemm*h_prev*r*(1 - r)
-        d_mm_h[t, :, 0:size_hidden] = _e3
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = _e2
+        torch.mul(_e0, z*(1 - z)*(h_prev - n), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        torch.mul(d_n_in1_gemm, h_prev*r*(1 - r), out=d_mm_h[t, :, 0:size_hidden])
         # GEMM: adjoint of W_rh, W_zh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         # fused pointwise block: 4 operations

@@ -56,9 +56,13 @@ def init_params(sizes, rng=None, dtype=np.float64):
     }
 
 
-def _sigmoid(a):
+def _sigmoid(a, out=None):
     """Logistic function via tanh: exact to rounding, no overflow for any a."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _mm(a, w):
@@ -94,11 +98,10 @@ def forward(x, state0, params, keep_cache=True):
     W_stack_x = np.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = np.concatenate([W_rh, W_zh, W_nh])
     h_all = np.empty((T + 1, B, size_hidden), dtype)
-    if keep_cache:
-        r_all = np.empty((T, B, size_hidden), dtype)
-        z_all = np.empty((T, B, size_hidden), dtype)
-        m_nh_all = np.empty((T, B, size_hidden), dtype)
-        n_all = np.empty((T, B, size_hidden), dtype)
+    r_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    z_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    m_nh_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    n_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     h_all[0] = state0[0]
@@ -118,6 +121,7 @@ def forward(x, state0, params, keep_cache=True):
     s_n += b_nx
 
     for t in range(T):
+        save_t = t if keep_cache else 0
         h_prev = h_all[t]
         # GEMM: W_rh, W_zh, W_nh times h
         mm_h = h_prev @ W_stack_h.T
@@ -125,16 +129,14 @@ def forward(x, state0, params, keep_cache=True):
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         m_nh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         # fused pointwise block: 12 operations
-        r = _sigmoid(m_rh + s_r[t])
-        z = _sigmoid(m_zh + s_z[t])
-        n = np.tanh(s_n[t] + r*(b_nh + m_nh))
-        h_new = h_prev*z + n*(1 - z)
-        h_all[t + 1] = h_new
-        if keep_cache:
-            r_all[t] = r
-            z_all[t] = z
-            m_nh_all[t] = m_nh
-            n_all[t] = n
+        _sigmoid(m_rh + s_r[t], out=r_all[save_t])
+        r = r_all[save_t]
+        _sigmoid(m_zh + s_z[t], out=z_all[save_t])
+        z = z_all[save_t]
+        np.tanh(s_n[t] + r*(b_nh + m_nh), out=n_all[save_t])
+        n = n_all[save_t]
+        np.add(h_prev*z, n*(1 - z), out=h_all[t + 1])
+        m_nh_all[save_t] = m_nh
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -196,14 +198,12 @@ def backward(d_outputs, d_final_state, cache, params):
         # fused pointwise block: 14 operations
         _e0 = d_h_next + d_outputs[t]
         _e1 = _e0*(1 - z)
-        _e2 = _e1*(1 - n**2)
-        _e3 = _e2*r
-        _e4 = _e1*z*(h_prev - n)
-        _e5 = _e3*(1 - r)*(b_nh + m_nh)
-        d_mm_h[t, :, 0:size_hidden] = _e5
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = _e4
-        d_mm_h[t, :, 2 * size_hidden:3 * size_hidden] = _e3
-        d_s_n_all[t] = _e2
+        np.multiply(_e1, 1 - n**2, out=d_s_n_all[t])
+        _e2 = d_s_n_all[t]
+        np.multiply(_e2, r, out=d_mm_h[t, :, 2 * size_hidden:3 * size_hidden])
+        _e3 = d_mm_h[t, :, 2 * size_hidden:3 * size_hidden]
+        np.multiply(_e1, z*(h_prev - n), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        np.multiply(_e3, (1 - r)*(b_nh + m_nh), out=d_mm_h[t, :, 0:size_hidden])
         # GEMM: adjoint of W_rh, W_zh, W_nh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         # fused pointwise block: 2 operations

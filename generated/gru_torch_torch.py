@@ -91,11 +91,10 @@ def _forward(x, state0, params, keep_cache):
     W_stack_x = torch.cat([W_rx, W_zx, W_nx])
     W_stack_h = torch.cat([W_rh, W_zh, W_nh])
     h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    if keep_cache:
-        r_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        z_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        m_nh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        n_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    r_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    z_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    m_nh_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    n_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -113,6 +112,7 @@ def _forward(x, state0, params, keep_cache):
     s_n += b_nx
 
     for t in range(T):
+        save_t = t if keep_cache else 0
         h_prev = h_all[t]
         # GEMM: W_rh, W_zh, W_nh times h
         mm_h = h_prev @ W_stack_h.T
@@ -120,16 +120,14 @@ def _forward(x, state0, params, keep_cache):
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         m_nh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         # fused pointwise block: 12 operations
-        r = torch.sigmoid(m_rh + s_r[t])
-        z = torch.sigmoid(m_zh + s_z[t])
-        n = torch.tanh(s_n[t] + r*(b_nh + m_nh))
-        h_new = h_prev*z + n*(1 - z)
-        h_all[t + 1] = h_new
-        if keep_cache:
-            r_all[t] = r
-            z_all[t] = z
-            m_nh_all[t] = m_nh
-            n_all[t] = n
+        torch.sigmoid(m_rh + s_r[t], out=r_all[save_t])
+        r = r_all[save_t]
+        torch.sigmoid(m_zh + s_z[t], out=z_all[save_t])
+        z = z_all[save_t]
+        torch.tanh(s_n[t] + r*(b_nh + m_nh), out=n_all[save_t])
+        n = n_all[save_t]
+        torch.add(h_prev*z, n*(1 - z), out=h_all[t + 1])
+        m_nh_all[save_t] = m_nh
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -183,14 +181,12 @@ def _backward(d_outputs, d_final_state, cache, params):
         # fused pointwise block: 14 operations
         _e0 = d_h_next + d_outputs[t]
         _e1 = _e0*(1 - z)
-        _e2 = _e1*(1 - n**2)
-        _e3 = _e2*r
-        _e4 = _e1*z*(h_prev - n)
-        _e5 = _e3*(1 - r)*(b_nh + m_nh)
-        d_mm_h[t, :, 0:size_hidden] = _e5
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = _e4
-        d_mm_h[t, :, 2 * size_hidden:3 * size_hidden] = _e3
-        d_s_n_all[t] = _e2
+        torch.mul(_e1, 1 - n**2, out=d_s_n_all[t])
+        _e2 = d_s_n_all[t]
+        torch.mul(_e2, r, out=d_mm_h[t, :, 2 * size_hidden:3 * size_hidden])
+        _e3 = d_mm_h[t, :, 2 * size_hidden:3 * size_hidden]
+        torch.mul(_e1, z*(h_prev - n), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        torch.mul(_e3, (1 - r)*(b_nh + m_nh), out=d_mm_h[t, :, 0:size_hidden])
         # GEMM: adjoint of W_rh, W_zh, W_nh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         # fused pointwise block: 2 operations

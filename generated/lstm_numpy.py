@@ -62,9 +62,13 @@ def init_params(sizes, rng=None, dtype=np.float64):
     }
 
 
-def _sigmoid(a):
+def _sigmoid(a, out=None):
     """Logistic function via tanh: exact to rounding, no overflow for any a."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _mm(a, w):
@@ -103,12 +107,11 @@ def forward(x, state0, params, keep_cache=True):
     W_stack_h = np.concatenate([W_ih, W_fh, W_gh, W_oh])
     h_all = np.empty((T + 1, B, size_hidden), dtype)
     c_all = np.empty((T + 1, B, size_hidden), dtype)
-    if keep_cache:
-        i_all = np.empty((T, B, size_hidden), dtype)
-        f_all = np.empty((T, B, size_hidden), dtype)
-        g_all = np.empty((T, B, size_hidden), dtype)
-        o_all = np.empty((T, B, size_hidden), dtype)
-        tanh_c_new_all = np.empty((T, B, size_hidden), dtype)
+    i_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    f_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    g_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    o_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    tanh_c_new_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden, size_hidden))
     h_all[0] = state0[0]
@@ -132,6 +135,7 @@ def forward(x, state0, params, keep_cache=True):
     s_o += b_o
 
     for t in range(T):
+        save_t = t if keep_cache else 0
         h_prev = h_all[t]
         c_prev = c_all[t]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
@@ -141,21 +145,19 @@ def forward(x, state0, params, keep_cache=True):
         m_gh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # fused pointwise block: 13 operations
-        i = _sigmoid(m_ih + s_i[t])
-        f = _sigmoid(m_fh + s_f[t])
-        g = np.tanh(m_gh + s_g[t])
-        o = _sigmoid(m_oh + s_o[t])
-        c_new = c_prev*f + g*i
-        tanh_c_new = np.tanh(c_new)
-        h_new = o*tanh_c_new
-        h_all[t + 1] = h_new
-        c_all[t + 1] = c_new
-        if keep_cache:
-            i_all[t] = i
-            f_all[t] = f
-            g_all[t] = g
-            o_all[t] = o
-            tanh_c_new_all[t] = tanh_c_new
+        _sigmoid(m_ih + s_i[t], out=i_all[save_t])
+        i = i_all[save_t]
+        _sigmoid(m_fh + s_f[t], out=f_all[save_t])
+        f = f_all[save_t]
+        np.tanh(m_gh + s_g[t], out=g_all[save_t])
+        g = g_all[save_t]
+        _sigmoid(m_oh + s_o[t], out=o_all[save_t])
+        o = o_all[save_t]
+        np.add(c_prev*f, g*i, out=c_all[t + 1])
+        c_new = c_all[t + 1]
+        np.tanh(c_new, out=tanh_c_new_all[save_t])
+        tanh_c_new = tanh_c_new_all[save_t]
+        np.multiply(o, tanh_c_new, out=h_all[t + 1])
 
     final_state = (h_all[T], c_all[T])
     if not keep_cache:
@@ -225,17 +227,13 @@ def backward(d_outputs, d_final_state, cache, params):
         tanh_c_new = tanh_c_new_all[t]
         # fused pointwise block: 20 operations
         _e0 = o*(d_h_next + d_outputs[t])
-        _e1 = _e0*tanh_c_new*(1 - o)
+        np.multiply(_e0, tanh_c_new*(1 - o), out=d_mm_h[t, :, 3 * size_hidden:4 * size_hidden])
         _e2 = d_c_next + _e0*(1 - tanh_c_new**2)
         _e3 = _e2*i
-        _e4 = _e3*(1 - g**2)
+        np.multiply(_e3, 1 - g**2, out=d_mm_h[t, :, 2 * size_hidden:3 * size_hidden])
         _e5 = _e2*f
-        _e6 = _e5*c_prev*(1 - f)
-        _e7 = _e3*g*(1 - i)
-        d_mm_h[t, :, 0:size_hidden] = _e7
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = _e6
-        d_mm_h[t, :, 2 * size_hidden:3 * size_hidden] = _e4
-        d_mm_h[t, :, 3 * size_hidden:4 * size_hidden] = _e1
+        np.multiply(_e5, c_prev*(1 - f), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        np.multiply(_e3, g*(1 - i), out=d_mm_h[t, :, 0:size_hidden])
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         d_h_next = d_h_prev_gemm

@@ -100,12 +100,11 @@ def _forward(x, state0, params, keep_cache):
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
     h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
     c_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    if keep_cache:
-        i_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        f_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        g_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        o_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-        tanh_c_new_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    i_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    tanh_c_new_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
     c_all[0] = state0[1]
 
@@ -127,6 +126,7 @@ def _forward(x, state0, params, keep_cache):
     s_o += b_o
 
     for t in range(T):
+        save_t = t if keep_cache else 0
         h_prev = h_all[t]
         c_prev = c_all[t]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
@@ -136,21 +136,19 @@ def _forward(x, state0, params, keep_cache):
         m_gh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # fused pointwise block: 13 operations
-        i = torch.sigmoid(m_ih + s_i[t])
-        f = torch.sigmoid(m_fh + s_f[t])
-        g = torch.tanh(m_gh + s_g[t])
-        o = torch.sigmoid(m_oh + s_o[t])
-        c_new = c_prev*f + g*i
-        tanh_c_new = torch.tanh(c_new)
-        h_new = o*tanh_c_new
-        h_all[t + 1] = h_new
-        c_all[t + 1] = c_new
-        if keep_cache:
-            i_all[t] = i
-            f_all[t] = f
-            g_all[t] = g
-            o_all[t] = o
-            tanh_c_new_all[t] = tanh_c_new
+        torch.sigmoid(m_ih + s_i[t], out=i_all[save_t])
+        i = i_all[save_t]
+        torch.sigmoid(m_fh + s_f[t], out=f_all[save_t])
+        f = f_all[save_t]
+        torch.tanh(m_gh + s_g[t], out=g_all[save_t])
+        g = g_all[save_t]
+        torch.sigmoid(m_oh + s_o[t], out=o_all[save_t])
+        o = o_all[save_t]
+        torch.add(c_prev*f, g*i, out=c_all[t + 1])
+        c_new = c_all[t + 1]
+        torch.tanh(c_new, out=tanh_c_new_all[save_t])
+        tanh_c_new = tanh_c_new_all[save_t]
+        torch.mul(o, tanh_c_new, out=h_all[t + 1])
 
     final_state = (h_all[T], c_all[T])
     if not keep_cache:
@@ -210,17 +208,13 @@ def _backward(d_outputs, d_final_state, cache, params):
         tanh_c_new = tanh_c_new_all[t]
         # fused pointwise block: 20 operations
         _e0 = o*(d_h_next + d_outputs[t])
-        _e1 = _e0*tanh_c_new*(1 - o)
+        torch.mul(_e0, tanh_c_new*(1 - o), out=d_mm_h[t, :, 3 * size_hidden:4 * size_hidden])
         _e2 = d_c_next + _e0*(1 - tanh_c_new**2)
         _e3 = _e2*i
-        _e4 = _e3*(1 - g**2)
+        torch.mul(_e3, 1 - g**2, out=d_mm_h[t, :, 2 * size_hidden:3 * size_hidden])
         _e5 = _e2*f
-        _e6 = _e5*c_prev*(1 - f)
-        _e7 = _e3*g*(1 - i)
-        d_mm_h[t, :, 0:size_hidden] = _e7
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = _e6
-        d_mm_h[t, :, 2 * size_hidden:3 * size_hidden] = _e4
-        d_mm_h[t, :, 3 * size_hidden:4 * size_hidden] = _e1
+        torch.mul(_e5, c_prev*(1 - f), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        torch.mul(_e3, g*(1 - i), out=d_mm_h[t, :, 0:size_hidden])
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         d_h_next = d_h_prev_gemm

@@ -78,8 +78,7 @@ def forward(x, state0, params, keep_cache=True):
         # GEMM: W_hh times h
         m_hh = h_prev @ W_hh.T
         # fused pointwise block: 2 operations
-        h_new = np.tanh(m_hh + s_h[t])
-        h_all[t + 1] = h_new
+        np.tanh(m_hh + s_h[t], out=h_all[t + 1])
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -117,8 +116,7 @@ def backward(d_outputs, d_final_state, cache, params):
     for t in reversed(range(T)):
         h_new = h_all[t + 1]
         # fused pointwise block: 4 operations
-        _e0 = (1 - h_new**2)*(d_h_next + d_outputs[t])
-        d_mm_h[t] = _e0
+        np.multiply(1 - h_new**2, d_h_next + d_outputs[t], out=d_mm_h[t])
         # GEMM: adjoint of W_hh times h
         d_h_prev_gemm = d_mm_h[t] @ W_hh
         d_h_next = d_h_prev_gemm

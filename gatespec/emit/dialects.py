@@ -27,6 +27,11 @@ class Dialect:
     sum01_fmt: str = ""
     zeros_like_fmt: str = ""
     matmul_all_fmt: str = ""
+    # spellings that write into a given array: elementwise add and multiply, and the
+    # functions whose spelling accepts `out=`
+    add_fn: str = ""
+    mul_fn: str = ""
+    out_functions: frozenset = frozenset()
 
     def empty(self, shape: str) -> str:
         return self.empty_fmt.format(shape=shape)
@@ -77,9 +82,13 @@ NUMPY = Dialect(
     # Each helper is numerically stable for arguments of any size (no overflow warnings).
     helpers={
         "_sigmoid": (
-            "def _sigmoid(a):\n"
+            "def _sigmoid(a, out=None):\n"
             '    """Logistic function via tanh: exact to rounding, no overflow for any a."""\n'
-            "    return 0.5 * np.tanh(0.5 * a) + 0.5\n"
+            "    out = np.multiply(a, 0.5, out=out)\n"
+            "    np.tanh(out, out=out)\n"
+            "    out *= 0.5\n"
+            "    out += 0.5\n"
+            "    return out\n"
         ),
         "_logsigmoid": "def _logsigmoid(a):\n    return -np.logaddexp(0, -a)\n",
         "_softsign": "def _softsign(a):\n    return a / (1 + np.abs(a))\n",
@@ -92,6 +101,10 @@ NUMPY = Dialect(
     sum01_fmt="{}.sum(axis=(0, 1))",
     zeros_like_fmt="np.zeros_like({})",
     matmul_all_fmt="_mm({}, {})",
+    add_fn="np.add",
+    mul_fn="np.multiply",
+    out_functions=frozenset({fn.Sigmoid, fn.Tanh, fn.Relu, fn.Exp, fn.Log, fn.Softplus,
+                             fn.Abs, fn.Sqrt, fn.Max, fn.Min, fn.Expm1, fn.Sign}),
 )
 
 
@@ -151,4 +164,8 @@ TORCH = Dialect(
     sum01_fmt="{}.sum(dim=(0, 1))",
     zeros_like_fmt="torch.zeros_like({})",
     matmul_all_fmt="({} @ {})",
+    add_fn="torch.add",
+    mul_fn="torch.mul",
+    out_functions=frozenset({fn.Sigmoid, fn.Tanh, fn.Exp, fn.Log, fn.Abs, fn.Sqrt,
+                             fn.Expm1, fn.Sign}),
 )

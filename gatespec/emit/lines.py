@@ -25,6 +25,8 @@ class ModuleLines:
         self.dx = dialect
         self.cell = plan.cell
         self.used_helpers: set[str] = set()
+        self.written: set[str] = set()  # values printed straight into their slot
+        self.bindings: set[str] = set()  # `name = slot` lines, dropped where name is unused
 
     # -- naming ----------------------------------------------------------------------
     def size_var(self, size: str) -> str:
@@ -113,25 +115,74 @@ class ModuleLines:
             return [f"{g.operand_grad} = {self.dx.matmul_all(g.grad_buffer, g.weight)}"]
         return [f"{g.operand_grad} = {g.grad_buffer}[t] @ {g.weight}"]
 
-    def block_lines(self, block, loop: bool, backward: bool) -> list[str]:
+    def store_slot(self, st, loop: bool) -> str:
+        index = "t" if loop else "..."
+        if st.gemm is not None and st.gemm.stacked:
+            cols = self.offsets(st.gemm)[st.index]
+            index = f"t, :, {cols}" if loop else f"..., {cols}"
+        return f"{st.buffer}[{index}]"
+
+    def out_form(self, printer: CodePrinter, e: sympy.Expr, slot: str) -> str | None:
+        """`e` computed straight into `slot` (no temporary, no copy), if its root allows."""
+        if isinstance(e, sympy.Add | sympy.Mul):
+            args = sorted(e.args, key=lambda a: a.is_Number)  # a constant goes second
+            fn = self.dx.add_fn if isinstance(e, sympy.Add) else self.dx.mul_fn
+            first, rest = args[0], e.func(*args[1:])
+            return (f"{fn}({self.print(printer, first)}, {self.print(printer, rest)}, "
+                    f"out={slot})")
+        if type(e) in self.dx.out_functions:
+            text = self.print(printer, e)
+            return f"{text[:-1]}, out={slot})"
+        return None
+
+    def block_lines(self, block, loop: bool, backward: bool,
+                    slots: dict[str, str] | None = None) -> list[str]:
+        """A fused block. Values with a slot (a state history entry, a saved value, a
+        gradient buffer) are computed straight into it where the expression allows."""
         printer = self.printer(loop, backward)
         if not block.assigns and not block.stores:
             return []
+        slots = dict(slots or {})
+        pending = []
+        for st in block.stores:
+            if st.value.name in slots or not loop:
+                pending.append(st)
+            else:
+                slots[st.value.name] = self.store_slot(st, loop)
         lines = [f"# fused pointwise block: {block.ops} operations"] if block.assigns else []
         for sym, e in block.assigns:
             base = block.inplace.get(sym)
-            if base is None:
-                lines.append(f"{sym.name} = {self.print(printer, e)}")
-            else:  # accumulate into the product: it has no other reader
+            slot = slots.get(sym.name)
+            direct = self.out_form(printer, e, slot) if slot else None
+            if base is not None:  # accumulate into the product: it has no other reader
                 lines.append(f"{sym.name} = {base.name}")
                 lines.append(f"{sym.name} += {self.print(printer, e - base)}")
+            elif direct is not None:
+                lines.append(direct)
+                lines.append(f"{sym.name} = {slot}")
+                self.bindings.add(lines[-1])
+                self.written.add(sym.name)
+            else:
+                lines.append(f"{sym.name} = {self.print(printer, e)}")
+                if slot is not None and slot not in self.forward_slot_values():
+                    lines.append(f"{slot} = {sym.name}")
+                    self.written.add(sym.name)
         for st in block.stores:
-            index = "t" if loop else "..."
-            if st.gemm is not None and st.gemm.stacked:
-                cols = self.offsets(st.gemm)[st.index]
-                index = f"t, :, {cols}" if loop else f"..., {cols}"
-            lines.append(f"{st.buffer}[{index}] = {st.value.name}")
+            if st in pending or st.value.name not in self.written:
+                lines.append(f"{self.store_slot(st, loop)} = {st.value.name}")
         return lines
+
+    def forward_slot_values(self) -> set[str]:
+        """Slots the forward pass fills after its blocks when a value was not computed in place."""
+        return set(self.forward_slots().values())
+
+    def forward_slots(self) -> dict[str, str]:
+        slots = {self.cell.updates[s.label]: f"{s.label}_all[t + 1]" for s in self.cell.states}
+        if self.plan.kind_of(self.cell.output) != "state_new":
+            slots.setdefault(self.cell.output, "outputs[t]")
+        for n in self.plan.saved_loop:
+            slots.setdefault(n, f"{n}_all[save_t]")
+        return slots
 
     def ops_lines(self, ops, loop: bool, backward: bool) -> list[str]:
         lines: list[str] = []
@@ -143,19 +194,18 @@ class ModuleLines:
                 lines.append(f"# GEMM: {what}{', '.join(g.weights)} times {label}")
                 lines += self.gemm_backward(g) if op.backward else self.gemm_forward(g)
             else:
-                lines += self.block_lines(op.block, loop, backward)
+                slots = self.forward_slots() if loop and not backward else None
+                lines += self.block_lines(op.block, loop, backward, slots)
         return lines
 
     def forward_saves(self) -> list[str]:
-        lines = []
-        for s in self.cell.states:
-            lines.append(f"{s.label}_all[t + 1] = {self.cell.updates[s.label]}")
-        if self.plan.kind_of(self.cell.output) not in ("state_new",):
-            lines.append(f"outputs[t] = {self.cell.output}")
+        """Copies into the forward slots of the values that were not computed in place
+        (call after printing the loop blocks)."""
+        slots = self.forward_slots()
+        lines = [f"{slot} = {name}" for name, slot in slots.items() if name not in self.written]
+        if self.cell.output in self.plan.saved_loop and slots[self.cell.output] == "outputs[t]":
+            lines.append(f"{self.cell.output}_all[save_t] = {self.cell.output}")
         return lines
-
-    def forward_cache_saves(self) -> list[str]:
-        return [f"{n}_all[t] = {n}" for n in self.plan.saved_loop]
 
     def backward_loads(self) -> list[str]:
         lines = []
@@ -207,7 +257,8 @@ class ModuleLines:
         return lines
 
     def forward_cache_allocs(self) -> list[str]:
-        return [f"{n}_all = {self.dx.empty(f'T, B, {self.size_of_node(n)}')}"
+        # without keep_cache, one step's worth: values are still computed into them
+        return [f"{n}_all = {self.dx.empty(f'T if keep_cache else 1, B, {self.size_of_node(n)}')}"
                 for n in self.plan.saved_loop]
 
     def outputs_expr(self) -> str:
@@ -262,6 +313,19 @@ class ModuleLines:
 
 def _plain(e: sympy.Expr) -> str:
     return str(e).replace("*", " * ") if e != 0 else "0"
+
+
+def drop_unused_bindings(lines: list[str], bindings: set[str], after: list[str]) -> list[str]:
+    """Remove `name = slot` bindings whose name no later line reads."""
+    kept = []
+    for k, line in enumerate(lines):
+        if line.strip() in bindings:
+            name = line.split(" = ")[0].strip()
+            later = "\n".join([*lines[k + 1:], *after])
+            if not re.search(rf"\b{re.escape(name)}\b", later):
+                continue
+        kept.append(line)
+    return kept
 
 
 def prune_assignments(lines: list[str], body: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gatespec.emit.dialects import Dialect
-from gatespec.emit.lines import ModuleLines, prune_assignments
+from gatespec.emit.lines import ModuleLines, drop_unused_bindings, prune_assignments
 from gatespec.schedule import Plan
 
 VERSION = "0.1.0"
@@ -15,7 +15,10 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str) -> dict:
     lines = ModuleLines(plan, dialect)
     static_forward = lines.ops_lines(plan.static_forward, loop=False, backward=False)
     loop_forward = lines.ops_lines(plan.loop_forward, loop=True, backward=False)
+    forward_saves = lines.forward_saves()
+    loop_forward = drop_unused_bindings(loop_forward, lines.bindings, forward_saves)
     loop_backward = lines.ops_lines(plan.loop_backward, loop=True, backward=True)
+    loop_backward = drop_unused_bindings(loop_backward, lines.bindings, lines.carry_lines())
     static_backward = lines.ops_lines(plan.static_backward, loop=False, backward=True)
     params = [
         {
@@ -60,14 +63,13 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str) -> dict:
         "forward_setup": prune_assignments(
             [*lines.size_lines(), *param_loads, *lines.stack_lines()],
             [*lines.forward_allocs(), *lines.forward_cache_allocs(), *static_forward,
-             *loop_forward, *lines.forward_saves(), lines.outputs_expr(),
+             *loop_forward, *forward_saves, lines.outputs_expr(),
              f"state0 = {lines.size_var(cell.states[0].size)}"],
         ) + lines.forward_allocs(),
         "forward_cache_allocs": lines.forward_cache_allocs(),
-        "forward_cache_saves": lines.forward_cache_saves(),
         "static_forward": static_forward,
         "loop_forward": loop_forward,
-        "forward_saves": lines.forward_saves(),
+        "forward_saves": forward_saves,
         "cache_entries": lines.cache_entries(),
         "outputs_expr": lines.outputs_expr(),
         "output_size": plan.derived.node(cell.output).size,

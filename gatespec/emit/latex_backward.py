@@ -1,0 +1,255 @@
+"""Backward equations in the article's notation, from the derived local partials.
+
+The adjoint of a value, δv = ∂L/∂v, is the sum over v's consumers of the
+consumer's adjoint times the local partial (Derived.partials), plus Wᵀ δ(product)
+for each matrix product that reads v. It is printed per user variable:
+
+- every statement's target v gets δv_t; the helper nodes gatespec adds (lifted
+  activations, input-only sums, linear-map operands) are folded into the
+  adjoints of the variables they belong to;
+- a statement whose root is an activation, v = f(a_v), also gets the adjoint of
+  its pre-activation, δa_{v,t} = δv_t ⊙ f'; the weights of its linear maps read it;
+- a state's new value s_t collects ∂L/∂s_t (the loss's direct dependence on it),
+  its consumers in step t and the consumers of its previous value in step t+1
+  (the latter written with index t+1, as in Greff et al. 2017);
+- a linear map whose adjoint is none of these (torch's GRU: r ⊙ (W h + b)) gets
+  a name of its own, after its bias: δa_{nh,t};
+- weight gradients are sums over time: δW = Σ_t δa_t operand_tᵀ; biases and
+  diagonal weights sum their adjoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from gatespec import ir
+from gatespec.derive import Derived
+from gatespec.derive.functions import LANGUAGE_FUNCTIONS, PARTIALS, Elementwise
+from gatespec.emit.latex_forward import Equation, ForwardPrinter
+from gatespec.emit.latex_sympy import SympyLatex, Transposed, shift
+from gatespec.errors import EmitError
+from gatespec.parse import ast
+
+
+@dataclass
+class _Preactivation:
+    node: str  # the statement's node
+    arg: sympy.Expr  # the activation's argument
+    outer: sympy.Expr  # f'(arg), written in the node's own output
+
+
+@dataclass
+class _Call:
+    label: str  # `i`, or `nh` when a line has several linear maps
+    owner: str
+    weights: tuple[str, ...]
+    bias: str | None
+    operands: tuple[ast.Expr, ...]
+    matmuls: list[str]
+
+
+def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
+    return sympy.expand(a - b) == 0
+
+
+class BackwardEquations:
+    def __init__(self, derived: Derived, cell_file: ast.CellFile, forward: ForwardPrinter):
+        self.d = derived
+        self.cell = derived.cell
+        self.forward = forward
+        self.order = {n.name: k for k, n in enumerate(derived.nodes)}
+        self.user = {n.name for n in derived.nodes
+                     if isinstance(n, ir.Pointwise) and n.kind == "user"}
+        self.new_state = {new: label for label, new in self.cell.updates.items()}
+        self.pre = {p.node: p for p in map(self._preactivation, sorted(self.user)) if p}
+        self.calls = self._calls(cell_file)
+        self.call_of = {m: c for c in self.calls for m in c.matmuls}
+        self.printer = SympyLatex(derived, forward.names, self._adjoint_latex)
+        self._adj: dict[str, sympy.Expr] = {}
+        self._call_ref: dict[str, sympy.Expr] = {}
+        self.named_calls: list[_Call] = []  # calls that need an adjoint of their own
+
+    # -- what is named ------------------------------------------------------------------
+    def _preactivation(self, name: str) -> _Preactivation | None:
+        e = self.d.node(name).expr
+        if not (isinstance(e, Elementwise) and type(e) in LANGUAGE_FUNCTIONS.values()
+                and len(e.args) == 1) or isinstance(e.args[0], sympy.Symbol):
+            return None
+        (outer,) = PARTIALS[type(e)](ir.symbol(name), e.args)
+        return _Preactivation(name, e.args[0], outer)
+
+    def _calls(self, cf: ast.CellFile) -> list[_Call]:
+        by_weight = {m.weight: m.name for m in self.d.nodes if isinstance(m, ir.MatMul)}
+        found = []
+        for stmt in cf.statements:
+            found.extend(_linear_calls(stmt.value))
+        per_owner: dict[str, int] = {}
+        calls = []
+        for c in found:
+            params = self.cell.call_params[(c.span.line, c.span.column)]
+            owner = self.cell.params[params[0]].owner
+            per_owner[owner] = per_owner.get(owner, 0) + 1
+            weights = params[:len(c.args)]
+            bias = params[len(c.args)] if len(params) > len(c.args) else None
+            calls.append(_Call(owner, owner, weights, bias, c.args,
+                               [by_weight[w] for w in weights]))
+        for c in calls:  # several maps on one line: name each after its operands, as its bias
+            if per_owner[c.owner] > 1:
+                c.label = c.owner + "".join(w[len("W_" + c.owner):] for w in c.weights)
+        return calls
+
+    # -- adjoints -----------------------------------------------------------------------
+    @staticmethod
+    def adjoint(name: str) -> sympy.Symbol:
+        return sympy.Symbol(f"d:{name}")
+
+    @staticmethod
+    def pre_adjoint(name: str) -> sympy.Symbol:
+        return sympy.Symbol(f"d:a:{name}")
+
+    @staticmethod
+    def seed(name: str) -> sympy.Symbol:
+        return sympy.Symbol(f"dL:{name}")
+
+    def _adjoint_latex(self, kind: str, name: str, step: int) -> str:
+        """How the printer writes the adjoint symbols made here."""
+        if kind == "d":
+            return r"\delta" + self.printer.value(name, step)
+        if kind == "a":
+            return r"\delta" + self.forward.names.labelled("a", self._label(name), step)
+        if kind == "call":
+            return r"\delta" + self.forward.names.labelled("a", name, step)
+        return rf"\frac{{\partial L}}{{\partial {self.printer.value(name, step)}}}"
+
+    def _label(self, node: str) -> str:
+        return self.d.node(node).label.rstrip("'")
+
+    def ref(self, name: str) -> sympy.Expr:
+        """What stands for a node's adjoint in its readers' sums: its own symbol if it
+        is named, else its sum written out."""
+        if name in self.user:
+            return self.adjoint(name)
+        if name in self.call_of:
+            return self.call_ref(self.call_of[name])
+        return self.adj(name)
+
+    def terms(self, name: str) -> list[sympy.Expr]:
+        """d consumer/d node times the consumer's adjoint, one per consumer, in step order."""
+        found = [(self.order[c], self.contribution(c, name, p))
+                 for c, p in self.d.partials[name]]
+        found += [(self.order[m.name], Transposed(ir.symbol(m.weight), self.ref(m.name)))
+                  for m in self.d.matmuls_of(name)]
+        return [t for _, t in sorted(found, key=lambda item: item[0])]
+
+    def contribution(self, consumer: str, name: str, partial: sympy.Expr) -> sympy.Expr:
+        pre = self.pre.get(consumer)
+        if pre is None:
+            return self.ref(consumer) * partial
+        inner = sympy.diff(pre.arg, ir.symbol(name))
+        if not _same(pre.outer * inner, partial):
+            raise EmitError(f"d{consumer}/d{name}: {partial} is not {pre.outer} * {inner}")
+        return self.pre_adjoint(consumer) * inner
+
+    def adj(self, name: str) -> sympy.Expr:
+        if name not in self._adj:
+            self._adj[name] = sympy.Add(*self.terms(name))
+        return self._adj[name]
+
+    def call_ref(self, call: _Call) -> sympy.Expr:
+        """The adjoint of a linear map's output: the same for each of its products."""
+        if call.label not in self._call_ref:
+            first, *rest = (self.adj(m) for m in call.matmuls)
+            if any(not _same(first, other) for other in rest):
+                raise EmitError(f"the products of linear() on the line of {call.owner} "
+                                "have different adjoints")
+            if isinstance(first, sympy.Symbol):
+                self._call_ref[call.label] = first
+            else:
+                self._call_ref[call.label] = sympy.Symbol(f"d:call:{call.label}")
+                self.named_calls.append(call)
+        return self._call_ref[call.label]
+
+    # -- equations ----------------------------------------------------------------------
+    def node_equation(self, name: str) -> Equation:
+        terms: list[sympy.Expr] = []
+        if name == self.cell.output or name in self.new_state:
+            terms.append(self.seed(name))
+        terms += self.terms(name)
+        if name in self.new_state:  # what step t+1 reads of this state
+            previous = next(s.name for s in self.cell.states if s.label == self.new_state[name])
+            terms += [shift(t) for t in self.terms(previous)]
+        return self._equation(self.adjoint(name), terms)
+
+    def _equation(self, lhs: sympy.Expr, terms: list[sympy.Expr]) -> Equation:
+        printed = [self.printer.term(t) for t in terms if t != 0]
+        return Equation(self.printer.expr(lhs), _signed(printed or ["0"]))
+
+    def equations(self, forward_order: list[str]) -> list[Equation]:
+        """Adjoints of the statements' targets (given as nodes in forward order),
+        in reverse: each needs only those printed before it."""
+        for call in self.calls:  # find the linear maps that need a name of their own
+            self.call_ref(call)
+        out = []
+        for name in reversed(forward_order):
+            out.append(self.node_equation(name))
+            pre = self.pre.get(name)
+            if pre:
+                out.append(self._equation(self.pre_adjoint(name),
+                                          [self.adjoint(name) * pre.outer]))
+            for call in self.named_calls:
+                if call.owner == self._label(name):
+                    out.append(self._equation(self.call_ref(call),
+                                              self.terms(call.matmuls[0])))
+        x = self.cell.input.name
+        out.append(self._equation(self.adjoint(x), self.terms(x)))
+        return out
+
+    def parameter_equations(self) -> list[Equation]:
+        out = []
+        for call in self.calls:
+            adjoint = self.call_ref(call)
+            for weight, operand in zip(call.weights, call.operands, strict=True):
+                operand_t = self.forward.operand(operand) + r"^\top"
+                out.append(Equation(r"\delta" + self.forward.names.param(weight),
+                                    [rf"\sum_t {self.printer.term(adjoint)}\,{operand_t}"]))
+            if call.bias:
+                self._check_bias(call, adjoint)
+                out.append(Equation(r"\delta" + self.forward.names.param(call.bias),
+                                    [rf"\sum_t {self.printer.term(adjoint)}"]))
+        for name, param in self.cell.params.items():
+            if param.role == "diag":
+                total = sympy.Add(*(self.contribution(c, name, p)
+                                    for c, p in self.d.param_partials[name]))
+                out.append(Equation(r"\delta" + self.forward.names.param(name),
+                                    [rf"\sum_t {self.printer.term(total)}"]))
+        return out
+
+    def _check_bias(self, call: _Call, adjoint: sympy.Expr) -> None:
+        """A bias enters its map's sum with coefficient one: its adjoint is the map's."""
+        total = sympy.Add(*(self.contribution(c, call.bias, p)
+                            for c, p in self.d.param_partials[call.bias]))
+        if not _same(total, self.adj(call.matmuls[0])):
+            raise EmitError(f"the adjoint of {call.bias} is not that of its linear map")
+
+
+def _signed(printed: list[str]) -> list[str]:
+    """["a", "-b", "c"] -> ["a", "- b", "+ c"]."""
+    out = [printed[0]]
+    for p in printed[1:]:
+        out.append(f"- {p[1:]}" if p.startswith("-") else f"+ {p}")
+    return out
+
+
+def _linear_calls(e: ast.Expr):
+    if isinstance(e, ast.Call):
+        if e.func == "linear":
+            yield e
+        for a in e.args:
+            yield from _linear_calls(a)
+    elif isinstance(e, ast.BinOp):
+        yield from _linear_calls(e.left)
+        yield from _linear_calls(e.right)
+    elif isinstance(e, ast.Neg):
+        yield from _linear_calls(e.operand)

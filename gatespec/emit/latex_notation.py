@@ -1,0 +1,159 @@
+"""The article's notation, piece by piece: variables, parameters, functions.
+
+Vectors are bold; a value computed in step t carries `_t`, the previous value of
+a state `_{t-1}`. Parameters have no time index. Both the forward printer (which
+reads the syntax tree) and the backward printer (which reads SymPy) spell every
+name and function through this module, so the two halves of a page agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Precedence of a printed piece, to decide where parentheses go.
+SUM, MATVEC, PROD, UNARY, ATOM = 1, 1.5, 2, 3, 4
+
+GREEK = frozenset(
+    """alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma
+    tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi
+    Omega""".split()
+)
+
+# How each element-wise function is written; `{0}`, `{1}` are the printed operands.
+FUNCTIONS = {
+    "sigmoid": r"\sigma({0})",
+    "tanh": r"\tanh({0})",
+    "relu": r"\operatorname{{ReLU}}({0})",
+    "exp": r"\exp({0})",
+    "log": r"\log({0})",
+    "softplus": r"\operatorname{{softplus}}({0})",
+    "logsigmoid": r"\log\sigma({0})",
+    "hard_sigmoid": r"\operatorname{{hardsigmoid}}({0})",
+    "hard_tanh": r"\operatorname{{hardtanh}}({0})",
+    "abs": r"\lvert {0} \rvert",
+    "sqrt": r"\sqrt{{{0}}}",
+    "softsign": r"\operatorname{{softsign}}({0})",
+    "silu": r"\operatorname{{SiLU}}({0})",
+    "max": r"\max({0}, {1})",
+    "min": r"\min({0}, {1})",
+    # helpers that only appear in derivatives
+    "expm1": r"(\exp({0}) - 1)",
+    "sign": r"\operatorname{{sign}}({0})",
+    "positive": r"\mathbf{{1}}[{0} > 0]",
+    "in_unit": r"\mathbf{{1}}[0 < {0} < 1]",
+    "in_symmetric_unit": r"\mathbf{{1}}[-1 < {0} < 1]",
+    "greater_equal": r"\mathbf{{1}}[{0} \ge {1}]",
+    "less": r"\mathbf{{1}}[{0} < {1}]",
+}
+
+# Functions whose power is written on the name, as in tan^2(x).
+POWER_ON_NAME = {"sigmoid": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log"}
+
+
+def function(name: str, args: list[str]) -> str:
+    return FUNCTIONS[name].format(*args)
+
+
+def time_index(step: int) -> str:
+    """`t`, `t-1`, `t+1` for a step offset of 0, -1, +1."""
+    return "t" if step == 0 else f"t{step:+d}"
+
+
+def subscript(text: str) -> str:
+    """`_i` for one character, `_{ix}` for more."""
+    return f"_{text}" if len(text) == 1 else f"_{{{text}}}"
+
+
+def _escape(name: str) -> str:
+    return name.replace("_", r"\_")
+
+
+def _bold_name(name: str) -> tuple[str, str]:
+    """(bold symbol, subscript text) for a variable name: `h2` is h with subscript 2,
+    `h_tilde` is h with subscript tilde, a Greek name is its letter."""
+    head, _, tail = name.partition("_")
+    m = re.fullmatch(r"([A-Za-z]+?)(\d+)", head)
+    digits = ""
+    if m:
+        head, digits = m.groups()
+    if len(head) == 1:
+        core = rf"\boldsymbol{{{head}}}"
+    elif head in GREEK:
+        core = rf"\boldsymbol{{\{head}}}"
+    else:  # a word: upright, so that it does not read as a product of letters
+        core = rf"\boldsymbol{{\mathrm{{{head}}}}}"
+    sub = ",".join(p for p in (digits, rf"\mathrm{{{_escape(tail)}}}" if tail else "") if p)
+    return core, sub
+
+
+def _has_top_level_script(latex: str) -> bool:
+    depth = 0
+    for ch in latex:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if depth == 0 and ch in "_^":
+            return True
+    return False
+
+
+class Names:
+    """LaTeX for the variables and parameters of one cell."""
+
+    def __init__(self, latex: dict[str, str]):
+        self.latex = latex  # variable name -> the user's LaTeX for it (no time index)
+
+    def base(self, name: str) -> tuple[str, str]:
+        """(symbol, subscript text) of a variable, without its time index."""
+        if name in self.latex:
+            text = self.latex[name]
+            # a user's symbol with its own subscript takes the time index after a group
+            return (f"{{{text}}}" if _has_top_level_script(text) else text), ""
+        return _bold_name(name)
+
+    def var(self, name: str, step: int) -> str:
+        """A variable at a step offset: `\\boldsymbol{c}_{t-1}`, `\\bar{\\boldsymbol{c}}_t`."""
+        core, sub = self.base(name)
+        return core + subscript(",".join(p for p in (sub, time_index(step)) if p))
+
+    def labelled(self, prefix: str, label: str, step: int) -> str:
+        """A derived vector named after a variable, e.g. the pre-activation a_{i,t}."""
+        return rf"\boldsymbol{{{prefix}}}_{{{_escape(label)},{time_index(step)}}}"
+
+    @staticmethod
+    def param(name: str) -> str:
+        """`W_ix` -> `\\boldsymbol{W}_{ix}`, `b_i` -> `\\boldsymbol{b}_i`."""
+        letter, rest = name[0], name[2:]
+        return rf"\boldsymbol{{{letter}}}" + subscript(_escape(rest))
+
+
+def number(text: str) -> str:
+    """A number as written in the cell file; an exponent becomes a power of ten."""
+    mantissa, _, exponent = text.lower().partition("e")
+    if not exponent:
+        return mantissa
+    power = rf"10^{{{int(exponent)}}}"
+    return power if mantissa in ("1", "1.", "1.0") else rf"{mantissa} \times {power}"
+
+
+def escape_text(text: str) -> str:
+    """Plain text (a cell's description) for a LaTeX paragraph."""
+    out = []
+    for ch in text:
+        if ch in "&%$#_{}":
+            out.append("\\" + ch)
+        elif ch == "\\":
+            out.append(r"\textbackslash{}")
+        elif ch == "~":
+            out.append(r"\textasciitilde{}")
+        elif ch == "^":
+            out.append(r"\textasciicircum{}")
+        elif ord(ch) > 127:
+            out.append(_UNICODE_TEXT.get(ch, "?"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# pdflatex's default input encoding covers these; anything else would stop the build.
+_UNICODE_TEXT = {"–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''",
+                 "é": r"\'e", "ö": r"\"o", "ü": r"\"u", "ä": r"\"a", "×": r"$\times$"}

@@ -1,0 +1,199 @@
+"""SymPy expressions of the derived graph → LaTeX in the article's notation.
+
+Used for the backward equations, whose terms SymPy has built. Products of vectors
+are element-wise (⊙); an adjoint comes first in its product, so that every term
+reads `δ(consumer) ⊙ local partial`. Helper nodes of the derived graph (lifted
+activations, input-only sums, products W x) are printed as what they compute.
+A symbol with the suffix `@1` is read one step later (index t+1 for t).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sympy
+
+from gatespec import ir
+from gatespec.derive import Derived
+from gatespec.derive.functions import Elementwise
+from gatespec.emit import latex_notation as ln
+from gatespec.emit.latex_notation import ATOM, MATVEC, PROD, SUM
+
+LATER = "@1"
+
+
+class Transposed(sympy.Function):
+    """Wᵀ v: a weight's transpose times an adjoint, kept whole for printing."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+
+def shift(e: sympy.Expr) -> sympy.Expr:
+    """The same expression one step later (parameters have no step)."""
+    return e.xreplace({s: sympy.Symbol(s.name + LATER) for s in e.free_symbols
+                       if not ir.is_param_name(s.name)})
+
+
+def _is_adjoint(s: sympy.Symbol) -> bool:
+    return s.name.startswith(("d:", "dL:"))
+
+
+def _has_adjoint(e: sympy.Expr) -> bool:
+    return any(_is_adjoint(s) for s in e.free_symbols)
+
+
+class SympyLatex:
+    """`adjoint(kind, name, step)` spells the adjoint symbols `d:NAME` (kind "d"),
+    `d:a:NAME` ("a"), `d:call:LABEL` ("call") and `dL:NAME` ("dL")."""
+
+    def __init__(self, derived: Derived, names: ln.Names,
+                 adjoint: Callable[[str, str, int], str]):
+        self.d = derived
+        self.names = names
+        self.adjoint = adjoint
+
+    def value(self, name: str, step: int) -> str:
+        """A leaf or a statement's target at a step offset."""
+        node = self.d.node(name)
+        if isinstance(node, ir.Leaf) and node.kind == "state":
+            return self.names.var(node.label, step - 1)
+        return self.names.var(node.label.rstrip("'"), step)
+
+    def expr(self, e: sympy.Expr) -> str:
+        return self._print(e, 0)[0]
+
+    def term(self, e: sympy.Expr) -> str:
+        """A term of a sum, with its sign: `-δa ⊙ x` for a negative term."""
+        return self.expr(e)
+
+    # -- the recursion: (text, precedence) ----------------------------------------------
+    def _print(self, e: sympy.Expr, step: int) -> tuple[str, float]:
+        if isinstance(e, sympy.Symbol):
+            return self._symbol(e, step)
+        if e.is_Number:
+            return self._number(e)
+        if isinstance(e, sympy.Add):
+            return self._add(e, step)
+        if isinstance(e, sympy.Mul):
+            return self._mul(e, step)
+        if isinstance(e, sympy.Pow):
+            return self._pow(e, step)
+        if isinstance(e, Transposed):
+            weight, v = e.args
+            text, prec = self._print(v, step)
+            return ln.Names.param(weight.name) + r"^\top" + _wrap(text, prec < ATOM), MATVEC
+        if isinstance(e, Elementwise):
+            args = [self._print(a, step)[0] for a in e.args]
+            return ln.function(type(e).__name__, args), ATOM
+        raise NotImplementedError(f"no LaTeX for {type(e).__name__}")
+
+    def _symbol(self, s: sympy.Symbol, step: int) -> tuple[str, float]:
+        name = s.name
+        if name.endswith(LATER):
+            name, step = name[: -len(LATER)], step + 1
+        if _is_adjoint(s):
+            kind, _, rest = name.partition(":")
+            if kind == "d" and ":" in rest:
+                kind, _, rest = rest.partition(":")
+            return self.adjoint(kind, rest, step), ATOM
+        if ir.is_param_name(name):
+            return ln.Names.param(name), ATOM
+        node = self.d.node(name)
+        if isinstance(node, ir.MatMul):
+            text, prec = self._print(ir.symbol(node.operand), step)
+            return ln.Names.param(node.weight) + _wrap(text, prec < ATOM), MATVEC
+        if isinstance(node, ir.Pointwise) and node.kind != "user":
+            return self._print(node.expr, step)  # a helper node: what it computes
+        return self.value(name, step), ATOM
+
+    def _resolve(self, e: sympy.Expr) -> tuple[sympy.Expr, int]:
+        """A helper node's symbol → its expression (and the step it is read at)."""
+        if not isinstance(e, sympy.Symbol) or _is_adjoint(e):
+            return e, 0
+        name, step = (e.name[: -len(LATER)], 1) if e.name.endswith(LATER) else (e.name, 0)
+        if ir.is_param_name(name):
+            return e, 0
+        node = self.d.node(name)
+        if isinstance(node, ir.Pointwise) and node.kind != "user":
+            return node.expr, step
+        return e, 0
+
+    @staticmethod
+    def _number(n: sympy.Expr) -> tuple[str, float]:
+        if n.is_Integer:
+            return str(n), (ATOM if n >= 0 else SUM)
+        p, q = abs(n.p), n.q
+        text = rf"\frac{{{p}}}{{{q}}}"
+        return ("-" + text, SUM) if n < 0 else (text, ATOM)
+
+    def _add(self, e: sympy.Add, step: int) -> tuple[str, float]:
+        terms = e.as_ordered_terms()
+        numbers = [t for t in terms if t.is_Number]
+        negative = [t for t in terms if not t.is_Number and t.could_extract_minus_sign()]
+        positive = [t for t in terms if t not in numbers and t not in negative]
+        out = []
+        for t in [*numbers, *positive, *negative]:
+            if t.could_extract_minus_sign():
+                text, prec = self._print(-t, step)
+                out.append("- " + _wrap(text, prec <= SUM))
+            else:
+                out.append("+ " + self._print(t, step)[0])
+        text = " ".join(out)
+        return (text[2:] if text.startswith("+ ") else "-" + text[2:]), SUM
+
+    def _mul(self, e: sympy.Mul, step: int) -> tuple[str, float]:
+        coeff, rest = e.as_coeff_mul()
+        if coeff < 0:
+            text, prec = self._print(sympy.Mul(-coeff, *rest), step)
+            return "-" + _wrap(text, prec <= SUM), SUM
+        numerator, denominator = [], []
+        for f in rest:
+            if isinstance(f, sympy.Pow) and f.exp.is_Number and f.exp < 0:
+                denominator.append(f.base ** -f.exp)
+            else:
+                numerator.append(f)
+        num = self._factors(numerator, step)
+        if denominator:
+            num = rf"\frac{{{num or '1'}}}{{{self._factors(denominator, step)}}}"
+        if coeff != 1:
+            text, _ = self._number(coeff)
+            num = f"{text} {num}" if num else text
+        return num, PROD
+
+    def _factors(self, factors: list[sympy.Expr], step: int) -> str:
+        def key(f):
+            base = f.base if isinstance(f, sympy.Pow) else f
+            rank = (0 if _has_adjoint(f) else 1 if isinstance(base, sympy.Symbol)
+                    else 2 if isinstance(base, Elementwise) else 3)
+            return rank, sympy.default_sort_key(f)
+
+        out = []
+        for f in sorted(factors, key=key):
+            text, prec = self._print(f, step)
+            out.append(_wrap(text, prec < PROD))
+        return r" \odot ".join(out)
+
+    def _pow(self, e: sympy.Pow, step: int) -> tuple[str, float]:
+        base, exp = e.args
+        if exp == sympy.Rational(1, 2):
+            return rf"\sqrt{{{self._print(base, step)[0]}}}", ATOM
+        if exp.is_Number and exp < 0:
+            return rf"\frac{{1}}{{{self._print(base ** -exp, step)[0]}}}", ATOM
+        power = str(exp) if exp.is_Integer and 0 <= exp < 10 else f"{{{self._print(exp, 0)[0]}}}"
+        resolved, later = self._resolve(base)
+        name = type(resolved).__name__
+        if isinstance(resolved, Elementwise) and name in ln.POWER_ON_NAME:
+            # tanh^2(c_t), as the square of a function is usually written
+            (arg,) = resolved.args
+            inner = self._print(arg, step + later)[0]
+            return rf"{ln.POWER_ON_NAME[name]}^{power}({inner})", ATOM
+        text, prec = self._print(base, step)
+        return _wrap(text, prec < ATOM) + "^" + power, ATOM
+
+
+def _wrap(text: str, needed: bool) -> str:
+    return f"({text})" if needed else text
