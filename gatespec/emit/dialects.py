@@ -29,6 +29,7 @@ class Dialect:
     matmul_all_fmt: str = ""
     # spellings that write into a given array: elementwise add and multiply, and the
     # functions whose spelling accepts `out=`
+    addmm_fmt: str = ""  # c + a @ b
     add_fn: str = ""
     mul_fn: str = ""
     out_functions: frozenset = frozenset()
@@ -47,6 +48,9 @@ class Dialect:
 
     def zeros_like(self, expr: str) -> str:
         return self.zeros_like_fmt.format(expr)
+
+    def addmm(self, c: str, a: str, b: str) -> str:
+        return self.addmm_fmt.format(c=c, a=a, b=b)
 
     def matmul_all(self, a: str, w: str) -> str:
         """a @ w for an array with any number of leading axes, as one matrix product."""
@@ -101,6 +105,7 @@ NUMPY = Dialect(
     sum01_fmt="{}.sum(axis=(0, 1))",
     zeros_like_fmt="np.zeros_like({})",
     matmul_all_fmt="_mm({}, {})",
+    addmm_fmt="{c} + {a} @ {b}",
     add_fn="np.add",
     mul_fn="np.multiply",
     out_functions=frozenset({fn.Sigmoid, fn.Tanh, fn.Relu, fn.Exp, fn.Log, fn.Softplus,
@@ -164,6 +169,7 @@ TORCH = Dialect(
     sum01_fmt="{}.sum(dim=(0, 1))",
     zeros_like_fmt="torch.zeros_like({})",
     matmul_all_fmt="({} @ {})",
+    addmm_fmt="torch.addmm({c}, {a}, {b})",
     add_fn="torch.add",
     mul_fn="torch.mul",
     out_functions=frozenset({fn.Sigmoid, fn.Tanh, fn.Exp, fn.Log, fn.Abs, fn.Sqrt,

@@ -34,6 +34,24 @@ from gatespec.parse import ast
 
 
 @dataclass
+class StepEquation:
+    """δ(lhs) at step t = the sum of the terms (SymPy, over the symbols of this module)."""
+
+    lhs: sympy.Symbol
+    terms: list[sympy.Expr]
+
+
+@dataclass
+class ParamGradient:
+    """δ(param) = Σ_t summand_t, times operand_tᵀ for a weight matrix."""
+
+    param: str
+    summand: sympy.Expr
+    operand: str | None = None  # the operand's node, for a weight matrix
+    operand_ast: ast.Expr | None = None
+
+
+@dataclass
 class _Preactivation:
     node: str  # the statement's node
     arg: sympy.Expr  # the activation's argument
@@ -172,23 +190,24 @@ class BackwardEquations:
         return self._call_ref[call.label]
 
     # -- equations ----------------------------------------------------------------------
-    def node_equation(self, name: str) -> Equation:
+    def carried(self, state: str) -> list[sympy.Expr]:
+        """What step t+1 reads of a state's value s_t: the adjoint of its previous value
+        there, written with index t+1. At t = 0 it is the initial state's gradient."""
+        previous = next(s.name for s in self.cell.states if s.label == state)
+        return [shift(t) for t in self.terms(previous)]
+
+    def node_equation(self, name: str) -> StepEquation:
         terms: list[sympy.Expr] = []
         if name == self.cell.output or name in self.new_state:
             terms.append(self.seed(name))
         terms += self.terms(name)
-        if name in self.new_state:  # what step t+1 reads of this state
-            previous = next(s.name for s in self.cell.states if s.label == self.new_state[name])
-            terms += [shift(t) for t in self.terms(previous)]
-        return self._equation(self.adjoint(name), terms)
+        if name in self.new_state:
+            terms += self.carried(self.new_state[name])
+        return StepEquation(self.adjoint(name), _collect(terms))
 
-    def _equation(self, lhs: sympy.Expr, terms: list[sympy.Expr]) -> Equation:
-        printed = [self.printer.term(t) for t in terms if t != 0]
-        return Equation(self.printer.expr(lhs), _signed(printed or ["0"]))
-
-    def equations(self, forward_order: list[str]) -> list[Equation]:
+    def step_equations(self, forward_order: list[str]) -> list[StepEquation]:
         """Adjoints of the statements' targets (given as nodes in forward order),
-        in reverse: each needs only those printed before it."""
+        in reverse: each reads only those before it, and the previous step's."""
         for call in self.calls:  # find the linear maps that need a name of their own
             self.call_ref(call)
         out = []
@@ -196,42 +215,67 @@ class BackwardEquations:
             out.append(self.node_equation(name))
             pre = self.pre.get(name)
             if pre:
-                out.append(self._equation(self.pre_adjoint(name),
-                                          [self.adjoint(name) * pre.outer]))
+                out.append(StepEquation(self.pre_adjoint(name), [self.adjoint(name) * pre.outer]))
             for call in self.named_calls:
                 if call.owner == self._label(name):
-                    out.append(self._equation(self.call_ref(call),
-                                              self.terms(call.matmuls[0])))
+                    out.append(StepEquation(self.call_ref(call), self.terms(call.matmuls[0])))
         x = self.cell.input.name
-        out.append(self._equation(self.adjoint(x), self.terms(x)))
+        out.append(StepEquation(self.adjoint(x), self.terms(x)))
         return out
 
-    def parameter_equations(self) -> list[Equation]:
-        out = []
+    def parameter_gradients(self) -> list[ParamGradient]:
+        """In the order of the parameter table."""
+        found: dict[str, ParamGradient] = {}
         for call in self.calls:
             adjoint = self.call_ref(call)
-            for weight, operand in zip(call.weights, call.operands, strict=True):
-                operand_t = self.forward.operand(operand) + r"^\top"
-                out.append(Equation(r"\delta" + self.forward.names.param(weight),
-                                    [rf"\sum_t {self.printer.term(adjoint)}\,{operand_t}"]))
+            for weight, operand, mm in zip(call.weights, call.operands, call.matmuls,
+                                           strict=True):
+                found[weight] = ParamGradient(weight, adjoint, self.d.node(mm).operand, operand)
             if call.bias:
-                self._check_bias(call, adjoint)
-                out.append(Equation(r"\delta" + self.forward.names.param(call.bias),
-                                    [rf"\sum_t {self.printer.term(adjoint)}"]))
+                self._check_bias(call)
+                found[call.bias] = ParamGradient(call.bias, adjoint)
         for name, param in self.cell.params.items():
             if param.role == "diag":
                 total = sympy.Add(*(self.contribution(c, name, p)
                                     for c, p in self.d.param_partials[name]))
-                out.append(Equation(r"\delta" + self.forward.names.param(name),
-                                    [rf"\sum_t {self.printer.term(total)}"]))
-        return out
+                found[name] = ParamGradient(name, total)
+        return [found[p] for p in self.cell.params]
 
-    def _check_bias(self, call: _Call, adjoint: sympy.Expr) -> None:
+    def _check_bias(self, call: _Call) -> None:
         """A bias enters its map's sum with coefficient one: its adjoint is the map's."""
         total = sympy.Add(*(self.contribution(c, call.bias, p)
                             for c, p in self.d.param_partials[call.bias]))
         if not _same(total, self.adj(call.matmuls[0])):
             raise EmitError(f"the adjoint of {call.bias} is not that of its linear map")
+
+    # -- printing -----------------------------------------------------------------------
+    def print_step(self, eq: StepEquation) -> Equation:
+        printed = [self.printer.expr(t) for t in eq.terms if t != 0]
+        return Equation(self.printer.expr(eq.lhs), _signed(printed or ["0"]))
+
+    def print_parameter(self, g: ParamGradient) -> Equation:
+        summand = self.printer.expr(g.summand)
+        if g.operand_ast is not None:
+            summand += r"\," + self.forward.operand(g.operand_ast) + r"^\top"
+        return Equation(r"\delta" + self.forward.names.param(g.param), [rf"\sum_t {summand}"])
+
+
+def _collect(terms: list[sympy.Expr]) -> list[sympy.Expr]:
+    """Terms that share their one adjoint factor become one: δh ⊙ (n - h), not
+    δh ⊙ n - δh ⊙ h (the derived graph may split a statement in two)."""
+    groups: dict[sympy.Expr, list[sympy.Expr]] = {}
+    for t in terms:
+        coeff, factors = t.as_coeff_mul()
+        adjoints = [f for f in factors if _is_adjoint_factor(f)]
+        key = adjoints[0] if len(adjoints) == 1 else t
+        rest = sympy.Mul(coeff, *(f for f in factors if f is not key)) if key is not t else 1
+        groups.setdefault(key, []).append(rest)
+    return [key * sympy.Add(*rests) for key, rests in groups.items()]
+
+
+def _is_adjoint_factor(f: sympy.Expr) -> bool:
+    return (isinstance(f, sympy.Symbol) and f.name.startswith(("d:", "dL:"))) or isinstance(
+        f, Transposed)
 
 
 def _signed(printed: list[str]) -> list[str]:

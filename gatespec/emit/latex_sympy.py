@@ -131,12 +131,14 @@ class SympyLatex:
         return ("-" + text, SUM) if n < 0 else (text, ATOM)
 
     def _add(self, e: sympy.Add, step: int) -> tuple[str, float]:
+        # `s - 1`, `1 - z`: what is added first, then what is subtracted; numbers last in each
         terms = e.as_ordered_terms()
-        numbers = [t for t in terms if t.is_Number]
-        negative = [t for t in terms if not t.is_Number and t.could_extract_minus_sign()]
-        positive = [t for t in terms if t not in numbers and t not in negative]
+
+        def rank(t):
+            return 2 * t.could_extract_minus_sign() + bool(t.is_Number)
+
         out = []
-        for t in [*numbers, *positive, *negative]:
+        for t in sorted(terms, key=rank):  # stable: SymPy's order within a rank
             if t.could_extract_minus_sign():
                 text, prec = self._print(-t, step)
                 out.append("- " + _wrap(text, prec <= SUM))
@@ -157,8 +159,10 @@ class SympyLatex:
             else:
                 numerator.append(f)
         num = self._factors(numerator, step)
-        if denominator:
-            num = rf"\frac{{{num or '1'}}}{{{self._factors(denominator, step)}}}"
+        if denominator:  # a fraction bar groups: no parentheses around a lone factor
+            den = (self._print(denominator[0], step)[0] if len(denominator) == 1
+                   else self._factors(denominator, step))
+            num = rf"\frac{{{num or '1'}}}{{{den}}}"
         if coeff != 1:
             text, _ = self._number(coeff)
             num = f"{text} {num}" if num else text

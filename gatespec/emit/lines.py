@@ -98,10 +98,14 @@ class ModuleLines:
                 lines.append(f"{g.weight} = {self.dx.concat(g.weights)}")
         return lines
 
-    def gemm_forward(self, g: Gemm) -> list[str]:
+    def gemm_forward(self, g: Gemm, addend: Gemm | None = None) -> list[str]:
         if g.context == STATIC:
             operand = g.operand if g.operand != self.cell.input.name else "x"
             lines = [f"{g.product} = {self.dx.matmul_all(operand, g.weight + '.T')}"]
+        elif addend is not None:
+            operand = self.print(self.printer(True), ir.symbol(g.operand))
+            product = self.dx.addmm(f"{addend.product}[t]", operand, f"{g.weight}.T")
+            lines = [f"{g.product} = {product}  # the input-only sums, plus this product"]
         else:
             operand = self.print(self.printer(True), ir.symbol(g.operand))
             lines = [f"{g.product} = {operand} @ {g.weight}.T"]
@@ -192,7 +196,7 @@ class ModuleLines:
                 label = self.plan.derived.node(g.operand).label
                 what = "adjoint of " if op.backward else ""
                 lines.append(f"# GEMM: {what}{', '.join(g.weights)} times {label}")
-                lines += self.gemm_backward(g) if op.backward else self.gemm_forward(g)
+                lines += self.gemm_backward(g) if op.backward else self.gemm_forward(g, op.addend)
             else:
                 slots = self.forward_slots() if loop and not backward else None
                 lines += self.block_lines(op.block, loop, backward, slots)

@@ -72,6 +72,7 @@ class Block:
 class GemmOp:
     gemm: Gemm
     backward: bool = False
+    addend: Gemm | None = None  # a hoisted product whose step t this GEMM starts from
 
 
 @dataclass

@@ -23,6 +23,7 @@ from gatespec import ir
 from gatespec.derive import Derived
 from gatespec.errors import ScheduleError
 from gatespec.schedule.alias import buffer_views, propagate_copies
+from gatespec.schedule.epilogue import fuse_epilogues
 from gatespec.schedule.plan import Block, BlockOp, Gemm, GemmOp, Op, Plan, Store
 
 STATIC, LOOP = "static", "loop"
@@ -270,6 +271,7 @@ class _Scheduler:
             input_grad=input_grad,
         )
         plan.views = buffer_views(plan)
+        fuse_epilogues(plan, set(saved))
         self.check(plan)
         return plan
 
