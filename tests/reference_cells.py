@@ -16,6 +16,13 @@ Conventions
   ``d_final_state`` (or the whole tuple) may be None (zero).
 * ``CELLS`` maps cell name -> cell object; ``init_params`` draws random
   parameters in uniform(-0.5, 0.5).
+* Sizes other than input/hidden: ``INPUT_SIZE`` and ``STATE_SIZES`` name the
+  size of x and of each state (``sru`` reads x[hidden]; ``lstm_proj`` has
+  h[proj]); ``problem_sizes`` and ``dims`` give the numbers for a test
+  problem.  The output may be an intermediate instead of a state (``sru``):
+  then ``output_of`` returns it and ``step_back`` takes its gradient as
+  ``d_out``.  ``valid_state0`` maps a random initial state into the cell's
+  domain (``slstm`` needs a positive normaliser n).
 """
 
 from typing import ClassVar
@@ -47,21 +54,41 @@ class _Cell:
     PARAMS: ClassVar[Shapes] = {}
     STATES: ClassVar[tuple[str, ...]] = ()
     OUTPUT: ClassVar[str] = ""
+    INPUT_SIZE: ClassVar[str] = "input"
+    STATE_SIZES: ClassVar[tuple[str, ...] | None] = None  # None: every state is `hidden`
+
+    def state_sizes(self):
+        return self.STATE_SIZES or ("hidden",) * len(self.STATES)
+
+    def state_dims(self, params):
+        """The number of elements of each state, read off the parameter shapes."""
+        dims = {}
+        for name, shape in self.PARAMS.items():
+            dims.update(zip(shape, params[name].shape))
+        return tuple(dims[s] for s in self.state_sizes())
+
+    def valid_state0(self, state0):
+        """A random initial state mapped into the cell's domain (identity here)."""
+        return state0
+
+    def output_of(self, state, cache):
+        """This step's output; an output that is not a state is overridden."""
+        return state[self.STATES.index(self.OUTPUT)]
 
     def _state0(self, x, state0, params):
         B = x.shape[1]
-        H = params[next(iter(self.PARAMS))].shape[0]  # first param is (hidden, ...)
+        dims = self.state_dims(params)
         if state0 is None:
-            return tuple(np.zeros((B, H), dtype=x.dtype) for _ in self.STATES)
-        return tuple(np.zeros((B, H), dtype=x.dtype) if s is None else s for s in state0)
+            return tuple(np.zeros((B, n), dtype=x.dtype) for n in dims)
+        return tuple(np.zeros((B, n), dtype=x.dtype) if s is None else s
+                     for s, n in zip(state0, dims))
 
     def forward(self, x, state0, params):
         state = self._state0(x, state0, params)
-        out_i = self.STATES.index(self.OUTPUT)
         outputs = []
         for t in range(x.shape[0]):
-            state, _ = self.step(x[t], state, params)
-            outputs.append(state[out_i])
+            state, cache = self.step(x[t], state, params)
+            outputs.append(self.output_of(state, cache))
         return np.stack(outputs), state
 
     def backward(self, x, state0, params, d_outputs, d_final_state):
@@ -79,13 +106,17 @@ class _Cell:
             np.zeros_like(s) if d is None else np.array(d, dtype=s.dtype)
             for s, d in zip(state, d_final_state)
         ]
-        out_i = self.STATES.index(self.OUTPUT)
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         dx = np.zeros_like(x)
         for t in range(T - 1, -1, -1):
-            if d_outputs is not None:
-                dstate[out_i] = dstate[out_i] + d_outputs[t]
-            dx[t], dstate = self.step_back(tuple(dstate), caches[t], params, grads)
+            if self.OUTPUT not in self.STATES:  # the output is an intermediate (sru)
+                d_out = None if d_outputs is None else d_outputs[t]
+                dx[t], dstate = self.step_back(tuple(dstate), caches[t], params, grads, d_out)
+            else:
+                out_i = self.STATES.index(self.OUTPUT)
+                if d_outputs is not None:
+                    dstate[out_i] = dstate[out_i] + d_outputs[t]
+                dx[t], dstate = self.step_back(tuple(dstate), caches[t], params, grads)
             dstate = list(dstate)
         return dx, tuple(dstate), grads
 
@@ -343,20 +374,492 @@ class GRUTorch(_Cell):
         return dx, (dh,)
 
 
+def _lin_gates(p, x, h, gates):
+    """Pre-activations W_kx x + W_kh h + b_k of the gates named in `gates`."""
+    return {k: _lin(p, f"W_{k}x", x) + _lin(p, f"W_{k}h", h) + p[f"b_{k}"] for k in gates}
+
+
+def _lin_gates_back(p, grads, x, h, da):
+    """Backward of _lin_gates: accumulate W_kx, W_kh, b_k; return (dx, dh)."""
+    dx = np.zeros_like(x)
+    dh = np.zeros_like(h)
+    for k, d in da.items():
+        grads[f"b_{k}"] += d.sum(0)
+        dx += _lin_back(p, grads, f"W_{k}x", x, d)
+        dh += _lin_back(p, grads, f"W_{k}h", h, d)
+    return dx, dh
+
+
+def _xh_params(gates, h_size="hidden"):
+    ps = {}
+    for k in gates:
+        ps[f"W_{k}x"] = ("hidden", "input")
+        ps[f"W_{k}h"] = ("hidden", h_size)
+        ps[f"b_{k}"] = ("hidden",)
+    return ps
+
+
+def _x_params(gates, input_size="input"):
+    ps = {}
+    for k in gates:
+        ps[f"W_{k}x"] = ("hidden", input_size)
+        ps[f"b_{k}"] = ("hidden",)
+    return ps
+
+
+class LSTMNoOutputTanh(_Cell):
+    """LSTM without the output activation (Gers et al. 2003; article section 2.5).
+
+    i, f, g, o as in the LSTM; c_t = f⊙c + i⊙g; h_t = o⊙c_t
+    """
+
+    name = "lstm_no_output_tanh"
+    PARAMS: ClassVar[Shapes] = _lstm_params(peephole=False)
+    STATES = ("h", "c")
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        h, c = state
+        a = _lin_gates(p, x, h, "ifgo")
+        i, f, o = sigmoid(a["i"]), sigmoid(a["f"]), sigmoid(a["o"])
+        g = np.tanh(a["g"])
+        c_t = f * c + i * g
+        h_t = o * c_t
+        return (h_t, c_t), (x, h, c, i, f, g, o, c_t)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, i, f, g, o, c_t = cache
+        dc_tot = dc_t + dh_t * o
+        da = {
+            "i": dc_tot * g * i * (1.0 - i),
+            "f": dc_tot * c * f * (1.0 - f),
+            "g": dc_tot * i * (1.0 - g**2),
+            "o": dh_t * c_t * o * (1.0 - o),
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh, dc_tot * f)
+
+
+class LSTMProj(_Cell):
+    """LSTM with a recurrent projection (Sak et al. 2014); torch.nn.LSTM(proj_size=P).
+
+    i, f, g, o read x and h (P elements); c_t = f⊙c + i⊙g (H elements);
+    h_t = W_hc (o⊙tanh(c_t)), W_hc of shape (P, H), no bias.
+    """
+
+    name = "lstm_proj"
+    PARAMS: ClassVar[Shapes] = {**_xh_params("ifgo", h_size="proj"), "W_hc": ("proj", "hidden")}
+    STATES = ("h", "c")
+    OUTPUT = "h"
+    STATE_SIZES = ("proj", "hidden")
+
+    def step(self, x, state, p):
+        h, c = state
+        a = _lin_gates(p, x, h, "ifgo")
+        i, f, o = sigmoid(a["i"]), sigmoid(a["f"]), sigmoid(a["o"])
+        g = np.tanh(a["g"])
+        c_t = f * c + i * g
+        tc = np.tanh(c_t)
+        mo = o * tc  # Sak's m_t
+        h_t = _lin(p, "W_hc", mo)
+        return (h_t, c_t), (x, h, c, i, f, g, o, tc, mo)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, i, f, g, o, tc, mo = cache
+        dmo = _lin_back(p, grads, "W_hc", mo, dh_t)
+        dc_tot = dc_t + dmo * o * (1.0 - tc**2)
+        da = {
+            "i": dc_tot * g * i * (1.0 - i),
+            "f": dc_tot * c * f * (1.0 - f),
+            "g": dc_tot * i * (1.0 - g**2),
+            "o": dmo * tc * o * (1.0 - o),
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh, dc_tot * f)
+
+
+class LSTMCIFG(_Cell):
+    """LSTM with coupled input and forget gate (Greff et al. 2017).
+
+    f, g, o as in the LSTM; c_t = f⊙c + (1−f)⊙g; h_t = o⊙tanh(c_t)
+    """
+
+    name = "lstm_cifg"
+    PARAMS: ClassVar[Shapes] = _xh_params("fgo")
+    STATES = ("h", "c")
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        h, c = state
+        a = _lin_gates(p, x, h, "fgo")
+        f, o = sigmoid(a["f"]), sigmoid(a["o"])
+        g = np.tanh(a["g"])
+        c_t = f * c + (1.0 - f) * g
+        tc = np.tanh(c_t)
+        return (o * tc, c_t), (x, h, c, f, g, o, tc)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, f, g, o, tc = cache
+        dc_tot = dc_t + dh_t * o * (1.0 - tc**2)
+        da = {
+            "f": dc_tot * (c - g) * f * (1.0 - f),
+            "g": dc_tot * (1.0 - f) * (1.0 - g**2),
+            "o": dh_t * tc * o * (1.0 - o),
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh, dc_tot * f)
+
+
+class MGU(_Cell):
+    """Minimal gated unit (Zhou et al. 2016).
+
+    f = σ(W_fx x + W_fh h + b_f)
+    n = tanh(W_nx x + W_nh (f⊙h) + b_n)
+    h_t = (1−f)⊙h + f⊙n
+    """
+
+    name = "mgu"
+    PARAMS: ClassVar[Shapes] = _xh_params("fn")
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        f = sigmoid(_lin(p, "W_fx", x) + _lin(p, "W_fh", h) + p["b_f"])
+        fh = f * h
+        n = np.tanh(_lin(p, "W_nx", x) + _lin(p, "W_nh", fh) + p["b_n"])
+        return ((1.0 - f) * h + f * n,), (x, h, f, fh, n)
+
+    def step_back(self, dstate, cache, p, g):
+        (dh_t,) = dstate
+        x, h, f, fh, n = cache
+        dh = dh_t * (1.0 - f)
+        df = dh_t * (n - h)
+        da_n = dh_t * f * (1.0 - n**2)
+        g["b_n"] += da_n.sum(0)
+        dx = _lin_back(p, g, "W_nx", x, da_n)
+        dfh = _lin_back(p, g, "W_nh", fh, da_n)
+        df += dfh * h
+        dh += dfh * f
+        da_f = df * f * (1.0 - f)
+        g["b_f"] += da_f.sum(0)
+        dx += _lin_back(p, g, "W_fx", x, da_f)
+        dh += _lin_back(p, g, "W_fh", h, da_f)
+        return dx, (dh,)
+
+
+class JANET(_Cell):
+    """JANET (van der Westhuizen & Lasenby 2018), β = 1; one state h = c.
+
+    s = W_sx x + W_sh h + b_s
+    g = tanh(W_gx x + W_gh h + b_g)
+    h_t = σ(s)⊙h + (1 − σ(s − β))⊙g
+    """
+
+    name = "janet"
+    BETA = 1.0
+    PARAMS: ClassVar[Shapes] = _xh_params("sg")
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        a = _lin_gates(p, x, h, "sg")
+        sf = sigmoid(a["s"])
+        si = sigmoid(a["s"] - self.BETA)
+        g = np.tanh(a["g"])
+        return (sf * h + (1.0 - si) * g,), (x, h, sf, si, g)
+
+    def step_back(self, dstate, cache, p, grads):
+        (dh_t,) = dstate
+        x, h, sf, si, g = cache
+        da = {
+            "s": dh_t * (h * sf * (1.0 - sf) - g * si * (1.0 - si)),
+            "g": dh_t * (1.0 - si) * (1.0 - g**2),
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh + dh_t * sf,)
+
+
+class IndRNN(_Cell):
+    """IndRNN (Li et al. 2018).
+
+    h_t = relu(W_hx x + w_hh⊙h + b_h)
+    """
+
+    name = "indrnn"
+    PARAMS: ClassVar[Shapes] = {
+        "W_hx": ("hidden", "input"),
+        "b_h": ("hidden",),
+        "w_hh": ("hidden",),
+    }
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        h_t = np.maximum(_lin(p, "W_hx", x) + p["w_hh"] * h + p["b_h"], 0.0)
+        return (h_t,), (x, h, h_t)
+
+    def step_back(self, dstate, cache, p, g):
+        (dh_t,) = dstate
+        x, h, h_t = cache
+        da = dh_t * (h_t > 0)
+        g["b_h"] += da.sum(0)
+        g["w_hh"] += (da * h).sum(0)
+        dx = _lin_back(p, g, "W_hx", x, da)
+        return dx, (da * p["w_hh"],)
+
+
+class UGRNN(_Cell):
+    """Update-gate RNN (Collins et al. 2017).
+
+    c = tanh(W_cx x + W_ch h + b_c)
+    g = σ(W_gx x + W_gh h + b_g)
+    h_t = g⊙h + (1−g)⊙c
+    """
+
+    name = "ugrnn"
+    PARAMS: ClassVar[Shapes] = _xh_params("cg")
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        a = _lin_gates(p, x, h, "cg")
+        c = np.tanh(a["c"])
+        g = sigmoid(a["g"])
+        return (g * h + (1.0 - g) * c,), (x, h, c, g)
+
+    def step_back(self, dstate, cache, p, grads):
+        (dh_t,) = dstate
+        x, h, c, g = cache
+        da = {
+            "c": dh_t * (1.0 - g) * (1.0 - c**2),
+            "g": dh_t * (h - c) * g * (1.0 - g),
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh + dh_t * g,)
+
+
+def _x_back(p, grads, x, da):
+    """Backward of input-only affine maps W_kx x + b_k; returns dx."""
+    dx = np.zeros_like(x)
+    for k, d in da.items():
+        grads[f"b_{k}"] += d.sum(0)
+        dx += _lin_back(p, grads, f"W_{k}x", x, d)
+    return dx
+
+
+class MinGRU(_Cell):
+    """minGRU (Feng et al. 2024), sequential mode.
+
+    z = σ(W_zx x + b_z); n = W_nx x + b_n; h_t = (1−z)⊙h + z⊙n
+    """
+
+    name = "mingru"
+    PARAMS: ClassVar[Shapes] = _x_params("zn")
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        z = sigmoid(_lin(p, "W_zx", x) + p["b_z"])
+        n = _lin(p, "W_nx", x) + p["b_n"]
+        return ((1.0 - z) * h + z * n,), (x, h, z, n)
+
+    def step_back(self, dstate, cache, p, grads):
+        (dh_t,) = dstate
+        x, h, z, n = cache
+        da = {"z": dh_t * (n - h) * z * (1.0 - z), "n": dh_t * z}
+        return _x_back(p, grads, x, da), (dh_t * (1.0 - z),)
+
+
+class MinLSTM(_Cell):
+    """minLSTM (Feng et al. 2024), sequential mode (not log space).
+
+    f = σ(W_fx x + b_f); i = σ(W_ix x + b_i); n = W_nx x + b_n
+    f' = f/(f+i); i' = i/(f+i); h_t = f'⊙h + i'⊙n
+    """
+
+    name = "minlstm"
+    PARAMS: ClassVar[Shapes] = _x_params("fin")
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        f = sigmoid(_lin(p, "W_fx", x) + p["b_f"])
+        i = sigmoid(_lin(p, "W_ix", x) + p["b_i"])
+        n = _lin(p, "W_nx", x) + p["b_n"]
+        S = f + i
+        return (f / S * h + i / S * n,), (x, h, f, i, n, S)
+
+    def step_back(self, dstate, cache, p, grads):
+        (dh_t,) = dstate
+        x, h, f, i, n, S = cache
+        dfp = dh_t * h  # through f' = f/S
+        dip = dh_t * n  # through i' = i/S
+        # d f'/d f = i/S², d f'/d i = −f/S², d i'/d f = −i/S², d i'/d i = f/S²
+        df = (dfp - dip) * i / S**2
+        di = (dip - dfp) * f / S**2
+        da = {"f": df * f * (1.0 - f), "i": di * i * (1.0 - i), "n": dh_t * i / S}
+        return _x_back(p, grads, x, da), (dh_t * f / S,)
+
+
+class SRU(_Cell):
+    """Simple recurrent unit (Lei et al. 2018, with the v⊙c terms); x has H elements.
+
+    u = W_ux x
+    f = σ(W_fx x + w_fc⊙c + b_f)
+    r = σ(W_rx x + w_rc⊙c + b_r)
+    c_t = f⊙c + (1−f)⊙u
+    h_t = r⊙c_t + (1−r)⊙x      (the output; not a state)
+    """
+
+    name = "sru"
+    PARAMS: ClassVar[Shapes] = {
+        "W_ux": ("hidden", "hidden"),
+        **_x_params("f", "hidden"),
+        "w_fc": ("hidden",),
+        **_x_params("r", "hidden"),
+        "w_rc": ("hidden",),
+    }
+    STATES = ("c",)
+    OUTPUT = "h"
+    INPUT_SIZE = "hidden"
+
+    def step(self, x, state, p):
+        (c,) = state
+        u = _lin(p, "W_ux", x)
+        f = sigmoid(_lin(p, "W_fx", x) + p["w_fc"] * c + p["b_f"])
+        r = sigmoid(_lin(p, "W_rx", x) + p["w_rc"] * c + p["b_r"])
+        c_t = f * c + (1.0 - f) * u
+        h_t = r * c_t + (1.0 - r) * x
+        return (c_t,), (x, c, u, f, r, c_t, h_t)
+
+    def output_of(self, state, cache):
+        return cache[-1]
+
+    def step_back(self, dstate, cache, p, grads, d_out):
+        (dc_t,) = dstate
+        x, c, u, f, r, c_t, _ = cache
+        dh = np.zeros_like(c_t) if d_out is None else d_out
+        dx = dh * (1.0 - r)
+        da_r = dh * (c_t - x) * r * (1.0 - r)
+        dc_tot = dc_t + dh * r
+        da_f = dc_tot * (c - u) * f * (1.0 - f)
+        du = dc_tot * (1.0 - f)
+        grads["w_fc"] += (da_f * c).sum(0)
+        grads["w_rc"] += (da_r * c).sum(0)
+        dc = dc_tot * f + da_f * p["w_fc"] + da_r * p["w_rc"]
+        dx += _lin_back(p, grads, "W_ux", x, du)
+        dx += _x_back(p, grads, x, {"f": da_f, "r": da_r})
+        return dx, (dc,)
+
+
+class SLSTM(_Cell):
+    """sLSTM of xLSTM (Beck et al. 2024), one head, sigmoid forget gate, stabilised.
+
+    z = tanh(W_z[x;h] + b_z); ĩ = W_i[x;h] + b_i; f̃ = W_f[x;h] + b_f
+    o = σ(W_o[x;h] + b_o); log f = log σ(f̃)
+    m_t = max(log f + m, ĩ)          (gradient to the first operand at a tie)
+    i' = exp(ĩ − m_t); f' = exp(log f + m − m_t)
+    c_t = f'⊙c + i'⊙z; n_t = f'⊙n + i'; h_t = o⊙c_t/n_t
+    """
+
+    name = "slstm"
+    PARAMS: ClassVar[Shapes] = _xh_params("zifo")
+    STATES = ("h", "c", "n", "m")
+    OUTPUT = "h"
+
+    def valid_state0(self, state0):
+        h, c, n, m = state0
+        return (h, c, np.abs(n) + 0.5, m)
+
+    def step(self, x, state, p):
+        h, c, n, m = state
+        a = _lin_gates(p, x, h, "zifo")
+        z = np.tanh(a["z"])
+        it = a["i"]
+        logf = -np.logaddexp(0.0, -a["f"])
+        o = sigmoid(a["o"])
+        lfm = logf + m
+        m_t = np.maximum(lfm, it)
+        ip = np.exp(it - m_t)
+        fp = np.exp(lfm - m_t)
+        c_t = fp * c + ip * z
+        n_t = fp * n + ip
+        h_t = o * c_t / n_t
+        return (h_t, c_t, n_t, m_t), (x, h, c, n, z, it, logf, o, lfm, ip, fp, c_t, n_t)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t, dn_t, dm_t = dstate
+        x, h, c, n, z, it, logf, o, lfm, ip, fp, c_t, n_t = cache
+        do = dh_t * c_t / n_t
+        dc_tot = dc_t + dh_t * o / n_t
+        dn_tot = dn_t - dh_t * o * c_t / n_t**2
+        dfp = dc_tot * c + dn_tot * n
+        dip = dc_tot * z + dn_tot
+        # ip = exp(ĩ − m_t), fp = exp(lfm − m_t): d/d(arg) = the value itself.
+        dm_tot = dm_t - dip * ip - dfp * fp
+        first = lfm >= it
+        dlfm = dfp * fp + dm_tot * first
+        dit = dip * ip + dm_tot * ~first
+        # d log σ(f̃)/d f̃ = 1 − σ(f̃) = 1 − exp(log f)
+        da = {
+            "z": dc_tot * ip * (1.0 - z**2),
+            "i": dit,
+            "f": dlfm * (1.0 - np.exp(logf)),
+            "o": do * o * (1.0 - o),
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh, dc_tot * fp, dn_tot * fp, dlfm)
+
+
 CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
     "srnn": SRNN(),
     "gru_torch": GRUTorch(),
     "lstm_peephole": LSTMPeephole(),
+    "lstm_no_output_tanh": LSTMNoOutputTanh(),
+    "lstm_proj": LSTMProj(),
+    "lstm_cifg": LSTMCIFG(),
+    "mgu": MGU(),
+    "janet": JANET(),
+    "indrnn": IndRNN(),
+    "ugrnn": UGRNN(),
+    "mingru": MinGRU(),
+    "minlstm": MinLSTM(),
+    "sru": SRU(),
+    "slstm": SLSTM(),
 }
+
+
+def problem_sizes(N, H):
+    """Size numbers of a test problem: input N, hidden H and proj H - 1 (differs from H)."""
+    return {"input": N, "hidden": H, "proj": max(H - 1, 1)}
+
+
+def dims(cell, N, H):
+    """(input width, state widths, output width) of ``cell`` in a test problem."""
+    if isinstance(cell, str):
+        cell = CELLS[cell]
+    sizes = problem_sizes(N, H)
+    states = tuple(sizes[s] for s in cell.state_sizes())
+    out = states[cell.STATES.index(cell.OUTPUT)] if cell.OUTPUT in cell.STATES else H
+    return sizes[cell.INPUT_SIZE], states, out
 
 
 def init_params(cell, N, H, rng, dtype=np.float64):
     """Random parameters in uniform(-0.5, 0.5); ``cell`` is a name or a cell."""
     if isinstance(cell, str):
         cell = CELLS[cell]
-    sizes = {"input": N, "hidden": H}
+    sizes = problem_sizes(N, H)
     return {
         name: rng.uniform(-0.5, 0.5, size=tuple(sizes[s] for s in shape)).astype(dtype)
         for name, shape in cell.PARAMS.items()

@@ -27,11 +27,12 @@ def _rel_err(a, b):
 def _problem(name, seed=0):
     rng = np.random.default_rng(seed)
     cell = rc.CELLS[name]
+    n_in, n_states, n_out = rc.dims(cell, N, H)
     params = rc.init_params(name, N, H, rng)
-    x = rng.standard_normal((T, B, N))
-    state0 = tuple(rng.uniform(-0.5, 0.5, (B, H)) for _ in cell.STATES)
-    d_out = rng.standard_normal((T, B, H))
-    d_fin = tuple(rng.standard_normal((B, H)) for _ in cell.STATES)
+    x = rng.standard_normal((T, B, n_in))
+    state0 = cell.valid_state0(tuple(rng.uniform(-0.5, 0.5, (B, n)) for n in n_states))
+    d_out = rng.standard_normal((T, B, n_out))
+    d_fin = tuple(rng.standard_normal((B, n)) for n in n_states)
     return cell, params, x, state0, d_out, d_fin
 
 
@@ -100,18 +101,22 @@ def test_backward_none_final_grads(name):
 @pytest.mark.parametrize("name", sorted(rc.CELLS))
 def test_api_shapes_and_zero_state(name):
     cell, params, x, _, d_out, _ = _problem(name)
+    _, n_states, n_out = rc.dims(cell, N, H)
     assert set(cell.PARAMS) == set(params)
-    assert cell.OUTPUT in cell.STATES
     outs, fin = cell.forward(x, None, params)
-    zeros = tuple(np.zeros((B, H)) for _ in cell.STATES)
+    zeros = tuple(np.zeros((B, n)) for n in n_states)
     outs2, fin2 = cell.forward(x, zeros, params)
     for a, b in zip(fin, fin2):
         np.testing.assert_array_equal(a, b)
-    assert outs.shape == (T, B, H)
+    assert outs.shape == (T, B, n_out)
     assert isinstance(fin, tuple) and len(fin) == len(cell.STATES)
+    assert [s.shape for s in fin] == [(B, n) for n in n_states]
     np.testing.assert_array_equal(outs, outs2)
-    # The output sequence is the output state at each step.
-    np.testing.assert_array_equal(outs[-1], fin[cell.STATES.index(cell.OUTPUT)])
+    if cell.OUTPUT in cell.STATES:
+        # The output sequence is the output state at each step.
+        np.testing.assert_array_equal(outs[-1], fin[cell.STATES.index(cell.OUTPUT)])
+    else:  # an intermediate output (sru)
+        assert cell.OUTPUT not in cell.STATES and name == "sru"
     dx, ds0, dp = cell.backward(x, None, params, d_out, (None,) * len(cell.STATES))
     assert dx.shape == x.shape and len(ds0) == len(cell.STATES)
     assert all(dp[k].shape == params[k].shape for k in params)

@@ -112,7 +112,8 @@ def _static_nodes(nodes: list[ir.Node], in_loop: set[str]) -> set[str]:
 def _is_static_term(term: sympy.Expr, static: set[str]) -> bool:
     # A constant term (no symbols) stays in the loop: hoisted alone it would be a number,
     # not a (T, B, size) array of input-only terms.
-    return bool(term.free_symbols) and all(ir.is_param_name(s.name) or s.name in static for s in term.free_symbols)
+    return bool(term.free_symbols) and all(ir.is_param_name(s.name) or s.name in static
+                                           for s in term.free_symbols)
 
 
 def _split_static_terms(nodes: list[ir.Node], static: set[str], names: set[str]) -> list[ir.Node]:

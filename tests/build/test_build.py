@@ -48,6 +48,33 @@ EXPECTED_PARAMS = {
 }
 
 
+def _xh(gates, h=HH):
+    return {f"{p}_{g}{s}": shape for g in gates
+            for p, s, shape in (("W", "x", IH), ("W", "h", h), ("b", "", H))}
+
+
+def _x(gates, x=IH):
+    return {f"{p}_{g}{s}": shape for g in gates for p, s, shape in (("W", "x", x), ("b", "", H))}
+
+
+EXPECTED_PARAMS.update({
+    "lstm_no_output_tanh": _xh("ifgo"),
+    "lstm_proj": {**_xh("ifgo", h=("hidden", "proj")), "W_hc": ("proj", "hidden")},
+    "lstm_cifg": _xh("fgo"),
+    "mgu": _xh("fn"),
+    "janet": _xh("sg"),
+    "indrnn": {"W_hx": IH, "b_h": H, "w_hh": H},
+    "ugrnn": _xh("cg"),
+    "mingru": _x("zn"),
+    "minlstm": _x("fin"),
+    "sru": {"W_ux": HH, **_x("f", HH), "w_fc": H, **_x("r", HH), "w_rc": H},
+    "slstm": _xh("zifo"),
+})
+# Cells whose sizes or output differ from input/hidden and the first state.
+EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
+EXPECTED_OUTPUT = {"sru": "h"}  # an intermediate: the highway output is not a state
+
+
 def test_every_builtin_cell_is_covered():
     assert sorted(EXPECTED_PARAMS) == cells.names()
 
@@ -58,10 +85,11 @@ def test_builtin_cell_builds(name):
     assert cell.name == name
     assert cell.description
     assert shapes(cell) == EXPECTED_PARAMS[name]
-    assert cell.sizes == ["input", "hidden"]
-    assert cell.input == ir.Leaf("x", "x", "input", "input")
+    assert cell.sizes == EXPECTED_SIZES.get(name, ["input", "hidden"])
+    x_size = "hidden" if name == "sru" else "input"
+    assert cell.input == ir.Leaf("x", "x", x_size, "input")
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
-    assert cell.output == cell.states[0].label + "_new"
+    assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}
     assert roles <= {"weight", "bias", "diag"}
 

@@ -10,7 +10,6 @@ from conftest import ROOT
 from gatespec import cells
 from gatespec.pipeline import generate
 
-
 TARGETS = ("numpy", "torch")
 
 
