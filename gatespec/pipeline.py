@@ -8,13 +8,14 @@ from gatespec import cells
 from gatespec.build import build
 from gatespec.derive import derive
 from gatespec.emit import emit_numpy, emit_torch
+from gatespec.emit.emit import emit_triton
 from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "load_source", "parse", "plan_for"]
 
-TARGETS = ("numpy", "torch")
+TARGETS = ("numpy", "torch", "triton", "latex", "markdown")
 
 
 def load_source(spec: str) -> tuple[str, str]:
@@ -38,10 +39,16 @@ def plan_for(spec: str) -> Plan:
 
 def generate(spec: str, target: str = "numpy") -> dict[str, str]:
     """File name → text of the generated files for one cell."""
+    if target in ("latex", "markdown"):  # documentation: from the syntax tree, no schedule
+        from gatespec.emit.docs import doc_files
+
+        return doc_files(*load_source(spec), target)
     plan = plan_for(spec)
     source_name = Path(plan.cell.path).name
     if target == "numpy":
         return {f"{plan.cell.name}_numpy.py": emit_numpy(plan, source_name)}
     if target == "torch":
         return {f"{plan.cell.name}_torch.py": emit_torch(plan, source_name)}
+    if target == "triton":
+        return {f"{plan.cell.name}_triton.py": emit_triton(plan, source_name)}
     raise UsageError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")

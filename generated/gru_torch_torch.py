@@ -24,7 +24,11 @@ them as NAME_l{k} and NAME_l{k}_reverse (k = layer), as torch.nn's recurrent lay
     b_nh (hidden)         bias, linear() on the line of n
 """
 
+import functools
+import importlib.util
 import math
+import os
+import types
 
 import torch
 from torch import nn
@@ -254,15 +258,17 @@ _CACHE_KEYS = ("x", "h_all", "r_all", "z_all", "m_nh_all", "n_all")
 
 
 class _Fused(torch.autograd.Function):
-    """One layer and direction over a whole sequence, with the derived backward pass."""
+    """One layer and direction over a whole sequence, with the derived backward pass.
+    `backend` has forward/backward: torch ops, or a generated kernel module."""
 
     @staticmethod
-    def forward(ctx, x, *tensors):
+    def forward(ctx, backend, x, *tensors):
         state0, values = tensors[:1], tensors[1:]
         params = dict(zip(PARAMS, values, strict=True))
-        outputs, final_state, cache = _forward(x, state0, params, True)
+        outputs, final_state, cache = backend.forward(x, state0, params, True)
         ctx.save_for_backward(*(cache[k] for k in _CACHE_KEYS), *values)
         ctx.shape = cache["shape"]
+        ctx.backend = backend
         return (outputs, *final_state)
 
     @staticmethod
@@ -271,26 +277,64 @@ class _Fused(torch.autograd.Function):
         cache = dict(zip(_CACHE_KEYS, saved[: len(_CACHE_KEYS)], strict=True))
         cache["shape"] = ctx.shape
         params = dict(zip(PARAMS, saved[len(_CACHE_KEYS):], strict=True))
-        dx, d_state0, d_params = _backward(d_outputs, d_final_state, cache, params)
-        return (dx, *d_state0, *(d_params[name] for name in PARAMS))
+        dx, d_state0, d_params = ctx.backend.backward(d_outputs, d_final_state, cache, params)
+        return (None, dx, *d_state0, *(d_params[name] for name in PARAMS))
 
 
-def run_layer(x, state0, params, impl="fused"):
+# This module's own torch-ops implementation, in the shape of a kernel backend.
+_TORCH_OPS = types.SimpleNamespace(forward=_forward, backward=_backward)
+IMPLS = ("auto", "torch", "triton", "cuda", "autograd")
+
+
+def _backend(impl, x):
+    """The module that runs the fused forward and backward for `impl` on x's device."""
+    if impl == "auto":
+        impl = "triton" if x.is_cuda and _sibling_exists("triton") else "torch"
+    if impl == "torch":
+        return _TORCH_OPS
+    if impl in ("triton", "cuda"):
+        return _sibling(impl)
+    raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+
+
+def _sibling_path(kind):
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"gru_torch_{kind}.py")
+
+
+def _sibling_exists(kind):
+    return os.path.exists(_sibling_path(kind)) and importlib.util.find_spec(kind) is not None
+
+
+@functools.cache
+def _sibling(kind):
+    """The generated kernel module beside this file: `gatespec generate gru_torch --target KIND`."""
+    path = _sibling_path(kind)
+    if not os.path.exists(path):
+        raise RuntimeError(f"impl={kind!r} needs {path}: run `gatespec generate "
+                           f"gru_torch --target {kind}` into the same folder")
+    spec = importlib.util.spec_from_file_location(f"gru_torch_{kind}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_layer(x, state0, params, impl="auto"):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
-    impl="fused" runs the schedule with the derived backward (saving nothing when no
-    gradient is needed); impl="autograd" runs _reference under autograd.
+    impl: "torch" runs the schedule with torch ops and the derived backward; "triton" and
+    "cuda" run the same schedule with generated fused kernels (CUDA tensors);
+    "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
+    under autograd. Nothing is saved for backward when no gradient is needed.
     Returns (outputs, final_state).
     """
     if impl == "autograd":
         return _reference(x, state0, params)
-    if impl != "fused":
-        raise ValueError(f"impl must be 'fused' or 'autograd', not {impl!r}")
+    backend = _backend(impl, x)
     values = [params[name] for name in PARAMS]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *state0, *values)):
-        outputs, *final_state = _Fused.apply(x, *state0, *values)
+        outputs, *final_state = _Fused.apply(backend, x, *state0, *values)
         return outputs, tuple(final_state)
-    outputs, final_state, _ = _forward(x, state0, params, False)
+    outputs, final_state, _ = backend.forward(x, state0, params, False)
     return outputs, final_state
 
 
@@ -304,7 +348,7 @@ class GRUTorch(nn.Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1,
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 device=None, dtype=None, impl="fused"):
+                 device=None, dtype=None, impl="auto"):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -403,7 +447,7 @@ class GRUTorch(nn.Module):
                 yield layer, suffix
 
     @classmethod
-    def from_torch(cls, module, impl="fused"):
+    def from_torch(cls, module, impl="auto"):
         """A GRUTorch with the weights of a torch.nn.GRU (all layers and directions)."""
         if type(module) is not nn.GRU:
             raise TypeError(f"{cls.__name__} loads the weights of torch.nn.GRU, "

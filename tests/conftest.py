@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +19,17 @@ def update_golden(request):
     return request.config.getoption("--update-golden")
 
 
+def require_program(name: str) -> str:
+    """The path of an external program (pdflatex, dot), or a skip on a developer machine
+    without it; in CI (CI set), where .ci/run installs them, a missing one fails."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: .ci/run installs it (texlive, graphviz)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
 def require_torch():
     """torch, or a skip on a developer machine without it; in CI (CI set) a missing torch fails."""
     if os.environ.get("CI"):
@@ -25,3 +37,11 @@ def require_torch():
 
         return torch
     return pytest.importorskip("torch")
+
+
+def require_module(name: str):
+    """An optional tool (triton, ...): a skip on a developer machine without it, a failure
+    in CI, which installs it."""
+    if os.environ.get("CI"):
+        return __import__(name)
+    return pytest.importorskip(name)

@@ -32,3 +32,9 @@ def small_sizes(module, hidden=5, input_=4, other=3):
     if module.INPUT_SIZE != "input":
         sizes["input"] = sizes[module.INPUT_SIZE]
     return sizes
+
+
+@cache
+def triton_module(spec: str):
+    (name, text), = generate(spec, "triton").items()
+    return load_module(text, name[:-3])

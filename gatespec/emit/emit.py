@@ -9,6 +9,8 @@ from pathlib import Path
 import jinja2
 
 from gatespec.emit.dialects import NUMPY, TORCH
+from gatespec.emit.kernel_printers import triton_printer
+from gatespec.emit.kernels import KernelLines
 from gatespec.emit.python_module import module_context
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
@@ -92,3 +94,17 @@ def emit_torch(plan: Plan, source_name: str) -> str:
 
 def _tuple(items: list[str]) -> str:
     return "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
+
+
+def emit_triton(plan: Plan, source_name: str) -> str:
+    lines = KernelLines(plan)
+    context = module_context(plan, TORCH, source_name, lines)
+    printer = triton_printer()
+    kernels = []
+    for k in lines.kernels:
+        printed = [(name, printer.expr(e)) for name, e in k.statements]
+        kernels.append({**k.__dict__, "printed": printed})
+    context["kernels"] = kernels
+    context["uses_functional"] = "F." in "\n".join([*context["static_forward"],
+                                                    *context["static_backward"]])
+    return render("triton/module.py.jinja", context)

@@ -10,7 +10,7 @@ from conftest import ROOT
 from gatespec import cells
 from gatespec.pipeline import generate
 
-TARGETS = ("numpy", "torch")
+TARGETS = ("numpy", "torch", "triton")
 
 
 @pytest.mark.parametrize("target", TARGETS)
