@@ -9,10 +9,11 @@ from gatespec.schedule import Plan
 VERSION = "0.1.0"
 
 
-def module_context(plan: Plan, dialect: Dialect, source_name: str) -> dict:
-    """Everything a Python module template (NumPy or PyTorch) prints."""
+def module_context(plan: Plan, dialect: Dialect, source_name: str,
+                   lines: ModuleLines | None = None) -> dict:
+    """Everything a Python module template (NumPy, PyTorch, Triton) prints."""
     cell = plan.cell
-    lines = ModuleLines(plan, dialect)
+    lines = lines or ModuleLines(plan, dialect)
     static_forward = lines.ops_lines(plan.static_forward, loop=False, backward=False)
     loop_forward = lines.ops_lines(plan.loop_forward, loop=True, backward=False)
     forward_saves = lines.forward_saves()
