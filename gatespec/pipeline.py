@@ -8,14 +8,14 @@ from gatespec import cells
 from gatespec.build import build
 from gatespec.derive import derive
 from gatespec.emit import emit_numpy, emit_torch
-from gatespec.emit.emit import emit_triton
+from gatespec.emit.emit import emit_cuda, emit_triton
 from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "load_source", "parse", "plan_for"]
 
-TARGETS = ("numpy", "torch", "triton", "latex", "markdown")
+TARGETS = ("numpy", "torch", "triton", "cuda", "latex", "markdown")
 
 
 def load_source(spec: str) -> tuple[str, str]:
@@ -51,4 +51,6 @@ def generate(spec: str, target: str = "numpy") -> dict[str, str]:
         return {f"{plan.cell.name}_torch.py": emit_torch(plan, source_name)}
     if target == "triton":
         return {f"{plan.cell.name}_triton.py": emit_triton(plan, source_name)}
+    if target == "cuda":
+        return emit_cuda(plan, source_name)
     raise UsageError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")

@@ -158,7 +158,7 @@ def _outer(dy, a):
 
 
 def forward(x, state0, params, keep_cache):
-    """As lstm_proj_torch._forward, with a kernel per step and block."""
+    """As lstm_proj_torch._forward, with a fused kernel per step and block."""
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     size_hidden = params["W_ix"].shape[0]
@@ -243,7 +243,7 @@ def forward(x, state0, params, keep_cache):
 
 
 def backward(d_outputs, d_final_state, cache, params):
-    """As lstm_proj_torch._backward, with a kernel per step and block."""
+    """As lstm_proj_torch._backward, with a fused kernel per step and block."""
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     x = cache["x"]

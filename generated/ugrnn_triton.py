@@ -113,7 +113,7 @@ def _outer(dy, a):
 
 
 def forward(x, state0, params, keep_cache):
-    """As ugrnn_torch._forward, with a kernel per step and block."""
+    """As ugrnn_torch._forward, with a fused kernel per step and block."""
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     size_hidden = params["W_cx"].shape[0]
@@ -165,7 +165,7 @@ def forward(x, state0, params, keep_cache):
 
 
 def backward(d_outputs, d_final_state, cache, params):
-    """As ugrnn_torch._backward, with a kernel per step and block."""
+    """As ugrnn_torch._backward, with a fused kernel per step and block."""
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     x = cache["x"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 
 from gatespec.emit.dialects import NUMPY, TORCH
-from gatespec.emit.kernel_printers import triton_printer
+from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines
 from gatespec.emit.python_module import module_context
 from gatespec.errors import EmitError
@@ -96,10 +96,9 @@ def _tuple(items: list[str]) -> str:
     return "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
-def emit_triton(plan: Plan, source_name: str) -> str:
-    lines = KernelLines(plan)
+def _kernel_context(plan: Plan, source_name: str, printer, quote_names: bool) -> dict:
+    lines = KernelLines(plan, quote_names)
     context = module_context(plan, TORCH, source_name, lines)
-    printer = triton_printer()
     kernels = []
     for k in lines.kernels:
         printed = [(name, printer.expr(e)) for name, e in k.statements]
@@ -107,4 +106,20 @@ def emit_triton(plan: Plan, source_name: str) -> str:
     context["kernels"] = kernels
     context["uses_functional"] = "F." in "\n".join([*context["static_forward"],
                                                     *context["static_backward"]])
-    return render("triton/module.py.jinja", context)
+    context["kernel_names"] = _tuple([k.name for k in lines.kernels])
+    context["max_arrays"] = max([8, *(max(len(k.inputs), len(k.outputs), len(k.vectors))
+                                      for k in lines.kernels)])
+    return context
+
+
+def emit_triton(plan: Plan, source_name: str) -> str:
+    return render("triton/module.py.jinja",
+                  _kernel_context(plan, source_name, triton_printer(), quote_names=False))
+
+
+def emit_cuda(plan: Plan, source_name: str) -> dict[str, str]:
+    """The kernels (.cu, plain CUDA C++: nvcc compiles it alone) and the Python driver."""
+    context = _kernel_context(plan, source_name, cuda_printer(), quote_names=True)
+    name = plan.cell.name
+    return {f"{name}_cuda.cu": render("cuda/kernels.cu.jinja", context),
+            f"{name}_cuda.py": render("cuda/module.py.jinja", context)}

@@ -67,9 +67,13 @@ CUDA = {
 class KernelPrinter(CodePrinter):
     """Integer powers as products (neither target has a fast generic pow); floats explicit."""
 
-    def __init__(self, functions: dict, float_fmt: str):
+    def __init__(self, functions: dict, float_fmt: str, prefix: str = ""):
         super().__init__(functions)
         self.float_fmt = float_fmt
+        self.prefix = prefix  # CUDA locals get v_, so no name shadows a math function
+
+    def _print_Symbol(self, s: sympy.Symbol) -> str:
+        return self.prefix + s.name
 
     def _print_Rational(self, r: sympy.Rational) -> str:
         return self.float_fmt.format(float(r))
@@ -93,4 +97,4 @@ def triton_printer() -> KernelPrinter:
 
 
 def cuda_printer() -> KernelPrinter:
-    return KernelPrinter(CUDA, "S({!r})")
+    return KernelPrinter(CUDA, "S({!r})", prefix="v_")

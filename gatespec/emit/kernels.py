@@ -32,8 +32,9 @@ class Kernel:
 class KernelLines(ModuleLines):
     """ModuleLines whose per-step blocks are kernel launches."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, quote_names: bool = False):
         super().__init__(plan, TORCH)
+        self.quote_names = quote_names  # the CUDA driver names kernels by string
         self.kernels: list[Kernel] = []
         self.external = _external_symbols(plan)
 
@@ -90,7 +91,8 @@ class KernelLines(ModuleLines):
             args = ", ".join(self.print(printer, ir.symbol(r)) for r in inputs)
             outs = ", ".join(targets)
             vecs = ", ".join(vectors)
-            lines.append(f"_launch({kernel.name}, {self.size_var(size)}, B, [{args}], "
+            ref = f'"{kernel.name}"' if self.quote_names else kernel.name
+            lines.append(f"_launch({ref}, {self.size_var(size)}, B, [{args}], "
                          f"[{outs}], [{vecs}])")
             filled.update(targets)
             for out, target in zip(outputs, targets, strict=True):
