@@ -1,0 +1,177 @@
+"""GPU check of the generated kernels: correctness against torch.nn (cuDNN) and the
+autograd reference, then timings against cuDNN. Run on a machine with a CUDA GPU:
+
+    python bench/gpu_check.py            # about 3-4 minutes, most of it building the CUDA extensions
+    python bench/gpu_check.py --quick    # smaller timing problem, fewer repeats
+
+It imports the checked-in modules under generated/ (gatespec itself is not needed there),
+builds each cell's CUDA extension once (torch.utils.cpp_extension.load_inline, cached),
+and prints tables. Ratios are medians of CUDA-event timings, ours / cuDNN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+GENERATED = Path(__file__).resolve().parent.parent / "generated"
+CELLS = {  # cell -> (class, cuDNN counterpart or None)
+    "lstm": ("LSTM", torch.nn.LSTM),
+    "gru_torch": ("GRUTorch", torch.nn.GRU),
+    "lstm_peephole": ("LSTMPeephole", None),
+    "gru": ("GRU", None),
+}
+IMPLS = ("torch", "triton", "cuda")
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, GENERATED / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-6)).item()
+
+
+def run(model, x, state=None, grad=True):
+    """Outputs and, with grad, the gradients of a fixed projection w.r.t. x and weights."""
+    out, _ = model(x, state)
+    if not grad:
+        return out, []
+    g = torch.Generator(device=x.device).manual_seed(0)
+    proj = torch.randn(out.shape, generator=g, device=x.device, dtype=out.dtype)
+    return out, torch.autograd.grad((out * proj).sum(), [x, *model.parameters()])
+
+
+def check(modules, device) -> list[str]:
+    rows = []
+    T, B, N, H = 20, 8, 32, 64
+    for cell, (cls_name, cudnn) in CELLS.items():
+        cls = getattr(modules[cell], cls_name)
+        torch.manual_seed(0)
+        if cudnn is not None:
+            ref = cudnn(N, H, num_layers=2, bidirectional=True, device=device)
+            ours = cls.from_torch(ref)
+        else:
+            ref, ours = None, cls(N, H, num_layers=2, bidirectional=True, device=device)
+        x = torch.randn(T, B, N, device=device, requires_grad=True)
+        ours.impl = "autograd"
+        out_a, grads_a = run(ours, x)
+        if ref is not None:
+            out_r, _ = run(ref, x, grad=False)
+            rows.append(f"{cell:14s} autograd vs cuDNN        out {rel(out_a, out_r):.1e}")
+        for impl in IMPLS:
+            ours.impl = impl
+            try:
+                out, grads = run(ours, x)
+            except Exception as exc:  # report and go on: one run has to tell everything
+                rows.append(f"{cell:14s} {impl:6s} FAILED: {type(exc).__name__}: {exc}"[:300])
+                continue
+            worst = max(rel(a, b) for a, b in zip(grads, grads_a, strict=True))
+            rows.append(f"{cell:14s} {impl:6s} vs autograd path   out {rel(out, out_a):.1e}"
+                        f"   grads {worst:.1e}")
+    return rows
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def bench(modules, device, quick: bool) -> list[str]:
+    T, B, N, H = (50, 64, 256, 512) if quick else (200, 64, 256, 512)
+    repeats = 5 if quick else 15
+    rows = [f"T={T} B={B} N={N} H={H}; median of {repeats} runs, ms; ratio = ours / cuDNN "
+            "(cells without a cuDNN layer: / cuDNN LSTM)"]
+    rows.append(f"{'cell':14s} {'dtype':9s} {'pass':8s} {'cuDNN':>8s} " +
+                " ".join(f"{i:>8s}" for i in IMPLS) + "  " + " ".join(f"{i + '/cuDNN':>12s}"
+                                                                      for i in IMPLS))
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        lstm_ref = torch.nn.LSTM(N, H, device=device, dtype=dtype)
+        for cell, (cls_name, cudnn) in CELLS.items():
+            cls = getattr(modules[cell], cls_name)
+            ref = cudnn(N, H, device=device, dtype=dtype) if cudnn else lstm_ref
+            ours = cls.from_torch(ref) if cudnn else cls(N, H, device=device, dtype=dtype)
+            x = torch.randn(T, B, N, device=device, dtype=dtype, requires_grad=True)
+
+            def fwd(model):
+                def f():
+                    with torch.no_grad():
+                        model(x)
+                return f
+
+            def fwd_bwd(model):
+                def f():
+                    out, _ = model(x)
+                    out.sum().backward()
+                return f
+
+            for name, make in (("fwd", fwd), ("fwd+bwd", fwd_bwd)):
+                times = []
+                try:
+                    base = timed(make(ref), repeats)
+                    for impl in IMPLS:
+                        ours.impl = impl
+                        times.append(timed(make(ours), repeats))
+                except Exception as exc:
+                    rows.append(f"{cell:14s} {str(dtype)[6:]:9s} {name:8s} FAILED: "
+                                f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                rows.append(f"{cell:14s} {str(dtype)[6:]:9s} {name:8s} {base:8.2f} " +
+                            " ".join(f"{t:8.2f}" for t in times) + "  " +
+                            " ".join(f"{t / base:12.2f}" for t in times))
+    return rows
+
+
+def _build(module) -> str | None:
+    try:
+        module._extension()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check")
+        return 2
+    device = torch.device("cuda")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+          f"triton {__import__('triton').__version__}")
+    modules = {cell: load(f"{cell}_torch") for cell in CELLS}
+    start = time.time()
+    cuda_modules = [load(f"{cell}_cuda") for cell in CELLS]
+    with ThreadPoolExecutor(max_workers=len(cuda_modules)) as pool:  # build in parallel
+        for module, error in zip(cuda_modules, pool.map(_build, cuda_modules), strict=True):
+            if error:
+                print(f"building {module.__name__} failed: {error}"[:2000])
+    print(f"built {len(cuda_modules)} CUDA extensions in {time.time() - start:.0f} s", flush=True)
+    print("\n".join(check(modules, device)), flush=True)
+    print("\n".join(bench(modules, device, args.quick)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
