@@ -16,6 +16,7 @@ import importlib.util
 import statistics
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -104,6 +105,7 @@ def bench(modules, device, quick: bool) -> list[str]:
     rows.append(f"{'cell':14s} {'dtype':9s} {'pass':8s} {'cuDNN':>8s} " +
                 " ".join(f"{i:>8s}" for i in IMPLS) + "  " + " ".join(f"{i + '/cuDNN':>12s}"
                                                                       for i in IMPLS))
+    errors: set[str] = set()
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(0)
         lstm_ref = torch.nn.LSTM(N, H, device=device, dtype=dtype)
@@ -111,6 +113,7 @@ def bench(modules, device, quick: bool) -> list[str]:
             cls = getattr(modules[cell], cls_name)
             ref = cudnn(N, H, device=device, dtype=dtype) if cudnn else lstm_ref
             ours = cls.from_torch(ref) if cudnn else cls(N, H, device=device, dtype=dtype)
+            ref.flatten_parameters()
             x = torch.randn(T, B, N, device=device, dtype=dtype, requires_grad=True)
 
             def fwd(model):
@@ -126,20 +129,19 @@ def bench(modules, device, quick: bool) -> list[str]:
                 return f
 
             for name, make in (("fwd", fwd), ("fwd+bwd", fwd_bwd)):
+                base = timed(make(ref), repeats)
                 times = []
-                try:
-                    base = timed(make(ref), repeats)
-                    for impl in IMPLS:
-                        ours.impl = impl
+                for impl in IMPLS:
+                    ours.impl = impl
+                    try:
                         times.append(timed(make(ours), repeats))
-                except Exception as exc:
-                    rows.append(f"{cell:14s} {str(dtype)[6:]:9s} {name:8s} FAILED: "
-                                f"{type(exc).__name__}: {exc}"[:300])
-                    continue
+                    except Exception as exc:  # one run has to tell everything: go on
+                        times.append(float("nan"))
+                        errors.add(f"{impl}: {type(exc).__name__}: {exc}"[:300])
                 rows.append(f"{cell:14s} {str(dtype)[6:]:9s} {name:8s} {base:8.2f} " +
                             " ".join(f"{t:8.2f}" for t in times) + "  " +
                             " ".join(f"{t / base:12.2f}" for t in times))
-    return rows
+    return rows + sorted(errors)
 
 
 def _build(module) -> str | None:
@@ -151,6 +153,7 @@ def _build(module) -> str | None:
 
 
 def main() -> int:
+    warnings.filterwarnings("ignore", message="RNN module weights are not part")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -158,6 +161,9 @@ def main() -> int:
         print("no CUDA device: nothing to check")
         return 2
     device = torch.device("cuda")
+    # exact float32 for the correctness check (cuDNN and cuBLAS default to TF32 here)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
           f"triton {__import__('triton').__version__}")
     modules = {cell: load(f"{cell}_torch") for cell in CELLS}
@@ -169,6 +175,9 @@ def main() -> int:
                 print(f"building {module.__name__} failed: {error}"[:2000])
     print(f"built {len(cuda_modules)} CUDA extensions in {time.time() - start:.0f} s", flush=True)
     print("\n".join(check(modules, device)), flush=True)
+    # timings with each library's defaults (TF32 allowed for float32, as cuDNN does)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     print("\n".join(bench(modules, device, args.quick)), flush=True)
     return 0
 

@@ -38,15 +38,39 @@ __device__ __forceinline__ S softplus_(S a) {
   return fmax(a, S(0)) + log1p(exp(-fabs(a)));
 }
 
+// Explicit conversions: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.
+template <typename S>
+__device__ __forceinline__ S widen_(float v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(double v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(__half v) { return static_cast<S>(__half2float(v)); }
+template <typename S>
+__device__ __forceinline__ S widen_(__nv_bfloat16 v) { return static_cast<S>(__bfloat162float(v)); }
+
+template <typename T>
+struct narrow_ {
+  template <typename S>
+  __device__ __forceinline__ static T from(S v) { return static_cast<T>(v); }
+};
+template <>
+struct narrow_<__half> {
+  __device__ __forceinline__ static __half from(float v) { return __float2half(v); }
+};
+template <>
+struct narrow_<__nv_bfloat16> {
+  __device__ __forceinline__ static __nv_bfloat16 from(float v) { return __float2bfloat16(v); }
+};
+
 template <typename T, typename S>
 __device__ __forceinline__ S load_(const void* p, const int64_t* stride, int64_t row, int64_t col) {
-  return static_cast<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
+  return widen_<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
 }
 
 template <typename T, typename S>
 __device__ __forceinline__ void store_(void* p, const int64_t* stride, int64_t row, int64_t col,
                                        S value) {
-  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = static_cast<T>(value);
+  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = narrow_<T>::from(value);
 }
 
 // 3 operations per element, on hidden-sized vectors
@@ -58,7 +82,7 @@ __global__ void _k0_fwd(int64_t n_, int64_t numel_, Arrays a_) {
     const int64_t col_ = i_ % n_;
     const S v_h_prev = load_<T, S>(a_.in[0], a_.in_stride[0], row_, col_);
     const S v_s_h = load_<T, S>(a_.in[1], a_.in_stride[1], row_, col_);
-    const S v_w_hh = static_cast<S>(static_cast<const T*>(a_.vec[0])[col_]);
+    const S v_w_hh = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
     const S v_h_new = fmax(v_s_h + v_h_prev*v_w_hh, S(0));
     store_<T, S>(a_.out[0], a_.out_stride[0], row_, col_, v_h_new);
   }
@@ -75,7 +99,7 @@ __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v_d_out = load_<T, S>(a_.in[1], a_.in_stride[1], row_, col_);
     const S v_h_new = load_<T, S>(a_.in[2], a_.in_stride[2], row_, col_);
     const S v_h_prev = load_<T, S>(a_.in[3], a_.in_stride[3], row_, col_);
-    const S v_w_hh = static_cast<S>(static_cast<const T*>(a_.vec[0])[col_]);
+    const S v_w_hh = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
     const S v__e0 = (v_d_h_next + v_d_out)*S((v_h_new) > S(0));
     const S v_d_h_prev = v__e0*v_w_hh;
     const S v_d_w_hh = v__e0*v_h_prev;

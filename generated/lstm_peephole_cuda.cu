@@ -38,15 +38,39 @@ __device__ __forceinline__ S softplus_(S a) {
   return fmax(a, S(0)) + log1p(exp(-fabs(a)));
 }
 
+// Explicit conversions: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.
+template <typename S>
+__device__ __forceinline__ S widen_(float v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(double v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(__half v) { return static_cast<S>(__half2float(v)); }
+template <typename S>
+__device__ __forceinline__ S widen_(__nv_bfloat16 v) { return static_cast<S>(__bfloat162float(v)); }
+
+template <typename T>
+struct narrow_ {
+  template <typename S>
+  __device__ __forceinline__ static T from(S v) { return static_cast<T>(v); }
+};
+template <>
+struct narrow_<__half> {
+  __device__ __forceinline__ static __half from(float v) { return __float2half(v); }
+};
+template <>
+struct narrow_<__nv_bfloat16> {
+  __device__ __forceinline__ static __nv_bfloat16 from(float v) { return __float2bfloat16(v); }
+};
+
 template <typename T, typename S>
 __device__ __forceinline__ S load_(const void* p, const int64_t* stride, int64_t row, int64_t col) {
-  return static_cast<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
+  return widen_<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
 }
 
 template <typename T, typename S>
 __device__ __forceinline__ void store_(void* p, const int64_t* stride, int64_t row, int64_t col,
                                        S value) {
-  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = static_cast<T>(value);
+  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = narrow_<T>::from(value);
 }
 
 // 15 operations per element, on hidden-sized vectors
@@ -61,9 +85,9 @@ __global__ void _k0_fwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v_m_gh = load_<T, S>(a_.in[2], a_.in_stride[2], row_, col_);
     const S v_m_ih = load_<T, S>(a_.in[3], a_.in_stride[3], row_, col_);
     const S v_m_oh = load_<T, S>(a_.in[4], a_.in_stride[4], row_, col_);
-    const S v_w_fc = static_cast<S>(static_cast<const T*>(a_.vec[0])[col_]);
-    const S v_w_ic = static_cast<S>(static_cast<const T*>(a_.vec[1])[col_]);
-    const S v_w_oc = static_cast<S>(static_cast<const T*>(a_.vec[2])[col_]);
+    const S v_w_fc = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
+    const S v_w_ic = widen_<S>(static_cast<const T*>(a_.vec[1])[col_]);
+    const S v_w_oc = widen_<S>(static_cast<const T*>(a_.vec[2])[col_]);
     const S v_i = sigmoid_(v_m_ih + v_c_prev*v_w_ic);
     const S v_f = sigmoid_(v_m_fh + v_c_prev*v_w_fc);
     const S v_g = tanh(v_m_gh);
@@ -98,9 +122,9 @@ __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v_i = load_<T, S>(a_.in[7], a_.in_stride[7], row_, col_);
     const S v_o = load_<T, S>(a_.in[8], a_.in_stride[8], row_, col_);
     const S v_tanh_c_new = load_<T, S>(a_.in[9], a_.in_stride[9], row_, col_);
-    const S v_w_fc = static_cast<S>(static_cast<const T*>(a_.vec[0])[col_]);
-    const S v_w_ic = static_cast<S>(static_cast<const T*>(a_.vec[1])[col_]);
-    const S v_w_oc = static_cast<S>(static_cast<const T*>(a_.vec[2])[col_]);
+    const S v_w_fc = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
+    const S v_w_ic = widen_<S>(static_cast<const T*>(a_.vec[1])[col_]);
+    const S v_w_oc = widen_<S>(static_cast<const T*>(a_.vec[2])[col_]);
     const S v__e0 = v_o*(v_d_h_next + v_d_out);
     const S v__e1 = v__e0*v_tanh_c_new*(S(1.0) - v_o);
     const S v__e2 = v_d_c_next + v__e0*(S(1.0) - (v_tanh_c_new * v_tanh_c_new)) + v__e1*v_w_oc;

@@ -38,15 +38,39 @@ __device__ __forceinline__ S softplus_(S a) {
   return fmax(a, S(0)) + log1p(exp(-fabs(a)));
 }
 
+// Explicit conversions: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.
+template <typename S>
+__device__ __forceinline__ S widen_(float v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(double v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(__half v) { return static_cast<S>(__half2float(v)); }
+template <typename S>
+__device__ __forceinline__ S widen_(__nv_bfloat16 v) { return static_cast<S>(__bfloat162float(v)); }
+
+template <typename T>
+struct narrow_ {
+  template <typename S>
+  __device__ __forceinline__ static T from(S v) { return static_cast<T>(v); }
+};
+template <>
+struct narrow_<__half> {
+  __device__ __forceinline__ static __half from(float v) { return __float2half(v); }
+};
+template <>
+struct narrow_<__nv_bfloat16> {
+  __device__ __forceinline__ static __nv_bfloat16 from(float v) { return __float2bfloat16(v); }
+};
+
 template <typename T, typename S>
 __device__ __forceinline__ S load_(const void* p, const int64_t* stride, int64_t row, int64_t col) {
-  return static_cast<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
+  return widen_<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
 }
 
 template <typename T, typename S>
 __device__ __forceinline__ void store_(void* p, const int64_t* stride, int64_t row, int64_t col,
                                        S value) {
-  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = static_cast<T>(value);
+  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = narrow_<T>::from(value);
 }
 
 // 9 operations per element, on hidden-sized vectors

@@ -38,15 +38,39 @@ __device__ __forceinline__ S softplus_(S a) {
   return fmax(a, S(0)) + log1p(exp(-fabs(a)));
 }
 
+// Explicit conversions: torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends.
+template <typename S>
+__device__ __forceinline__ S widen_(float v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(double v) { return static_cast<S>(v); }
+template <typename S>
+__device__ __forceinline__ S widen_(__half v) { return static_cast<S>(__half2float(v)); }
+template <typename S>
+__device__ __forceinline__ S widen_(__nv_bfloat16 v) { return static_cast<S>(__bfloat162float(v)); }
+
+template <typename T>
+struct narrow_ {
+  template <typename S>
+  __device__ __forceinline__ static T from(S v) { return static_cast<T>(v); }
+};
+template <>
+struct narrow_<__half> {
+  __device__ __forceinline__ static __half from(float v) { return __float2half(v); }
+};
+template <>
+struct narrow_<__nv_bfloat16> {
+  __device__ __forceinline__ static __nv_bfloat16 from(float v) { return __float2bfloat16(v); }
+};
+
 template <typename T, typename S>
 __device__ __forceinline__ S load_(const void* p, const int64_t* stride, int64_t row, int64_t col) {
-  return static_cast<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
+  return widen_<S>(static_cast<const T*>(p)[row * stride[0] + col * stride[1]]);
 }
 
 template <typename T, typename S>
 __device__ __forceinline__ void store_(void* p, const int64_t* stride, int64_t row, int64_t col,
                                        S value) {
-  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = static_cast<T>(value);
+  static_cast<T*>(p)[row * stride[0] + col * stride[1]] = narrow_<T>::from(value);
 }
 
 // 14 operations per element, on hidden-sized vectors
@@ -61,8 +85,8 @@ __global__ void _k0_fwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v_s_r = load_<T, S>(a_.in[2], a_.in_stride[2], row_, col_);
     const S v_u = load_<T, S>(a_.in[3], a_.in_stride[3], row_, col_);
     const S v_x = load_<T, S>(a_.in[4], a_.in_stride[4], row_, col_);
-    const S v_w_fc = static_cast<S>(static_cast<const T*>(a_.vec[0])[col_]);
-    const S v_w_rc = static_cast<S>(static_cast<const T*>(a_.vec[1])[col_]);
+    const S v_w_fc = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
+    const S v_w_rc = widen_<S>(static_cast<const T*>(a_.vec[1])[col_]);
     const S v_f = sigmoid_(v_s_f + v_c_prev*v_w_fc);
     const S v_r = sigmoid_(v_s_r + v_c_prev*v_w_rc);
     const S v_c_new = v_c_prev*v_f + v_u*(S(1.0) - v_f);
@@ -89,8 +113,8 @@ __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v_r = load_<T, S>(a_.in[5], a_.in_stride[5], row_, col_);
     const S v_u = load_<T, S>(a_.in[6], a_.in_stride[6], row_, col_);
     const S v_x = load_<T, S>(a_.in[7], a_.in_stride[7], row_, col_);
-    const S v_w_fc = static_cast<S>(static_cast<const T*>(a_.vec[0])[col_]);
-    const S v_w_rc = static_cast<S>(static_cast<const T*>(a_.vec[1])[col_]);
+    const S v_w_fc = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
+    const S v_w_rc = widen_<S>(static_cast<const T*>(a_.vec[1])[col_]);
     const S v__e0 = S(1.0) - v_r;
     const S v__e1 = v_d_out*v_r;
     const S v__e2 = v__e0*v__e1*(v_c_new - v_x);

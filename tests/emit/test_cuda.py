@@ -11,6 +11,10 @@ from conftest import ROOT
 from gatespec import cells
 
 ARCHS = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"]
+# what torch.utils.cpp_extension passes: no implicit half/bfloat16 conversions
+TORCH_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+               "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
+               "--expt-relaxed-constexpr", "--use_fast_math", "-std=c++17"]
 
 
 def _nvcc():
@@ -25,7 +29,7 @@ def test_every_cell_compiles(tmp_path):
 
     def compile_one(name):
         source = ROOT / "generated" / f"{name}_cuda.cu"
-        r = subprocess.run([nvcc, "-c", *ARCHS, "-O2", "-Werror", "all-warnings",
+        r = subprocess.run([nvcc, "-c", *ARCHS, *TORCH_FLAGS, "-O2", "-Werror", "all-warnings",
                             "-o", str(tmp_path / f"{name}.o"), str(source)],
                            capture_output=True, text=True)
         return name, r.returncode, r.stderr
