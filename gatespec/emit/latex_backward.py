@@ -66,6 +66,7 @@ class _Call:
     bias: str | None
     operands: tuple[ast.Expr, ...]
     matmuls: list[str]
+    printed: str = ""  # the label of its adjoint, when it has one of its own
 
 
 def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
@@ -185,9 +186,22 @@ class BackwardEquations:
             if isinstance(first, sympy.Symbol):
                 self._call_ref[call.label] = first
             else:
-                self._call_ref[call.label] = sympy.Symbol(f"d:call:{call.label}")
+                self._call_ref[call.label] = sympy.Symbol(f"d:call:{self._own_label(call)}")
                 self.named_calls.append(call)
         return self._call_ref[call.label]
+
+    def _own_label(self, call: _Call) -> str:
+        """A name for a linear map's output that no pre-activation a_{v,t} has: its
+        line's name, else the line's name and the operands' (as for biases), primed
+        until it is free."""
+        taken = {self._label(n) for n in self.pre}
+        label = call.label
+        if label in taken:
+            label = call.owner + "".join(w[len("W_" + call.owner):] for w in call.weights)
+        while label in taken:
+            label += "'"
+        call.printed = label
+        return label
 
     # -- equations ----------------------------------------------------------------------
     def carried(self, state: str) -> list[sympy.Expr]:
@@ -261,15 +275,18 @@ class BackwardEquations:
 
 
 def _collect(terms: list[sympy.Expr]) -> list[sympy.Expr]:
-    """Terms that share their one adjoint factor become one: δh ⊙ (n - h), not
-    δh ⊙ n - δh ⊙ h (the derived graph may split a statement in two)."""
+    """Terms that share their one adjoint factor and differ in a single vector become
+    one: δh ⊙ (n - h), not δh ⊙ n - δh ⊙ h (derive may split a statement in two).
+    Longer partials stay separate terms, between which a long line can break."""
     groups: dict[sympy.Expr, list[sympy.Expr]] = {}
     for t in terms:
         coeff, factors = t.as_coeff_mul()
         adjoints = [f for f in factors if _is_adjoint_factor(f)]
-        key = adjoints[0] if len(adjoints) == 1 else t
-        rest = sympy.Mul(coeff, *(f for f in factors if f is not key)) if key is not t else 1
-        groups.setdefault(key, []).append(rest)
+        rest = [f for f in factors if not _is_adjoint_factor(f)]
+        if len(adjoints) == 1 and len(rest) <= 1 and coeff in (1, -1):
+            groups.setdefault(adjoints[0], []).append(coeff * sympy.Mul(*rest))
+        else:
+            groups.setdefault(t, []).append(sympy.Integer(1))
     return [key * sympy.Add(*rests) for key, rests in groups.items()]
 
 

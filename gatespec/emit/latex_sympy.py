@@ -66,10 +66,6 @@ class SympyLatex:
     def expr(self, e: sympy.Expr) -> str:
         return self._print(e, 0)[0]
 
-    def term(self, e: sympy.Expr) -> str:
-        """A term of a sum, with its sign: `-δa ⊙ x` for a negative term."""
-        return self.expr(e)
-
     # -- the recursion: (text, precedence) ----------------------------------------------
     def _print(self, e: sympy.Expr, step: int) -> tuple[str, float]:
         if isinstance(e, sympy.Symbol):
@@ -131,11 +127,12 @@ class SympyLatex:
         return ("-" + text, SUM) if n < 0 else (text, ATOM)
 
     def _add(self, e: sympy.Add, step: int) -> tuple[str, float]:
-        # `s - 1`, `1 - z`: what is added first, then what is subtracted; numbers last in each
+        # `s - 1`, `1 - z`: what is added, then what is subtracted; numbers last in each
         terms = e.as_ordered_terms()
 
-        def rank(t):
-            return 2 * t.could_extract_minus_sign() + bool(t.is_Number)
+        def rank(t):  # a lone bias after the products it is added to: W h + b
+            bias = isinstance(t, sympy.Symbol) and ir.is_param_name(t.name)
+            return 4 * t.could_extract_minus_sign() + 2 * bool(t.is_Number) + bias
 
         out = []
         for t in sorted(terms, key=rank):  # stable: SymPy's order within a rank
@@ -200,4 +197,7 @@ class SympyLatex:
 
 
 def _wrap(text: str, needed: bool) -> str:
-    return f"({text})" if needed else text
+    if not needed:
+        return text
+    # parentheses as tall as a fraction inside them (terms never break inside)
+    return rf"\left({text}\right)" if r"\frac" in text else f"({text})"

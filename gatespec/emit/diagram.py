@@ -1,0 +1,200 @@
+"""A cell's data flow as a Graphviz DOT graph, like the article's block diagrams.
+
+Drawn from the syntax tree, so it shows what the user wrote: the input and the
+previous states on the left, the new states on the right, and between them the
+linear maps (boxes, edges named by their weights), activations (rounded boxes),
+element-wise products, sums and differences (circles). Dashed edges carry each
+new state to the next step. `svg()` runs Graphviz's `dot` when it is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from html import escape
+
+from gatespec import ir
+from gatespec.emit.latex_forward import dependency_order, reads
+from gatespec.emit.python_module import VERSION
+from gatespec.errors import EmitError, UsageError
+from gatespec.parse import ast
+
+_OPS = {"+": "+", "-": "−", "*": "⊙", "/": "÷"}
+_FUNCTIONS = {"sigmoid": "σ", "tanh": "tanh", "relu": "ReLU", "logsigmoid": "log σ",
+              "hard_sigmoid": "hardsigmoid", "hard_tanh": "hardtanh", "abs": "|·|", "sqrt": "√"}
+_ACCENTS = {"bar": "\u0304", "tilde": "\u0303", "hat": "\u0302", "dot": "\u0307"}
+_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "zeta": "ζ",
+          "eta": "η", "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν",
+          "xi": "ξ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "phi": "φ", "chi": "χ",
+          "psi": "ψ", "omega": "ω"}
+
+
+def unicode_name(name: str, latex: str | None) -> str:
+    """A variable's name for a picture: the user's LaTeX when it is a plain letter
+    with an accent (`\\bar{\\boldsymbol{c}}` → c̄), else the name itself."""
+    if latex is None:
+        return _GREEK.get(name, name)
+    text = re.sub(r"\\(boldsymbol|bm|mathbf|mathit|mathrm)\{([^{}]*)\}", r"\2", latex)
+    for _ in range(3):
+        text = re.sub(r"\\([a-z]+)\{([^{}]*)\}",
+                      lambda m: m.group(2) + _ACCENTS[m.group(1)] if m.group(1) in _ACCENTS
+                      else m.group(0), text)
+    text = re.sub(r"\\([A-Za-z]+)", lambda m: _GREEK.get(m.group(1), m.group(0)), text)
+    return name if re.search(r"[\\{}_^]", text) else text
+
+
+def _sub(text: str) -> str:
+    """name_sub → name<SUB>sub</SUB> in an HTML label."""
+    head, _, tail = text.partition("_")
+    return escape(head) + (f"<SUB>{escape(tail)}</SUB>" if tail else "")
+
+
+class _Graph:
+    def __init__(self, cell_file: ast.CellFile, cell: ir.Cell):
+        self.cf = cell_file
+        self.cell = cell
+        self.states = {s.label for s in cell.states}
+        self.lines: list[str] = []
+        self.count = 0
+
+    def node(self, label: str, **attrs: str) -> str:
+        self.count += 1
+        name = f"n{self.count}"
+        extra = "".join(f', {k}="{v}"' for k, v in attrs.items())
+        self.lines.append(f"  {name} [label=<{label}>{extra}];")
+        return name
+
+    def edge(self, a: str, b: str, label: str | None = None, **attrs: str) -> None:
+        extra = [f"label=<{label}>"] if label else []
+        extra += [f'{k}="{v}"' for k, v in attrs.items()]
+        self.lines.append(f"  {a} -> {b}" + (f" [{', '.join(extra)}]" if extra else "") + ";")
+
+    def value(self, name: str, time: str) -> str:
+        shown = unicode_name(name, self.cell.latex.get(name))
+        return f"<B>{escape(shown)}</B><SUB>{time}</SUB>"
+
+    def build(self) -> str:
+        lines = self.lines
+        self.where: dict[str, str] = {}  # label the statements read (x, h, i, c') -> graph node
+        x = self.cell.input.label
+        left = [self.node(self.value(x, "t"), shape="plaintext")]
+        self.where[x] = left[0]
+        for s in self.cell.states:
+            self.where[s.label] = self.node(self.value(s.label, "t−1"), shape="plaintext")
+            left.append(self.where[s.label])
+        right = []
+        read_in_step = {r for stmt in self.cf.statements for r in reads(stmt.value)}
+        for stmt in dependency_order(self.cf.statements):
+            result = self.expr(stmt.value)
+            t = stmt.target
+            is_output = t.name == self.cell.output_label
+            attrs = {"shape": "plaintext"}
+            if is_output:
+                attrs = {"shape": "box", "style": "bold"}
+            target = self.node(self.value(t.name, "t"), **attrs)
+            self.edge(result, target)
+            self.where[t.label] = target
+            if t.primed and t.label not in read_in_step:  # a new value read again stays in the flow
+                right.append(target)
+        for s in self.cell.states:  # the new value is read as the previous one next step
+            self.edge(self.where[s.label + "'"], self.where[s.label], "next step",
+                      style="dashed", constraint="false", color="gray50", fontcolor="gray50")
+        head = [f"// {_MARK} {VERSION} from {self.cell.path.rsplit('/', 1)[-1]}; do not edit",
+                f'digraph "{self.cell.name}" {{',
+                "  rankdir=LR;",
+                '  node [fontname="Helvetica", fontsize=12];',
+                '  edge [fontname="Helvetica", fontsize=10, arrowsize=0.7];',
+                "  { rank=source; " + " ".join(left) + "; }",
+                *(["  { rank=sink; " + " ".join(right) + "; }"] if right else [])]
+        return "\n".join([*head, *lines, "}"]) + "\n"
+
+    def expr(self, e: ast.Expr) -> str:
+        if isinstance(e, ast.Var):
+            return self.where[e.label]
+        if isinstance(e, ast.Number):
+            return self.node(escape(e.text), shape="plaintext", fontsize="10")
+        if isinstance(e, ast.Neg):
+            op = self.node("−", shape="circle", width="0.3", fixedsize="true")
+            self.edge(self.expr(e.operand), op)
+            return op
+        if isinstance(e, ast.BinOp):
+            left, right = self.expr(e.left), self.expr(e.right)
+            if e.op in "-/":  # which side is which matters: the node says a − b
+                op = self.node(f"a {_OPS[e.op]} b", shape="circle", width="0.45",
+                               fixedsize="true", fontsize="10")
+                self.edge(left, op, "a")
+                self.edge(right, op, "b")
+                return op
+            op = self.node(_OPS[e.op], shape="circle", width="0.3", fixedsize="true")
+            self.edge(left, op)
+            self.edge(right, op)
+            return op
+        return self.call(e)
+
+    def call(self, c: ast.Call) -> str:
+        if c.func == "identity":
+            return self.expr(c.args[0])
+        if c.func in ("linear", "diag"):
+            params = self.cell.call_params[(c.span.line, c.span.column)]
+            weights = params[:len(c.args)]
+            extra = [_sub(p) for p in params[len(c.args):]]
+            title = "linear" if c.func == "linear" else "diag"
+            label = title + (f"<BR/>+ {' + '.join(extra)}" if extra else "")
+            box = self.node(label, shape="box")
+            for w, a in zip(weights, c.args, strict=True):
+                self.edge(self.expr(a), box, _sub(w))
+            return box
+        name = escape(_FUNCTIONS.get(c.func, c.func))
+        box = self.node(name + ("(a, b)" if len(c.args) > 1 else ""), shape="box",
+                        style="rounded")
+        for k, a in enumerate(c.args):
+            self.edge(self.expr(a), box, "ab"[k] if len(c.args) > 1 else None)
+        return box
+
+
+_MARK = "Generated by gatespec"
+
+
+def dot_source(cell_file: ast.CellFile, cell: ir.Cell) -> str:
+    return _Graph(cell_file, cell).build()
+
+
+def has_dot() -> bool:
+    return shutil.which("dot") is not None
+
+
+def dot_program() -> str:
+    path = shutil.which("dot")
+    if path is None:
+        raise UsageError("drawing the diagram needs Graphviz's `dot` program, which is not "
+                         "installed (e.g. apt-get install graphviz); write a .dot file instead")
+    return path
+
+
+def render(dot_text: str, fmt: str) -> bytes:
+    """The diagram drawn by `dot` as svg or png bytes."""
+    r = subprocess.run([dot_program(), f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                       capture_output=True, timeout=120, check=False)
+    if r.returncode != 0:
+        raise EmitError(f"dot failed on the generated graph: {r.stderr.decode(errors='replace')}")
+    return r.stdout
+
+
+def svg(dot_text: str) -> str:
+    """The SVG, marked with the hash of the DOT text it was drawn from, so a stale
+    picture can be told from a current one without Graphviz."""
+    text = render(dot_text, "svg").decode("utf-8")
+    mark = f"<!-- {_MARK} {VERSION}; drawn from DOT sha256 {dot_hash(dot_text)} -->\n"
+    head, sep, rest = text.partition("?>\n")
+    return head + sep + mark + rest if sep else mark + text
+
+
+def dot_hash(dot_text: str) -> str:
+    return hashlib.sha256(dot_text.encode("utf-8")).hexdigest()
+
+
+def svg_source_hash(svg_text: str) -> str | None:
+    m = re.search(r"drawn from DOT sha256 ([0-9a-f]{64})", svg_text[:2000])
+    return m.group(1) if m else None
