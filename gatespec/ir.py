@@ -23,7 +23,7 @@ def symbol(name: str) -> sympy.Symbol:
 class Param:
     name: str
     shape: tuple[str, ...]  # size names: (rows, cols) for a matrix, (n,) for a vector
-    role: str  # "weight" | "bias" | "diag"
+    role: str  # "weight" | "bias" | "diag" | "ln_gain" | "ln_bias" (layer norm)
     owner: str  # the variable whose line created it
     line: int
 
@@ -54,20 +54,39 @@ class Pointwise:
     kind: str = "user"  # "user" | "operand" (a linear map's operand) | "lifted" | "static"
 
 
-Node = Leaf | MatMul | Pointwise
+@dataclass(frozen=True)
+class LayerNorm:
+    """Layer normalisation of one vector over its units: (u - mean) / sqrt(var + eps),
+    times a per-unit gain, plus a per-unit bias. A reduction, so, like a matrix product,
+    it separates two pointwise blocks."""
+
+    name: str
+    label: str
+    size: str
+    operand: str  # node name
+    gain: str  # parameter names
+    bias: str | None
+
+
+EPSILON = 1e-5  # as torch.nn.LayerNorm
+
+Node = Leaf | MatMul | Pointwise | LayerNorm
 
 
 def deps(node: Node) -> list[str]:
     """Names of the nodes a node reads, sorted for determinism (parameters excluded)."""
-    if isinstance(node, MatMul):
+    if isinstance(node, MatMul | LayerNorm):
         return [node.operand]
     if isinstance(node, Pointwise):
         return sorted(s.name for s in node.expr.free_symbols if not is_param_name(s.name))
     return []
 
 
+PARAM_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_")
+
+
 def is_param_name(name: str) -> bool:
-    return name.startswith(("W_", "b_", "w_"))
+    return name.startswith(PARAM_PREFIXES)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gatespec.derive import functions as fn
 from gatespec.derive.functions import DESCRIPTIONS
 from gatespec.emit.printer import CodePrinter
-from gatespec.schedule import GemmOp, Plan
+from gatespec.schedule import GemmOp, LayerNormOp, Plan
 
 
 def _printer() -> CodePrinter:
@@ -54,6 +54,15 @@ def render_plan(plan: Plan) -> str:
                 else:
                     out.append(f"  [{', '.join(g.outputs)}] = {g.operand} @ "
                                f"[{', '.join(g.weights)}]^T   (one GEMM)")
+            elif isinstance(op, LayerNormOp):
+                ln = op.node
+                if op.backward:
+                    out.append(f"  {op.operand_grad} = layernorm_backward(d_{ln.name})   "
+                               "(a reduction over the units)")
+                else:
+                    out.append(f"  {ln.name} = layernorm({ln.operand}) * {ln.gain}"
+                               + (f" + {ln.bias}" if ln.bias else "")
+                               + "   (a reduction over the units)")
             else:
                 for sym, e in op.block.assigns:
                     out.append(f"  {sym.name} = {pr.expr(e)}")

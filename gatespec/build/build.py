@@ -21,7 +21,7 @@ from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS
 from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
 
-STRUCTURAL = ("linear", "diag")
+STRUCTURAL = ("linear", "diag", "layernorm")
 
 
 @dataclass
@@ -209,6 +209,8 @@ class _Builder:
         if c.func == "diag":
             self._arity(c, 1)
             return self._diag(c)
+        if c.func == "layernorm":
+            return self._layernorm(c)
         if c.func not in ARITY:
             raise CheckError(f"unknown function '{c.func}'", c.span,
                              note=_suggest(c.func, [*ARITY, *STRUCTURAL]))
@@ -242,17 +244,7 @@ class _Builder:
         return name, _suffix(a, self.leaf_labels), size
 
     def _linear(self, c: ast.Call):
-        bias = True
-        for k, kw in enumerate(c.kwargs):
-            if kw.name != "bias":
-                raise CheckError(f"linear() has no option '{kw.name}'; it takes `bias=false`",
-                                 kw.span)
-            if k > 0:
-                raise CheckError("linear() is given bias= twice", kw.span)
-            if not (isinstance(kw.value, ast.Var) and kw.value.name in ("true", "false")
-                    and not kw.value.primed):
-                raise CheckError("bias= takes true or false", _span_of(kw.value))
-            bias = kw.value.name == "true"
+        bias = self._bias_option(c)
         if not c.args:
             raise CheckError("linear() needs at least one operand", c.span)
         out_size = self.sizes.new()
@@ -275,6 +267,46 @@ class _Builder:
         self.call_params[(c.span.line, c.span.column)] = tuple(
             [f"W_{self.owner}{sfx}" for sfx in suffixes] + ([bname] if bias else []))
         return sympy.Add(*terms), out_size
+
+    def _bias_option(self, c: ast.Call) -> bool:
+        """The `bias=true|false` option of linear() and layernorm(), its only option."""
+        bias = True
+        for k, kw in enumerate(c.kwargs):
+            if kw.name != "bias":
+                raise CheckError(f"{c.func}() has no option '{kw.name}'; it takes `bias=false`",
+                                 kw.span)
+            if k > 0:
+                raise CheckError(f"{c.func}() is given bias= twice", kw.span)
+            if not (isinstance(kw.value, ast.Var) and kw.value.name in ("true", "false")
+                    and not kw.value.primed):
+                raise CheckError("bias= takes true or false", _span_of(kw.value))
+            bias = kw.value.name == "true"
+        return bias
+
+    def _layernorm(self, c: ast.Call):
+        bias = self._bias_option(c)
+        if len(c.args) != 1:
+            raise CheckError(f"layernorm() takes 1 operand, got {len(c.args)}", c.span)
+        a = c.args[0]
+        value, size = self._expr(a)
+        if size is SCALAR:
+            raise CheckError("layernorm() needs a vector operand, not a constant", _span_of(a))
+        if isinstance(value, sympy.Symbol) and not ir.is_param_name(value.name):
+            operand = value.name
+        else:
+            self.operand_count += 1
+            operand = self._fresh(f"{self.owner}_in{self.operand_count}")
+            self._add(ir.Pointwise(operand, operand, size, value, kind="operand"))
+        suffix = _suffix(a, self.leaf_labels)
+        gain, beta = f"alpha_{self.owner}{suffix}", f"beta_{self.owner}{suffix}"
+        self._param(gain, "ln_gain", (size,), c.span)
+        if bias:
+            self._param(beta, "ln_bias", (size,), c.span)
+        self.call_params[(c.span.line, c.span.column)] = (gain, beta) if bias else (gain,)
+        name = self._fresh(f"ln_{self.owner}{suffix}")
+        self._add(ir.LayerNorm(name, f"LN({suffix})", size, operand, gain,
+                               beta if bias else None))
+        return ir.symbol(name), size
 
     def _diag(self, c: ast.Call):
         a = c.args[0]

@@ -14,7 +14,7 @@ from gatespec import ir
 from gatespec.emit.dialects import Dialect
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, Plan
+from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, LayerNormOp, Plan
 
 
 class ModuleLines:
@@ -197,10 +197,34 @@ class ModuleLines:
                 what = "adjoint of " if op.backward else ""
                 lines.append(f"# GEMM: {what}{', '.join(g.weights)} times {label}")
                 lines += self.gemm_backward(g) if op.backward else self.gemm_forward(g, op.addend)
+            elif isinstance(op, LayerNormOp):
+                lines += self.layernorm_lines(op, loop)
             else:
                 slots = self.forward_slots() if loop and not backward else None
                 lines += self.block_lines(op.block, loop, backward, slots)
         return lines
+
+    def layernorm_lines(self, op: LayerNormOp, loop: bool) -> list[str]:
+        ln = op.node
+        printer = self.printer(loop, op.backward)
+        self.used_helpers |= {"_layernorm", "_layernorm_backward"} if op.backward else {
+            "_layernorm"}
+        if op.backward:
+            d = self.print(printer, op.adjoint)
+            return [f"# layer norm of {ln.operand}: the adjoint of its input",
+                    f"{op.operand_grad} = _layernorm_backward({d}, {ln.name}_xhat, "
+                    f"{ln.name}_rstd, {ln.gain})"]
+        operand = self.print(printer, ir.symbol(ln.operand))
+        lines = [f"# layer norm of {ln.operand} over its units",
+                 f"{ln.name}, {ln.name}_xhat, {ln.name}_rstd = _layernorm({operand}, {ln.gain}, "
+                 f"{ln.bias or 0})"]
+        if loop:
+            lines += [f"{ln.name}_xhat_all[save_t] = {ln.name}_xhat",
+                      f"{ln.name}_rstd_all[save_t] = {ln.name}_rstd"]
+        return lines
+
+    def loop_layernorms(self) -> list[LayerNormOp]:
+        return [op for op in self.plan.layernorms if op.context != STATIC]
 
     def forward_saves(self) -> list[str]:
         """Copies into the forward slots of the values that were not computed in place
@@ -218,7 +242,11 @@ class ModuleLines:
                 lines.append(f"{s.name} = {s.label}_all[t]")
                 lines.append(f"{self.cell.updates[s.label]} = {s.label}_all[t + 1]")
         lines += [f"{n} = {n}_all[t]" for n in self.plan.saved_loop]
-        return _only_used(lines, self.plan)
+        lines = _only_used(lines, self.plan)
+        for op in self.loop_layernorms():
+            lines += [f"{op.node.name}_xhat = {op.node.name}_xhat_all[t]",
+                      f"{op.node.name}_rstd = {op.node.name}_rstd_all[t]"]
+        return lines
 
     def carry_lines(self) -> list[str]:
         lines = []
@@ -241,6 +269,19 @@ class ModuleLines:
                 lines.append(f'd_params["{g.weight}"] = _outer({g.grad_buffer}, '
                              f"{self.history(g.operand)})")
         printer = self.printer(False, True)
+        for op in self.plan.layernorms:
+            ln = op.node
+            if op.adjoint is None:
+                for p in filter(None, (ln.gain, ln.bias)):
+                    lines.append(f'd_params["{p}"] = {self.dx.zeros_like(f"params[{p!r}]")}')
+                continue
+            if op.context == STATIC:
+                d, xhat = self.print(printer, op.adjoint), f"{ln.name}_xhat"
+            else:
+                d, xhat = f"d_{ln.name}_all", f"{ln.name}_xhat_all"
+            lines.append(f'd_params["{ln.gain}"] = {self.dx.sum01(f"({d} * {xhat})")}')
+            if ln.bias:
+                lines.append(f'd_params["{ln.bias}"] = {self.dx.sum01(d)}')
         for p, parts in self.plan.param_grads.items():
             if parts:
                 total = " + ".join(self.dx.sum01(self.print(printer, part)) for part in parts)
@@ -262,8 +303,13 @@ class ModuleLines:
 
     def forward_cache_allocs(self) -> list[str]:
         # without keep_cache, one step's worth: values are still computed into them
-        return [f"{n}_all = {self.dx.empty(f'T if keep_cache else 1, B, {self.size_of_node(n)}')}"
-                for n in self.plan.saved_loop]
+        lines = [f"{n}_all = {self.dx.empty(f'T if keep_cache else 1, B, {self.size_of_node(n)}')}"
+                 for n in self.plan.saved_loop]
+        for op in self.loop_layernorms():
+            size = self.size_var(op.node.size)
+            lines += [f"{op.node.name}_xhat_all = {self.dx.empty(f'T if keep_cache else 1, B, {size}')}",
+                      f"{op.node.name}_rstd_all = {self.dx.empty('T if keep_cache else 1, B, 1')}"]
+        return lines
 
     def outputs_expr(self) -> str:
         out = self.cell.output
@@ -277,6 +323,9 @@ class ModuleLines:
             entries.insert(0, ("x", "x"))
         entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
         entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]
+        for op in self.plan.layernorms:
+            tail = "_all" if op.context != STATIC else ""
+            entries += [(f"{op.node.name}_{k}{tail}",) * 2 for k in ("xhat", "rstd")]
         return entries
 
     def backward_allocs(self) -> list[str]:
@@ -306,6 +355,11 @@ class ModuleLines:
                 lines.append(f"{node.name} = {operand} @ {node.weight}.T")
             elif isinstance(node, ir.Pointwise):
                 lines.append(f"{node.name} = {self.print(printer, node.expr)}")
+            elif isinstance(node, ir.LayerNorm):
+                self.used_helpers.add("_layernorm")
+                operand = self.print(printer, ir.symbol(node.operand))
+                lines.append(f"{node.name} = _layernorm({operand}, {node.gain}, "
+                             f"{node.bias or 0})[0]")
         return lines
 
     def helpers(self) -> list[str]:

@@ -83,6 +83,10 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "weight_grad_lines": weight_grad_lines,
         "input_grad": input_grad,
         "helpers": lines.helpers(),
+        # parameters that start at a constant instead of uniform noise (layer-norm gain, bias)
+        "constant_init": "{" + ", ".join(
+            f'"{p.name}": {1.0 if p.role == "ln_gain" else 0.0}' for p in cell.params.values()
+            if p.role in ("ln_gain", "ln_bias")) + "}",
         "zeros": dialect.zeros,
         "lines": lines,
     }
@@ -100,6 +104,8 @@ def _tuple(items: list[str]) -> str:
 def _role_text(p) -> str:
     return {
         "weight": f"weight matrix, linear() on the line of {p.owner}",
+        "ln_gain": f"layer-norm gain, layernorm() on the line of {p.owner} (starts at 1)",
+        "ln_bias": f"layer-norm bias, layernorm() on the line of {p.owner} (starts at 0)",
         "bias": f"bias, linear() on the line of {p.owner}",
         "diag": f"per-unit weights, diag() on the line of {p.owner}",
     }[p.role]

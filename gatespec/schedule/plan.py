@@ -80,7 +80,23 @@ class BlockOp:
     block: Block
 
 
-Op = GemmOp | BlockOp
+@dataclass
+class LayerNormOp:
+    """Layer normalisation of one node: forward saves its normalised input and inverse
+    deviation; backward turns the node's adjoint into its operand's (`d_{name}_operand`)."""
+
+    node: ir.LayerNorm
+    context: str
+    level: int
+    backward: bool = False
+    adjoint: sympy.Expr | None = None  # backward: the node's adjoint, after copy propagation
+
+    @property
+    def operand_grad(self) -> str:
+        return f"d_{self.node.name}_operand"
+
+
+Op = GemmOp | BlockOp | LayerNormOp
 
 
 @dataclass
@@ -99,6 +115,7 @@ class Plan:
     carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
     input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
     views: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # see alias.py
+    layernorms: list[LayerNormOp] = field(default_factory=list)  # forward ops, both contexts
 
     @property
     def cell(self) -> ir.Cell:

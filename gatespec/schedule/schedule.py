@@ -24,7 +24,16 @@ from gatespec.derive import Derived
 from gatespec.errors import ScheduleError
 from gatespec.schedule.alias import buffer_views, propagate_copies
 from gatespec.schedule.epilogue import fuse_epilogues
-from gatespec.schedule.plan import Block, BlockOp, Gemm, GemmOp, Op, Plan, Store
+from gatespec.schedule.plan import (
+    Block,
+    BlockOp,
+    Gemm,
+    GemmOp,
+    LayerNormOp,
+    Op,
+    Plan,
+    Store,
+)
 
 STATIC, LOOP = "static", "loop"
 TAIL = -1  # block position after the last transposed GEMM of a context
@@ -63,6 +72,10 @@ class _Scheduler:
             inner = [dep for dep in ir.deps(n) if dep in level]
             if isinstance(n, ir.MatMul):
                 level[n.name] = level[n.operand] + 1 if n.operand in level else 0
+            elif isinstance(n, ir.LayerNorm):  # runs right after the GEMMs of its stage
+                op = n.operand
+                level[n.name] = (0 if op not in level else level[op]
+                                 if isinstance(self.d.node(op), ir.MatMul) else level[op] + 1)
             else:
                 level[n.name] = max((level[dep] for dep in inner), default=0)
         return level
@@ -83,11 +96,16 @@ class _Scheduler:
         return sorted(groups.values(), key=lambda g: (g.level, self.order[g.outputs[0]]))
 
     # -- forward -------------------------------------------------------------------
+    def layernorms(self, ctx: str, level: dict[str, int]) -> list[LayerNormOp]:
+        return [LayerNormOp(n, ctx, level[n.name]) for n in self.members(ctx)
+                if isinstance(n, ir.LayerNorm)]
+
     def forward_ops(self, ctx: str, level: dict[str, int], gemms: list[Gemm]) -> list[Op]:
         ops: list[Op] = []
         n_levels = max(level.values(), default=-1) + 1
         for k in range(n_levels):
             ops.extend(GemmOp(g) for g in gemms if g.level == k)
+            ops.extend(op for op in self.layernorms(ctx, level) if op.level == k)
             assigns = [(ir.symbol(n.name), n.expr) for n in self.members(ctx)
                        if isinstance(n, ir.Pointwise) and level[n.name] == k]
             if assigns:
@@ -116,6 +134,8 @@ class _Scheduler:
         terms = [adjoint(c) * p for c, p in self.d.partials[name] if self.context_of(c) == ctx]
         if name in gemm_operands:
             terms.append(ir.symbol(f"d_{name}_gemm"))
+        terms += [ir.symbol(f"d_{c}_operand") for c in self.consumers[name]
+                  if isinstance(self.d.node(c), ir.LayerNorm) and self.context_of(c) == ctx]
         if ctx == LOOP:
             if name in self.new_to_state:
                 terms.append(ir.symbol(f"d_{self.new_to_state[name]}_next"))
@@ -145,13 +165,7 @@ class _Scheduler:
                 exprs[name] = sympy.Integer(0)
                 continue
             exprs[name] = e
-            if name in level:
-                position[name] = level[name]
-            elif name in gemm_level:
-                position[name] = gemm_level[name] - 1 if gemm_level[name] > 0 else TAIL
-            else:
-                position[name] = min((level[c] for c in self.consumers[name] if c in level),
-                                     default=TAIL)
+            position[name] = self.position(name, level, gemm_level)
 
         param_exprs: dict[str, tuple[sympy.Expr, int]] = {}
         for p, partials in self.d.param_partials.items():
@@ -162,10 +176,27 @@ class _Scheduler:
                     param_exprs[p] = (e, min(level[c] for c, _ in here))
         return exprs, position, param_exprs
 
+    def position(self, name: str, level: dict[str, int], gemm_level: dict[str, int]) -> float:
+        """Where a node's adjoint is computed: block k (level k), k - 0.25 (right after the
+        layer norms of level k), or TAIL. It must come after every transposed GEMM and
+        layer-norm backward that feeds it."""
+        ln_levels = [level[c] for c in self.consumers[name]
+                     if c in level and isinstance(self.d.node(c), ir.LayerNorm)]
+        if name in level:
+            same = level[name] in ln_levels
+            return level[name] - 0.25 if same else level[name]
+        after = [gemm_level[name]] if name in gemm_level else []
+        after += ln_levels
+        if after:  # an operand of a GEMM or a layer norm at level j: after level j
+            j = max(after)
+            return j - 1 if j > 0 else TAIL
+        return min((level[c] for c in self.consumers[name] if c in level), default=TAIL)
+
     def make_blocks(self, ctx, level, gemms, exprs, position, param_exprs, outputs_fixed):
         """Group adjoint computations by position, inline block-local ones, CSE each block."""
         n_levels = max(level.values(), default=-1) + 1
-        positions = [*reversed(range(n_levels)), TAIL]
+        positions = [p for k in reversed(range(n_levels)) for p in (k, k - 0.25)] + [TAIL]
+        lns = self.layernorms(ctx, level)
         # A symbol is a block output when another block, a store or the caller reads it.
         uses: dict[sympy.Symbol, set[int]] = {}
         entries: dict[int, list[tuple[sympy.Symbol, sympy.Expr]]] = {p: [] for p in positions}
@@ -182,6 +213,10 @@ class _Scheduler:
             for k, out in enumerate(g.outputs):
                 if out in position:
                     stores[position[out]].append(Store(g.grad_buffer, adjoint(out), g, k))
+        for op in lns:  # each layer norm's adjoint feeds its gain and bias gradients
+            if op.node.name in position and ctx == LOOP:
+                stores[position[op.node.name]].append(Store(f"d_{op.node.name}_all",
+                                                            adjoint(op.node.name)))
         if ctx == LOOP:
             for name, pos in position.items():
                 if name in self.d.static:
@@ -193,6 +228,7 @@ class _Scheduler:
             items = entries[pos]
             keep = {s.value for s in stores[pos]} | set(outputs_fixed)
             keep |= {ir.symbol(f"d_{p}") for p in param_exprs}
+            keep |= {adjoint(op.node.name) for op in lns}
             keep |= {sym for sym, _ in items if uses.get(sym, set()) - {pos}}
             inline: dict[sympy.Symbol, sympy.Expr] = {}
             outs: list[tuple[sympy.Symbol, sympy.Expr]] = []
@@ -203,7 +239,9 @@ class _Scheduler:
                     outs.append((sym, e))
             if outs:
                 ops.append(BlockOp(Block(self.cse(outs), stores[pos])))
-            ops.extend(GemmOp(g, backward=True) for g in gemms if g.level == pos)
+            ops.extend(LayerNormOp(op.node, ctx, op.level, backward=True) for op in lns
+                       if op.level == pos and op.node.name in position)
+            ops.extend(GemmOp(g, backward=True) for g in gemms if pos == g.level - 0.25)
         return ops
 
     def cse(self, outs):
@@ -246,11 +284,14 @@ class _Scheduler:
         input_grad = input_grad.xreplace(alias)
         param_grads: dict[str, list[sympy.Expr]] = {}
         for p, param in cell.params.items():
-            if param.role != "weight":
+            if param.role in ("bias", "diag"):
                 parts = [ir.symbol(f"d_{p}_all")] if p in pex else []
                 parts += [ir.symbol(f"d_{p}").xreplace(alias)] if p in pex_s else []
                 param_grads[p] = parts
 
+        for op in [*loop_backward, *static_backward]:
+            if isinstance(op, LayerNormOp):  # its adjoint may have been copy-propagated away
+                op.adjoint = adjoint(op.node.name).xreplace(alias)
         saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop)
         self.needed_later = set(saved)
         plan = Plan(
@@ -270,6 +311,11 @@ class _Scheduler:
             carries=carries,
             input_grad=input_grad,
         )
+        plan.layernorms = self.layernorms(STATIC, lv_static) + self.layernorms(LOOP, lv_loop)
+        adjoints = {op.node.name: op.adjoint for op in [*loop_backward, *static_backward]
+                    if isinstance(op, LayerNormOp)}
+        for op in plan.layernorms:  # None: nothing depends on this layer norm's output
+            op.adjoint = adjoints.get(op.node.name)
         plan.views = buffer_views(plan)
         fuse_epilogues(plan, set(saved))
         self.check(plan)
@@ -289,6 +335,7 @@ class _Scheduler:
         defined = {s.name for s in self.cell.states} | {"d_out"}
         defined |= {f"d_{s.label}_next" for s in self.cell.states}
         defined |= {g.operand_grad for g in plan.gemms}
+        defined |= {op.operand_grad for op in plan.layernorms}
         defined |= {n.name for n in self.d.nodes} | set(self.cell.params)
         for op in plan.loop_backward:
             if isinstance(op, BlockOp):
