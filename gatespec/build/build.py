@@ -440,16 +440,7 @@ def _used_sizes(size_of: dict, params: dict) -> set[str]:
 
 
 def _calls(e: ast.Expr, func: str):
-    if isinstance(e, ast.Call):
-        if e.func == func:
-            yield e
-        for a in (*e.args, *(k.value for k in e.kwargs)):
-            yield from _calls(a, func)
-    elif isinstance(e, ast.BinOp):
-        yield from _calls(e.left, func)
-        yield from _calls(e.right, func)
-    elif isinstance(e, ast.Neg):
-        yield from _calls(e.operand, func)
+    return (n for n in ast.walk(e) if isinstance(n, ast.Call) and n.func == func)
 
 
 def _has_bias(c: ast.Call) -> bool:
@@ -458,16 +449,8 @@ def _has_bias(c: ast.Call) -> bool:
 
 
 def _vars(e: ast.Expr):
-    if isinstance(e, ast.Var):
-        yield e
-    elif isinstance(e, ast.Call):
-        for a in e.args:
-            yield from _vars(a)
-    elif isinstance(e, ast.BinOp):
-        yield from _vars(e.left)
-        yield from _vars(e.right)
-    elif isinstance(e, ast.Neg):
-        yield from _vars(e.operand)
+    """The names an operand reads (not keyword values such as bias=false)."""
+    return (n for n in ast.walk(e, keywords=False) if isinstance(n, ast.Var))
 
 
 def _suffix(e: ast.Expr, leaves: set[str]) -> str:

@@ -57,6 +57,29 @@ class Dialect:
         return self.matmul_all_fmt.format(a, w)
 
 
+def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
+    """Layer norm over the last axis and its backward, for an array library's spelling of
+    mean(..., keeping the axis) and 1/sqrt."""
+    return {
+        "_layernorm": (
+            "def _layernorm(u, gain, bias, eps=1e-05):\n"
+            '    """Layer normalisation over the last axis: (y, normalised u, 1 / deviation)."""\n'
+            f"    centred = u - u.mean({mean_args})\n"
+            f"    rstd = {rsqrt}((centred * centred).mean({mean_args}) + eps)\n"
+            "    xhat = centred * rstd\n"
+            "    return xhat * gain + bias, xhat, rstd\n"
+        ),
+        "_layernorm_backward": (
+            "def _layernorm_backward(dy, xhat, rstd, gain):\n"
+            '    """The adjoint of a layer norm\'s input from its output\'s."""\n'
+            "    g = dy * gain\n"
+            f"    mean_g = g.mean({mean_args})\n"
+            f"    mean_gx = (g * xhat).mean({mean_args})\n"
+            "    return rstd * (g - mean_g - xhat * mean_gx)\n"
+        ),
+    }
+
+
 NUMPY = Dialect(
     name="numpy",
     functions={
@@ -97,22 +120,7 @@ NUMPY = Dialect(
         "_logsigmoid": "def _logsigmoid(a):\n    return -np.logaddexp(0, -a)\n",
         "_softsign": "def _softsign(a):\n    return a / (1 + np.abs(a))\n",
         "_silu": "def _silu(a):\n    return a * _sigmoid(a)\n",
-        "_layernorm": (
-            "def _layernorm(u, gain, bias, eps=1e-05):\n"
-            '    """Layer normalisation over the last axis: (y, normalised u, 1 / deviation)."""\n'
-            "    centred = u - u.mean(axis=-1, keepdims=True)\n"
-            "    rstd = 1 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)\n"
-            "    xhat = centred * rstd\n"
-            "    return xhat * gain + bias, xhat, rstd\n"
-        ),
-        "_layernorm_backward": (
-            "def _layernorm_backward(dy, xhat, rstd, gain):\n"
-            '    """The adjoint of a layer norm\'s input from its output\'s."""\n'
-            "    g = dy * gain\n"
-            "    mean_g = g.mean(axis=-1, keepdims=True)\n"
-            "    mean_gx = (g * xhat).mean(axis=-1, keepdims=True)\n"
-            "    return rstd * (g - mean_g - xhat * mean_gx)\n"
-        ),
+        **_layernorm_helpers("axis=-1, keepdims=True", "1 / np.sqrt"),
     },
     helper_needs={"_silu": ["_sigmoid"]},
     empty_fmt="np.empty(({shape}), dtype)",
@@ -178,22 +186,7 @@ TORCH = Dialect(
             '    """log(1 + exp(a)) without a threshold: exact for every a."""\n'
             "    return torch.logaddexp(a, torch.zeros((), dtype=a.dtype, device=a.device))\n"
         ),
-        "_layernorm": (
-            "def _layernorm(u, gain, bias, eps=1e-05):\n"
-            '    """Layer normalisation over the last axis: (y, normalised u, 1 / deviation)."""\n'
-            "    centred = u - u.mean(dim=-1, keepdim=True)\n"
-            "    rstd = torch.rsqrt((centred * centred).mean(dim=-1, keepdim=True) + eps)\n"
-            "    xhat = centred * rstd\n"
-            "    return xhat * gain + bias, xhat, rstd\n"
-        ),
-        "_layernorm_backward": (
-            "def _layernorm_backward(dy, xhat, rstd, gain):\n"
-            '    """The adjoint of a layer norm\'s input from its output\'s."""\n'
-            "    g = dy * gain\n"
-            "    mean_g = g.mean(dim=-1, keepdim=True)\n"
-            "    mean_gx = (g * xhat).mean(dim=-1, keepdim=True)\n"
-            "    return rstd * (g - mean_g - xhat * mean_gx)\n"
-        ),
+        **_layernorm_helpers("dim=-1, keepdim=True", "torch.rsqrt"),
     },
     empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",
     zeros_fmt="torch.zeros(({shape}), dtype=dtype, device=device)",

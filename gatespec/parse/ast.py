@@ -58,6 +58,20 @@ class Call:
 Expr = Number | Var | BinOp | Neg | Call
 
 
+def walk(e: Expr, keywords: bool = True):
+    """Every subexpression of `e`, `e` first, operands left to right (and keyword values,
+    unless keywords=False)."""
+    yield e
+    if isinstance(e, Call):
+        for a in (*e.args, *((k.value for k in e.kwargs) if keywords else ())):
+            yield from walk(a, keywords)
+    elif isinstance(e, BinOp):
+        yield from walk(e.left, keywords)
+        yield from walk(e.right, keywords)
+    elif isinstance(e, Neg):
+        yield from walk(e.operand, keywords)
+
+
 @dataclass(frozen=True)
 class VarDecl:
     name: str
