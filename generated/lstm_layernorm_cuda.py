@@ -82,6 +82,22 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
     _extension().launch(KERNELS.index(kernel), n, rows, inputs, outputs, vectors)
 
 
+def _layernorm(u, gain, bias, eps=1e-05):
+    """Layer normalisation over the last axis: (y, normalised u, 1 / deviation)."""
+    centred = u - u.mean(dim=-1, keepdim=True)
+    rstd = torch.rsqrt((centred * centred).mean(dim=-1, keepdim=True) + eps)
+    xhat = centred * rstd
+    return xhat * gain + bias, xhat, rstd
+
+
+def _layernorm_backward(dy, xhat, rstd, gain):
+    """The adjoint of a layer norm's input from its output's."""
+    g = dy * gain
+    mean_g = g.mean(dim=-1, keepdim=True)
+    mean_gx = (g * xhat).mean(dim=-1, keepdim=True)
+    return rstd * (g - mean_g - xhat * mean_gx)
+
+
 def _outer(dy, a):
     """Sum over all leading axes of the outer products dy_k a_k^T: one matrix product."""
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])

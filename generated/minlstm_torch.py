@@ -321,7 +321,7 @@ class MinLSTM(nn.Module):
     def reset_parameters(self):
         """Every parameter uniform in (-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.nn."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
+        for name, weight in self.named_parameters():
             nn.init.uniform_(weight, -bound, bound)
 
     def layer_params(self, layer, reverse=False):

@@ -41,10 +41,11 @@ def init_params(sizes, rng=None, dtype=np.float64):
     """Every parameter uniform in (-1/sqrt(hidden), 1/sqrt(hidden)), as torch.nn's RNN layers."""
     rng = np.random.default_rng() if rng is None else rng
     bound = 1.0 / np.sqrt(sizes["hidden"])
-    return {
+    params = {
         name: rng.uniform(-bound, bound, tuple(sizes[s] for s in shape)).astype(dtype)
         for name, shape in PARAMS.items()
     }
+    return params
 
 
 def _sigmoid(a, out=None):
