@@ -123,4 +123,3 @@ def emit_cuda(plan: Plan, source_name: str) -> dict[str, str]:
     name = plan.cell.name
     return {f"{name}_cuda.cu": render("cuda/kernels.cu.jinja", context),
             f"{name}_cuda.py": render("cuda/module.py.jinja", context)}
-
