@@ -29,7 +29,12 @@ CELLS = {  # cell -> (class, cuDNN counterpart or None)
     "lstm_peephole": ("LSTMPeephole", None),
     "gru": ("GRU", None),
 }
-IMPLS = ("torch", "triton", "cuda")
+# (impl, CUDA graphs): the torch-ops path, the two kernel targets, and both replayed as graphs
+IMPLS = (("torch", False), ("triton", False), ("cuda", False), ("triton", True), ("cuda", True))
+
+
+def label(impl) -> str:
+    return impl[0] + ("+graph" if impl[1] else "")
 
 
 def load(name: str):
@@ -71,14 +76,16 @@ def check(modules, device) -> list[str]:
             out_r, _ = run(ref, x, grad=False)
             rows.append(f"{cell:14s} autograd vs cuDNN        out {rel(out_a, out_r):.1e}")
         for impl in IMPLS:
-            ours.impl = impl
+            ours.impl, ours.cuda_graphs = impl
             try:
+                run(ours, x)  # a second call replays the graphs captured by the first
                 out, grads = run(ours, x)
             except Exception as exc:  # report and go on: one run has to tell everything
-                rows.append(f"{cell:14s} {impl:6s} FAILED: {type(exc).__name__}: {exc}"[:300])
+                rows.append(f"{cell:14s} {label(impl):12s} FAILED: {type(exc).__name__}: "
+                            f"{exc}"[:300])
                 continue
             worst = max(rel(a, b) for a, b in zip(grads, grads_a, strict=True))
-            rows.append(f"{cell:14s} {impl:6s} vs autograd path   out {rel(out, out_a):.1e}"
+            rows.append(f"{cell:14s} {label(impl):12s} vs autograd   out {rel(out, out_a):.1e}"
                         f"   grads {worst:.1e}")
     return rows
 
@@ -103,8 +110,7 @@ def bench(modules, device, quick: bool) -> list[str]:
     rows = [f"T={T} B={B} N={N} H={H}; median of {repeats} runs, ms; ratio = ours / cuDNN "
             "(cells without a cuDNN layer: / cuDNN LSTM)"]
     rows.append(f"{'cell':14s} {'dtype':9s} {'pass':8s} {'cuDNN':>8s} " +
-                " ".join(f"{i:>8s}" for i in IMPLS) + "  " + " ".join(f"{i + '/cuDNN':>12s}"
-                                                                      for i in IMPLS))
+                " ".join(f"{label(i):>12s}" for i in IMPLS) + "   ratios to cuDNN")
     errors: set[str] = set()
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(0)
@@ -132,15 +138,15 @@ def bench(modules, device, quick: bool) -> list[str]:
                 base = timed(make(ref), repeats)
                 times = []
                 for impl in IMPLS:
-                    ours.impl = impl
+                    ours.impl, ours.cuda_graphs = impl
                     try:
                         times.append(timed(make(ours), repeats))
                     except Exception as exc:  # one run has to tell everything: go on
                         times.append(float("nan"))
-                        errors.add(f"{impl}: {type(exc).__name__}: {exc}"[:300])
+                        errors.add(f"{label(impl)}: {type(exc).__name__}: {exc}"[:300])
                 rows.append(f"{cell:14s} {str(dtype)[6:]:9s} {name:8s} {base:8.2f} " +
-                            " ".join(f"{t:8.2f}" for t in times) + "  " +
-                            " ".join(f"{t / base:12.2f}" for t in times))
+                            " ".join(f"{t:12.2f}" for t in times) + "   " +
+                            " ".join(f"{t / base:.2f}" for t in times))
     return rows + sorted(errors)
 
 

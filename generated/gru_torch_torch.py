@@ -318,18 +318,87 @@ def _sibling(kind):
     return module
 
 
-def run_layer(x, state0, params, impl="auto"):
+class _Graphed:
+    """A backend whose forward and backward are captured as CUDA graphs, once per shape and
+    set of parameters, then replayed: one launch from Python instead of several per step.
+    Inputs are copied into the graph's buffers and results copied out, so calls stay
+    independent; parameters are read in place, so optimiser updates are seen."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.graphs = {}
+
+    def _run(self, key, fn, *args):
+        entry = self.graphs.get(key)
+        tensors = [a for a in _flatten(args) if isinstance(a, torch.Tensor)]
+        if entry is None:
+            static = [t.clone() for t in tensors]
+            bound = _unflatten(args, iter(static))
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up: compiles kernels, settles allocations
+                fn(*bound)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                result = fn(*bound)
+            entry = self.graphs[key] = (graph, static, result)
+        graph, static, result = entry
+        for buffer, value in zip(static, tensors, strict=True):
+            buffer.copy_(value)
+        graph.replay()
+        return _unflatten(result, (t.clone() for t in _flatten(result)
+                                   if isinstance(t, torch.Tensor)))
+
+    def forward(self, x, state0, params, keep_cache):
+        key = ("forward", tuple(x.shape), x.dtype, keep_cache,
+               tuple(p.data_ptr() for p in params.values()))
+        return self._run(key, lambda *a: self.backend.forward(*a, keep_cache), x,
+                         tuple(state0), params)
+
+    def backward(self, d_outputs, d_final_state, cache, params):
+        key = ("backward", tuple(d_outputs.shape), d_outputs.dtype,
+               tuple(p.data_ptr() for p in params.values()))
+        return self._run(key, self.backend.backward, d_outputs, tuple(d_final_state), cache,
+                         params)
+
+
+def _flatten(value):
+    """The leaves of nested tuples, lists and dicts, in order."""
+    if isinstance(value, tuple | list):
+        return [leaf for v in value for leaf in _flatten(v)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _flatten(v)]
+    return [value]
+
+
+def _unflatten(value, tensors):
+    """`value` with each tensor leaf replaced by the next of `tensors`."""
+    if isinstance(value, tuple | list):
+        return type(value)(_unflatten(v, tensors) for v in value)
+    if isinstance(value, dict):
+        return {k: _unflatten(v, tensors) for k, v in value.items()}
+    return next(tensors) if isinstance(value, torch.Tensor) else value
+
+
+_GRAPHED = {}
+
+
+def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
     impl: "torch" runs the schedule with torch ops and the derived backward; "triton" and
     "cuda" run the same schedule with generated fused kernels (CUDA tensors);
     "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
-    under autograd. Nothing is saved for backward when no gradient is needed.
-    Returns (outputs, final_state).
+    under autograd. Nothing is saved for backward when no gradient is needed. With
+    cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
+    replayed. Returns (outputs, final_state).
     """
     if impl == "autograd":
         return _reference(x, state0, params)
     backend = _backend(impl, x)
+    if cuda_graphs and x.is_cuda:
+        backend = _GRAPHED.setdefault(id(backend), _Graphed(backend))
     values = [params[name] for name in PARAMS]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *state0, *values)):
         outputs, *final_state = _Fused.apply(backend, x, *state0, *values)
@@ -348,7 +417,7 @@ class GRUTorch(nn.Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1,
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 device=None, dtype=None, impl="auto"):
+                 device=None, dtype=None, impl="auto", cuda_graphs=False):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -358,6 +427,7 @@ class GRUTorch(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.impl = impl
+        self.cuda_graphs = cuda_graphs
         sizes = {"input": input_size, "hidden": hidden_size}
         self.output_size = sizes[OUTPUT_SIZE]
         directions = 2 if bidirectional else 1
@@ -425,7 +495,7 @@ class GRUTorch(nn.Module):
                 state0 = tuple(s[k] for s in state)
                 params = self.layer_params(layer, reverse=direction == 1)
                 seq = layer_input if direction == 0 else layer_input.flip(0)
-                out, final = run_layer(seq, state0, params, self.impl)
+                out, final = run_layer(seq, state0, params, self.impl, self.cuda_graphs)
                 outputs.append(out if direction == 0 else out.flip(0))
                 for lst, value in zip(finals, final, strict=True):
                     lst.append(value)
