@@ -820,6 +820,94 @@ class SLSTM(_Cell):
         return dx, (dh, dc_tot * fp, dn_tot * fp, dlfm)
 
 
+LN_EPS = 1e-5  # as torch.nn.LayerNorm
+
+
+def _ln(u, gain, bias=None):
+    """Layer normalisation over the units (last axis) of a batch of row vectors:
+    y = gain ⊙ û + bias with û = (u − mean(u)) / s, s = sqrt(mean((u − mean(u))²) + eps)
+    (population variance).  Returns y and the cache (û, s) of the backward pass."""
+    centred = u - u.mean(-1, keepdims=True)
+    s = np.sqrt((centred**2).mean(-1, keepdims=True) + LN_EPS)
+    xhat = centred / s
+    y = gain * xhat if bias is None else gain * xhat + bias
+    return y, (xhat, s)
+
+
+def _ln_back(p, grads, dy, cache, gain, bias=None):
+    """Backward of _ln, by hand.  With n units, ∂s/∂u_k = û_k / n, so
+    ∂û_j/∂u_k = (δ_jk − 1/n) / s − û_j û_k / (n s); with g = dy ⊙ gain (the adjoint of û):
+        du = (g − mean(g) − û ⊙ mean(g ⊙ û)) / s.
+    Accumulates d gain = Σ dy ⊙ û and d bias = Σ dy (over the batch); returns du."""
+    xhat, s = cache
+    grads[gain] += (dy * xhat).sum(0)
+    if bias is not None:
+        grads[bias] += dy.sum(0)
+    g = dy * p[gain]
+    return (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True)) / s
+
+
+class LSTMLayerNorm(_Cell):
+    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016, section 3.1): the input and the
+    recurrent term of each gate normalised separately, and the cell state before the
+    output tanh.  LN_{α,β}(u) = α ⊙ (u − mean(u)) / sqrt(var(u) + 1e-5) + β.
+
+    i = σ(LN_{α_ix}(W_ix x) + LN_{α_ih,β_ih}(W_ih h))       (likewise f, o)
+    g = tanh(LN_{α_gx}(W_gx x) + LN_{α_gh,β_gh}(W_gh h))
+    c_t = f⊙c + i⊙g
+    h_t = o⊙tanh(LN_{α_hc,β_hc}(c_t))
+    """
+
+    name = "lstm_layernorm"
+    PARAMS: ClassVar[Shapes] = {
+        **{name: shape for k in "ifgo" for name, shape in (
+            (f"W_{k}x", ("hidden", "input")), (f"alpha_{k}x", ("hidden",)),
+            (f"W_{k}h", ("hidden", "hidden")), (f"alpha_{k}h", ("hidden",)),
+            (f"beta_{k}h", ("hidden",)))},
+        "alpha_hc": ("hidden",),
+        "beta_hc": ("hidden",),
+    }
+    STATES = ("h", "c")
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        h, c = state
+        a, ln = {}, {}
+        for k in "ifgo":
+            ax, ln[f"{k}x"] = _ln(_lin(p, f"W_{k}x", x), p[f"alpha_{k}x"])
+            ah, ln[f"{k}h"] = _ln(_lin(p, f"W_{k}h", h), p[f"alpha_{k}h"], p[f"beta_{k}h"])
+            a[k] = ax + ah
+        i, f, o = sigmoid(a["i"]), sigmoid(a["f"]), sigmoid(a["o"])
+        g = np.tanh(a["g"])
+        c_t = f * c + i * g
+        yc, ln["hc"] = _ln(c_t, p["alpha_hc"], p["beta_hc"])
+        tc = np.tanh(yc)
+        h_t = o * tc
+        return (h_t, c_t), (x, h, c, i, f, g, o, tc, ln)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, i, f, g, o, tc, ln = cache
+        # h_t = o ⊙ tanh(y_c), y_c = LN(c_t): through y_c into c_t
+        dyc = dh_t * o * (1.0 - tc**2)
+        dc_tot = dc_t + _ln_back(p, grads, dyc, ln["hc"], "alpha_hc", "beta_hc")
+        da = {
+            "i": dc_tot * g * i * (1.0 - i),
+            "f": dc_tot * c * f * (1.0 - f),
+            "g": dc_tot * i * (1.0 - g**2),
+            "o": dh_t * tc * o * (1.0 - o),
+        }
+        # a_k = LN(W_kx x) + LN(W_kh h): each layer norm receives da_k unchanged
+        dx = np.zeros_like(x)
+        dh = np.zeros_like(h)
+        for k, d in da.items():
+            dmx = _ln_back(p, grads, d, ln[f"{k}x"], f"alpha_{k}x")
+            dmh = _ln_back(p, grads, d, ln[f"{k}h"], f"alpha_{k}h", f"beta_{k}h")
+            dx += _lin_back(p, grads, f"W_{k}x", x, dmx)
+            dh += _lin_back(p, grads, f"W_{k}h", h, dmh)
+        return dx, (dh, dc_tot * f)
+
+
 CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
@@ -837,6 +925,7 @@ CELLS = {
     "minlstm": MinLSTM(),
     "sru": SRU(),
     "slstm": SLSTM(),
+    "lstm_layernorm": LSTMLayerNorm(),
 }
 
 

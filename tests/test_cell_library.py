@@ -3,6 +3,8 @@
 generated module; tests/test_reference_cells.py checks the references by finite differences).
 
 * lstm_proj against torch.nn.LSTM(proj_size=P) with copied weights (float64, gradients too);
+* lstm_layernorm's torch module against a straightforward torch implementation with
+  torch.nn.functional.layer_norm (float64, gradients too);
 * lstm_cifg against a standard LSTM whose input gate is the negated forget gate;
 * sru: the input must have the hidden size, and the checker enforces it;
 * slstm: the stabiliser m does not change h (against the unstabilised recurrence);
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 import reference_cells as ref
 from conftest import require_torch
-from helpers import numpy_module
+from helpers import module_class, numpy_module, torch_module
 
 from gatespec import cells
 from gatespec.build import build
@@ -111,6 +113,70 @@ def test_lstm_proj_matches_torch(impl):
         assert _rel(dp[f"W_{k}x"], g_ih[sl]) <= 1e-10, k
         assert _rel(dp[f"W_{k}h"], g_hh[sl]) <= 1e-10, k
         assert _rel(dp[f"b_{k}"], g_b[sl]) <= 1e-10, k
+
+
+# ------------------------------------------------------------------ lstm_layernorm vs F.layer_norm
+
+
+def _lstm_layernorm_by_hand(torch, x, h, c, p):
+    """Ba et al. 2016's layer-normalised LSTM as lstm_layernorm.gate's header writes it,
+    step by step with torch.nn.functional.layer_norm (population variance, eps 1e-5)."""
+    F = torch.nn.functional
+    H = h.shape[-1]
+
+    def ln(u, name, bias=True):
+        return F.layer_norm(u, (H,), p[f"alpha_{name}"], p[f"beta_{name}"] if bias else None,
+                            eps=1e-5)
+
+    outputs = []
+    for x_t in x:
+        def pre(k, x_t=x_t, h=h):
+            return ln(x_t @ p[f"W_{k}x"].T, f"{k}x", bias=False) + ln(h @ p[f"W_{k}h"].T, f"{k}h")
+
+        i, f, o = torch.sigmoid(pre("i")), torch.sigmoid(pre("f")), torch.sigmoid(pre("o"))
+        g = torch.tanh(pre("g"))
+        c = f * c + i * g
+        h = o * torch.tanh(ln(c, "hc"))
+        outputs.append(h)
+    return torch.stack(outputs), (h, c)
+
+
+@pytest.mark.parametrize("impl", ["torch", "autograd"])
+def test_lstm_layernorm_matches_torch_layer_norm(impl):
+    """The generated torch module (its derived backward, and its step-by-step autograd path)
+    against F.layer_norm: outputs, final states and the gradients of x, the initial states
+    and every parameter, in float64."""
+    torch = require_torch()
+    T, B, N, H = 5, 3, 4, 6
+    mod = torch_module("lstm_layernorm")
+    torch.manual_seed(0)
+    layer = module_class(mod)(N, H, dtype=torch.float64, impl=impl)
+    params = layer.layer_params(0)
+    assert set(params) == set(ref.CELLS["lstm_layernorm"].PARAMS)
+    with torch.no_grad():  # gains away from 1 and biases away from 0, so both are exercised
+        for name, value in params.items():
+            value.uniform_(0.5, 1.5) if name.startswith("alpha_") else value.uniform_(-0.5, 0.5)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(T, B, N, generator=gen, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, B, H, generator=gen, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(1, B, H, generator=gen, dtype=torch.float64, requires_grad=True)
+    d_out = torch.randn(T, B, H, generator=gen, dtype=torch.float64)
+    d_h, d_c = (torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(2))
+    leaves = [x, h0, c0, *params.values()]
+
+    out, (hT, cT) = layer(x, (h0, c0))
+    out_r, (hT_r, cT_r) = _lstm_layernorm_by_hand(torch, x, h0[0], c0[0], params)
+    for a, b in ((out, out_r), (hT[0], hT_r), (cT[0], cT_r)):
+        assert _rel(a.detach().numpy(), b.detach().numpy()) <= 1e-12
+
+    def grads(out, hT, cT):
+        loss = (out * d_out).sum() + (hT * d_h).sum() + (cT * d_c).sum()
+        return torch.autograd.grad(loss, leaves)
+
+    got, want = grads(out, hT[0], cT[0]), grads(out_r, hT_r, cT_r)
+    names = ["x", "h0", "c0", *params]
+    for name, a, b in zip(names, got, want, strict=True):
+        assert _rel(a.numpy(), b.numpy()) <= 1e-10, name
 
 
 # ------------------------------------------------------------------ lstm_cifg vs lstm

@@ -2,8 +2,9 @@
 
 Drawn from the syntax tree, so it shows what the user wrote: the input and the
 previous states on the left, the new states on the right, and between them the
-linear maps (boxes, edges named by their weights), activations (rounded boxes),
-element-wise products, sums and differences (circles). Dashed edges carry each
+linear maps (boxes, edges named by their weights), layer norms (boxes named LN with
+their gain and bias), activations (rounded boxes), element-wise products, sums and
+differences (circles). Dashed edges carry each
 new state to the next step. `svg()` runs Graphviz's `dot` when it is installed.
 """
 
@@ -46,9 +47,9 @@ def unicode_name(name: str, latex: str | None) -> str:
 
 
 def _sub(text: str) -> str:
-    """name_sub → name<SUB>sub</SUB> in an HTML label."""
+    """name_sub → name<SUB>sub</SUB> in an HTML label; a Greek name is its letter."""
     head, _, tail = text.partition("_")
-    return escape(head) + (f"<SUB>{escape(tail)}</SUB>" if tail else "")
+    return escape(_GREEK.get(head, head)) + (f"<SUB>{escape(tail)}</SUB>" if tail else "")
 
 
 class _Graph:
@@ -145,6 +146,11 @@ class _Graph:
             box = self.node(label, shape="box")
             for w, a in zip(weights, c.args, strict=True):
                 self.edge(self.expr(a), box, _sub(w))
+            return box
+        if c.func == "layernorm":  # between the linear map and the activation
+            params = self.cell.call_params[(c.span.line, c.span.column)]
+            box = self.node("LN<BR/>" + ", ".join(_sub(p) for p in params), shape="box")
+            self.edge(self.expr(c.args[0]), box)
             return box
         name = escape(_FUNCTIONS.get(c.func, c.func))
         box = self.node(name + ("(a, b)" if len(c.args) > 1 else ""), shape="box",

@@ -77,6 +77,7 @@ def render(text: str, path: str, fmt: str, backward: bool = True,
         "parameter_gradients": _layout(eqs.parameter_equations()) if backward else [],
         "named_maps": [_named_map(c, eqs) for c in eqs.backward.named_calls] if backward else [],
         "has_preactivations": bool(eqs.backward.pre),
+        "has_layernorm": bool(eqs.backward.layernorms),
         "signature": _signature(eqs),
         "parameters": _parameter_rows(cell, eqs.forward.names),
         "diagram": diagram,
@@ -113,7 +114,9 @@ def _signature(eqs: CellEquations) -> dict:
 def _parameter_rows(cell: ir.Cell, names: ln.Names) -> list[dict]:
     roles = {"weight": "weight matrix of linear() on the line of {}",
              "bias": "bias of linear() on the line of {}",
-             "diag": "per-unit weights of diag() on the line of {}"}
+             "diag": "per-unit weights of diag() on the line of {}",
+             "ln_gain": "gain of layernorm() on the line of {}",
+             "ln_bias": "bias of layernorm() on the line of {}"}
     return [{"tex": names.param(p.name), "name": p.name,
              "shape": "(" + ", ".join(p.shape) + ")", "role": roles[p.role].format(p.owner)}
             for p in cell.params.values()]

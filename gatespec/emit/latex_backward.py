@@ -14,8 +14,14 @@ for each matrix product that reads v. It is printed per user variable:
   (the latter written with index t+1, as in Greff et al. 2017);
 - a linear map whose adjoint is none of these (torch's GRU: r ⊙ (W h + b)) gets
   a name of its own, after its bias: δa_{nh,t};
+- a layer norm ℓ = LN_{α,β}(u) = α ⊙ û + β, named by its gain's subscript v, gets
+  the adjoint of its normalised input, δû_{v,t} = α ⊙ δℓ_{v,t}, and then its
+  input's, δu_{v,t} = (δû − ⟨δû⟩ − û ⟨δû ⊙ û⟩) / s_{v,t} (⟨·⟩ the mean over the
+  units, s the input's deviation); δℓ_{v,t} gets an equation of its own only when
+  it is not already one named adjoint. The readers of u take δu_{v,t}. These
+  equations follow those of the statement whose line holds the layer norm;
 - weight gradients are sums over time: δW = Σ_t δa_t operand_tᵀ; biases and
-  diagonal weights sum their adjoints.
+  diagonal weights sum their adjoints; a layer norm's gain sums δℓ ⊙ û, its bias δℓ.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from gatespec import ir
 from gatespec.derive import Derived
 from gatespec.derive.functions import LANGUAGE_FUNCTIONS, PARTIALS, Elementwise
 from gatespec.emit.latex_forward import Equation, ForwardPrinter
-from gatespec.emit.latex_sympy import SympyLatex, Transposed, shift
+from gatespec.emit.latex_notation import Names
+from gatespec.emit.latex_sympy import SympyLatex, Transposed, UnitMean, shift
 from gatespec.errors import EmitError
 from gatespec.parse import ast
 
@@ -85,7 +92,9 @@ class BackwardEquations:
         self.pre = {p.node: p for p in map(self._preactivation, sorted(self.user)) if p}
         self.calls = self._calls(cell_file)
         self.call_of = {m: c for c in self.calls for m in c.matmuls}
-        self.printer = SympyLatex(derived, forward.names, self._adjoint_latex)
+        self.layernorms = [n for n in derived.nodes if isinstance(n, ir.LayerNorm)]
+        self.printer = SympyLatex(derived, forward.names, self._adjoint_latex,
+                                  self._auxiliary_latex)
         self._adj: dict[str, sympy.Expr] = {}
         self._call_ref: dict[str, sympy.Expr] = {}
         self.named_calls: list[_Call] = []  # calls that need an adjoint of their own
@@ -132,6 +141,30 @@ class BackwardEquations:
     def seed(name: str) -> sympy.Symbol:
         return sympy.Symbol(f"dL:{name}")
 
+    # A layer norm's values and adjoints, by the name of its node.
+    @staticmethod
+    def ln_hat(name: str) -> sympy.Symbol:
+        """Its normalised input û = (u − ⟨u⟩) / s."""
+        return sympy.Symbol(f"lnhat:{name}")
+
+    @staticmethod
+    def ln_std(name: str) -> sympy.Symbol:
+        """Its input's deviation s = sqrt(⟨(u − ⟨u⟩)²⟩ + ε), one number per step."""
+        return sympy.Symbol(f"lnstd:{name}")
+
+    @staticmethod
+    def ln_output_adjoint(name: str) -> sympy.Symbol:
+        return sympy.Symbol(f"d:ln:{name}")
+
+    @staticmethod
+    def ln_hat_adjoint(name: str) -> sympy.Symbol:
+        return sympy.Symbol(f"d:lnhat:{name}")
+
+    @staticmethod
+    def ln_input_adjoint(name: str) -> sympy.Symbol:
+        """What reaches the layer norm's input through it."""
+        return sympy.Symbol(f"d:lnin:{name}")
+
     def _adjoint_latex(self, kind: str, name: str, step: int) -> str:
         """How the printer writes the adjoint symbols made here."""
         if kind == "d":
@@ -140,7 +173,18 @@ class BackwardEquations:
             return r"\delta" + self.forward.names.labelled("a", self._label(name), step)
         if kind == "call":
             return r"\delta" + self.forward.names.labelled("a", name, step)
+        if kind in _LN_ADJOINTS:
+            return r"\delta" + self._ln_value(_LN_ADJOINTS[kind], name, step)
         return rf"\frac{{\partial L}}{{\partial {self.printer.value(name, step)}}}"
+
+    def _auxiliary_latex(self, name: str, step: int) -> str:
+        """How the printer writes a layer norm's output (its node) and its values."""
+        kind, _, node = name.rpartition(":")
+        return self._ln_value(_LN_VALUES[kind], node, step)
+
+    def _ln_value(self, kind: str, name: str, step: int) -> str:
+        label = Names.layer_norm_label(self.d.node(name).gain)
+        return Names.layer_norm_value(kind, label, step)
 
     def _label(self, node: str) -> str:
         return self.d.node(node).label.rstrip("'")
@@ -160,6 +204,8 @@ class BackwardEquations:
                  for c, p in self.d.partials[name]]
         found += [(self.order[m.name], Transposed(ir.symbol(m.weight), self.ref(m.name)))
                   for m in self.d.matmuls_of(name)]
+        found += [(self.order[n.name], self.ln_input_adjoint(n.name))
+                  for n in self.layernorms if n.operand == name]
         return [t for _, t in sorted(found, key=lambda item: item[0])]
 
     def contribution(self, consumer: str, name: str, partial: sympy.Expr) -> sympy.Expr:
@@ -175,6 +221,36 @@ class BackwardEquations:
         if name not in self._adj:
             self._adj[name] = sympy.Add(*self.terms(name))
         return self._adj[name]
+
+    def ln_ref(self, node: ir.LayerNorm) -> sympy.Expr:
+        """The adjoint of a layer norm's output: one named adjoint as it is, else δℓ."""
+        total = self.adj(node.name)
+        return total if isinstance(total, sympy.Symbol) else self.ln_output_adjoint(node.name)
+
+    def layernorm_equations(self, node: ir.LayerNorm) -> list[StepEquation]:
+        """δℓ (when it needs a name), δû = α ⊙ δℓ, δu = (δû − ⟨δû⟩ − û ⟨δû ⊙ û⟩) / s."""
+        out = []
+        d_out = self.ln_ref(node)
+        if d_out == self.ln_output_adjoint(node.name):
+            out.append(StepEquation(d_out, _collect(self.terms(node.name))))
+        d_hat, hat = self.ln_hat_adjoint(node.name), self.ln_hat(node.name)
+        out.append(StepEquation(d_hat, [ir.symbol(node.gain) * d_out]))
+        centred = d_hat - UnitMean(d_hat) - hat * UnitMean(d_hat * hat)
+        out.append(StepEquation(self.ln_input_adjoint(node.name),
+                                [sympy.Mul(centred, 1 / self.ln_std(node.name))]))
+        return out
+
+    def _layernorms_of(self, owner: str) -> list[ir.LayerNorm]:
+        """The layer norms on a statement's line, each after those that read it."""
+        pending = [n for n in self.layernorms if self.cell.params[n.gain].owner == owner]
+        out = []
+        while pending:
+            waiting = {self.ln_input_adjoint(n.name) for n in pending}
+            ready = next(n for n in pending
+                         if not self.adj(n.name).free_symbols & waiting)
+            pending.remove(ready)
+            out.append(ready)
+        return out
 
     def call_ref(self, call: _Call) -> sympy.Expr:
         """The adjoint of a linear map's output: the same for each of its products."""
@@ -230,6 +306,8 @@ class BackwardEquations:
             pre = self.pre.get(name)
             if pre:
                 out.append(StepEquation(self.pre_adjoint(name), [self.adjoint(name) * pre.outer]))
+            for node in self._layernorms_of(self._label(name)):
+                out += self.layernorm_equations(node)
             for call in self.named_calls:
                 if call.owner == self._label(name):
                     out.append(StepEquation(self.call_ref(call), self.terms(call.matmuls[0])))
@@ -248,6 +326,11 @@ class BackwardEquations:
             if call.bias:
                 self._check_bias(call)
                 found[call.bias] = ParamGradient(call.bias, adjoint)
+        for node in self.layernorms:
+            found[node.gain] = ParamGradient(node.gain,
+                                             self.ln_ref(node) * self.ln_hat(node.name))
+            if node.bias:
+                found[node.bias] = ParamGradient(node.bias, self.ln_ref(node))
         for name, param in self.cell.params.items():
             if param.role == "diag":
                 total = sympy.Add(*(self.contribution(c, name, p)
@@ -272,6 +355,12 @@ class BackwardEquations:
         if g.operand_ast is not None:
             summand += r"\," + self.forward.operand(g.operand_ast) + r"^\top"
         return Equation(r"\delta" + self.forward.names.param(g.param), [rf"\sum_t {summand}"])
+
+
+# The layer-norm symbols: adjoint kinds (`d:KIND:NAME`) and value kinds (`KIND:NAME`, the
+# output being the node itself), and how latex_notation names the vectors.
+_LN_ADJOINTS = {"ln": "out", "lnhat": "hat", "lnin": "in"}
+_LN_VALUES = {"": "out", "lnhat": "hat", "lnstd": "std"}
 
 
 def _collect(terms: list[sympy.Expr]) -> list[sympy.Expr]:

@@ -85,6 +85,8 @@ class ForwardPrinter:
             return rf"{ln.Names.param(weight)} \odot {operand}", PROD
         if c.func == "identity":
             return self._print(c.args[0])
+        if c.func == "layernorm":  # LN_{α,β}(u): its parameters as subscripts
+            return ln.layer_norm(self._params(c), self.expr(c.args[0])), ATOM
         return ln.function(c.func, [self.expr(a) for a in c.args]), ATOM
 
     def _linear(self, c: ast.Call) -> tuple[str, float]:

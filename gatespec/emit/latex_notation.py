@@ -121,9 +121,37 @@ class Names:
 
     @staticmethod
     def param(name: str) -> str:
-        """`W_ix` -> `\\boldsymbol{W}_{ix}`, `b_i` -> `\\boldsymbol{b}_i`."""
-        letter, rest = name[0], name[2:]
-        return rf"\boldsymbol{{{letter}}}" + subscript(_escape(rest))
+        """`W_ix` -> `\\boldsymbol{W}_{ix}`, `b_i` -> `\\boldsymbol{b}_i`, a layer norm's
+        `alpha_ix` -> `\\boldsymbol{\\alpha}_{ix}`."""
+        head, _, rest = name.partition("_")
+        core = rf"\boldsymbol{{\{head}}}" if head in GREEK else rf"\boldsymbol{{{head}}}"
+        return core + subscript(_escape(rest))
+
+    @staticmethod
+    def layer_norm_label(gain: str) -> str:
+        """The subscript that names a layer norm and what it computes: its gain's
+        (`alpha_ix` -> `ix`)."""
+        return gain.partition("_")[2]
+
+    @staticmethod
+    def layer_norm_value(kind: str, label: str, step: int) -> str:
+        """A layer norm's vectors at a step offset: its input u ("in"), normalised input
+        û ("hat"), output ℓ ("out"), and its input's deviation s ("std", a scalar)."""
+        index = f"{_escape(label)},{time_index(step)}"
+        core = {"in": r"\boldsymbol{u}", "hat": r"\hat{\boldsymbol{u}}",
+                "out": r"\boldsymbol{\ell}", "std": "s"}[kind]
+        return rf"{core}_{{{index}}}"
+
+
+def layer_norm(params: tuple[str, ...], operand: str) -> str:
+    """LN with its gain (and bias) as subscripts: `\\operatorname{LN}_{α,β}(u)`."""
+    scripts = ",".join(Names.param(p) for p in params)
+    return rf"\operatorname{{LN}}_{{{scripts}}}({operand})"
+
+
+def unit_mean(text: str) -> str:
+    """The mean over a vector's units, a scalar: `⟨v⟩`."""
+    return rf"\langle {text} \rangle"
 
 
 def number(text: str) -> str:

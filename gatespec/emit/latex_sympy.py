@@ -4,7 +4,10 @@ Used for the backward equations, whose terms SymPy has built. Products of vector
 are element-wise (⊙); an adjoint comes first in its product, so that every term
 reads `δ(consumer) ⊙ local partial`. Helper nodes of the derived graph (lifted
 activations, input-only sums, products W x) are printed as what they compute.
-A symbol with the suffix `@1` is read one step later (index t+1 for t).
+A symbol with the suffix `@1` is read one step later (index t+1 for t). A layer
+norm's vectors (its output, normalised input, deviation) are named by the caller's
+`auxiliary` spelling; `UnitMean(v)`, the mean over v's units, is a scalar, which
+multiplies a vector without ⊙.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ class Transposed(sympy.Function):
         return None
 
 
+class UnitMean(sympy.Function):
+    """⟨v⟩: the mean of a vector over its units, one number per step (and batch row)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+
 def shift(e: sympy.Expr) -> sympy.Expr:
     """The same expression one step later (parameters have no step)."""
     return e.xreplace({s: sympy.Symbol(s.name + LATER) for s in e.free_symbols
@@ -48,13 +61,17 @@ def _has_adjoint(e: sympy.Expr) -> bool:
 
 class SympyLatex:
     """`adjoint(kind, name, step)` spells the adjoint symbols `d:NAME` (kind "d"),
-    `d:a:NAME` ("a"), `d:call:LABEL` ("call") and `dL:NAME` ("dL")."""
+    `d:a:NAME` ("a"), `d:call:LABEL` ("call"), `d:KIND:NAME` for the caller's other
+    kinds, and `dL:NAME` ("dL"); `auxiliary(name, step)` spells the symbols `KIND:NAME`
+    that are values but not nodes, and the layer-norm nodes."""
 
     def __init__(self, derived: Derived, names: ln.Names,
-                 adjoint: Callable[[str, str, int], str]):
+                 adjoint: Callable[[str, str, int], str],
+                 auxiliary: Callable[[str, int], str] | None = None):
         self.d = derived
         self.names = names
         self.adjoint = adjoint
+        self.auxiliary = auxiliary
 
     def value(self, name: str, step: int) -> str:
         """A leaf or a statement's target at a step offset."""
@@ -82,6 +99,8 @@ class SympyLatex:
             weight, v = e.args
             text, prec = self._print(v, step)
             return ln.Names.param(weight.name) + r"^\top" + _wrap(text, prec < ATOM), MATVEC
+        if isinstance(e, UnitMean):
+            return ln.unit_mean(self._print(e.args[0], step)[0]), ATOM
         if isinstance(e, Elementwise):
             args = [self._print(a, step)[0] for a in e.args]
             return ln.function(type(e).__name__, args), ATOM
@@ -98,6 +117,10 @@ class SympyLatex:
             return self.adjoint(kind, rest, step), ATOM
         if ir.is_param_name(name):
             return ln.Names.param(name), ATOM
+        if ":" in name or isinstance(self.d.node(name), ir.LayerNorm):
+            if self.auxiliary is None:
+                raise NotImplementedError(f"no LaTeX for {name}")
+            return self.auxiliary(name, step), ATOM
         node = self.d.node(name)
         if isinstance(node, ir.MatMul):
             text, prec = self._print(ir.symbol(node.operand), step)
@@ -111,7 +134,7 @@ class SympyLatex:
         if not isinstance(e, sympy.Symbol) or _is_adjoint(e):
             return e, 0
         name, step = (e.name[: -len(LATER)], 1) if e.name.endswith(LATER) else (e.name, 0)
-        if ir.is_param_name(name):
+        if ir.is_param_name(name) or ":" in name:
             return e, 0
         node = self.d.node(name)
         if isinstance(node, ir.Pointwise) and node.kind != "user":
@@ -132,7 +155,10 @@ class SympyLatex:
 
         def rank(t):  # a lone bias after the products it is added to: W h + b
             bias = isinstance(t, sympy.Symbol) and ir.is_param_name(t.name)
-            return 4 * t.could_extract_minus_sign() + 2 * bool(t.is_Number) + bias
+            # a layer norm's backward: a mean alone before a vector times a mean
+            core = -t if t.could_extract_minus_sign() else t
+            scaled = isinstance(core, sympy.Mul) and core.has(UnitMean)
+            return 4 * t.could_extract_minus_sign() + 2 * bool(t.is_Number) + bias + scaled / 2
 
         out = []
         for t in sorted(terms, key=rank):  # stable: SymPy's order within a rank
@@ -157,6 +183,8 @@ class SympyLatex:
                 numerator.append(f)
         num = self._factors(numerator, step)
         if denominator:  # a fraction bar groups: no parentheses around a lone factor
+            if len(numerator) == 1:
+                num = self._print(numerator[0], step)[0]
             den = (self._print(denominator[0], step)[0] if len(denominator) == 1
                    else self._factors(denominator, step))
             num = rf"\frac{{{num or '1'}}}{{{den}}}"
@@ -166,17 +194,20 @@ class SympyLatex:
         return num, PROD
 
     def _factors(self, factors: list[sympy.Expr], step: int) -> str:
+        """Vectors joined by ⊙, then the scalars (means over the units), juxtaposed."""
         def key(f):
             base = f.base if isinstance(f, sympy.Pow) else f
-            rank = (0 if _has_adjoint(f) else 1 if isinstance(base, sympy.Symbol)
+            rank = (4 if isinstance(base, UnitMean) else 0 if _has_adjoint(f)
+                    else 1 if isinstance(base, sympy.Symbol)
                     else 2 if isinstance(base, Elementwise) else 3)
             return rank, sympy.default_sort_key(f)
 
-        out = []
+        vectors, scalars = [], []
         for f in sorted(factors, key=key):
             text, prec = self._print(f, step)
-            out.append(_wrap(text, prec < PROD))
-        return r" \odot ".join(out)
+            base = f.base if isinstance(f, sympy.Pow) else f
+            (scalars if isinstance(base, UnitMean) else vectors).append(_wrap(text, prec < PROD))
+        return " ".join(([r" \odot ".join(vectors)] if vectors else []) + scalars)
 
     def _pow(self, e: sympy.Pow, step: int) -> tuple[str, float]:
         base, exp = e.args

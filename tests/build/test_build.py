@@ -69,6 +69,10 @@ EXPECTED_PARAMS.update({
     "minlstm": _x("fin"),
     "sru": {"W_ux": HH, **_x("f", HH), "w_fc": H, **_x("r", HH), "w_rc": H},
     "slstm": _xh("zifo"),
+    # layer norms: a gain alpha per layernorm(), a bias beta unless bias=false
+    "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
+        (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
+        (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
@@ -91,7 +95,10 @@ def test_builtin_cell_builds(name):
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}
-    assert roles <= {"weight", "bias", "diag"}
+    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias"}
+    for p in cell.params.values():  # a layer norm's parameters are named after it
+        prefix = {"ln_gain": "alpha_", "ln_bias": "beta_"}.get(p.role)
+        assert prefix is None or p.name.startswith(prefix) and p.shape == H
 
 
 @pytest.mark.parametrize("name", cells.names())

@@ -343,8 +343,46 @@ OUTPUT_AND_DECLARATIONS = [
          "latex names unknown variable 'q'", 4, 7, "q"),
 ]
 
+LAYERNORM = [
+    case("layernorm_two_operands", src(*HEAD, "h' = tanh(layernorm(linear(x), h))"),
+         "layernorm() takes 1 operand, got 2", 4, 11, "layernorm"),
+    case("layernorm_no_operand", src(*HEAD, "h' = tanh(layernorm() + linear(x, h))"),
+         "layernorm() takes 1 operand, got 0", 4, 11, "layernorm"),
+    case("layernorm_only_keyword", src(*HEAD, "h' = tanh(layernorm(bias=false) + linear(x, h))"),
+         "layernorm() takes 1 operand, got 0", 4, 11, "layernorm"),
+    case("layernorm_gain_option", src(*HEAD, "h' = tanh(layernorm(linear(x, h), gain=2))"),
+         "layernorm() has no option 'gain'; it takes `bias=false`", 4, 35, "gain"),
+    case("layernorm_eps_option", src(*HEAD, "h' = tanh(layernorm(linear(x, h), eps=1e-3))"),
+         "layernorm() has no option 'eps'", 4, 35, "eps"),
+    case("layernorm_bias_maybe", src(*HEAD, "h' = tanh(layernorm(linear(x, h), bias=maybe))"),
+         "bias= takes true or false", 4, 40, "maybe"),
+    case("layernorm_bias_twice",
+         src(*HEAD, "h' = tanh(layernorm(linear(x, h), bias=false, bias=true))"),
+         "layernorm() is given bias= twice", 4, 47, "bias=true"),
+    case("layernorm_constant_operand", src(*HEAD, "h' = tanh(linear(x, h) + layernorm(2))"),
+         "layernorm() needs a vector operand, not a constant", 4, 36, "2"),
+    case("layernorm_constant_expression_operand",
+         src(*HEAD, "h' = tanh(linear(x, h) + layernorm(2 * 3))"),
+         "layernorm() needs a vector operand, not a constant", 4, 36, "2 * 3"),
+    case("layernorm_outputs_of_different_sizes_added",
+         src("cell c", "input x", "state h[proj], c", "c' = layernorm(c) + layernorm(h)",
+             "h' = linear(x, c')"),
+         "size mismatch in '+': 'hidden' against 'proj'", 4, 19, "+"),
+    case("layernorm_output_keeps_its_operand_size",
+         src("cell c", "input x", "state h[proj], c", "c' = tanh(linear(x, h))",
+             "h' = linear(c', bias=false) + layernorm(c')"),
+         "size mismatch in the assignment to 'h'': 'proj' against 'hidden'", 5, 1, "h'"),
+    case("layernorm_same_operand_twice",
+         src(*HEAD, "h' = tanh(layernorm(linear(x)) + layernorm(linear(h)) + layernorm(h))"),
+         "this would create parameter 'alpha_hh' a second time", 4, 57, "layernorm(h))",
+         "first created at line 4, column 34"),
+    case("layernorm_of_own_new_value",
+         src(*HEAD, "h' = tanh(layernorm(linear(x, h)) + layernorm(h'))"),
+         "cycle within one step: h' -> h'", 4, 1, "h'"),
+]
+
 ALL = NAMES + ARITY + KEYWORDS + UPDATES + PRIMES + CYCLES + UNUSED + SIZES + NAME_RULES
-ALL += DUPLICATES + OUTPUT_AND_DECLARATIONS
+ALL += DUPLICATES + OUTPUT_AND_DECLARATIONS + LAYERNORM
 
 
 @pytest.mark.parametrize("source, message, line, column, at, note", ALL)
@@ -408,6 +446,9 @@ SNIPPETS = [
     "h' = linear(1 + 2 * 3)",
     "h' = diag(x') + linear(x, h)",
     "h' = tanh(linear(x, h))\nlatex h' \"a\"",
+    "h' = tanh(layernorm(layernorm(linear(x, h)), bias=true))",
+    "h' = tanh(layernorm(x * 2) + linear(h))",
+    "h' = layernorm(1 + 2 * 3) + linear(x, h)",
     "h' = sigmoid(tanh(relu(exp(log(softplus(logsigmoid(hard_sigmoid(hard_tanh(abs(sqrt("
     "softsign(silu(linear(x, h))))))))))))))",
 ]

@@ -16,10 +16,10 @@ from gatespec.pipeline import load_source
 
 def edges(dot: str) -> list[tuple[str, str, str]]:
     """(from label, to label, edge label) for every edge."""
-    labels = dict(re.findall(r"^  (n\d+) \[label=<(.*?)>(?:, |\];)", dot, re.M))
+    labels = dict(re.findall(r"^  (n\d+) \[label=<(.*?)>(?:, \w+=|\];)", dot, re.M))
     out = []
     for a, b, rest in re.findall(r"^  (n\d+) -> (n\d+)(.*);$", dot, re.M):
-        m = re.search(r"label=<(.*?)>(?:, |\])", rest)
+        m = re.search(r"label=<(.*?)>(?:, \w+=|\])", rest)
         out.append((labels[a], labels[b], m.group(1) if m else ""))
     return out
 
@@ -46,6 +46,16 @@ def test_lstm_layout_and_feedback():
     assert sum(1 for a, b, _ in e if b == "σ") == 3
     assert sum(1 for _, _, label in e if label.startswith("W<SUB>")) == 8
 
+
+def test_layer_norm_sits_between_the_linear_map_and_the_activation():
+    e = edges(diagram_text(*load_source("lstm_layernorm")))
+    assert ("<B>x</B><SUB>t</SUB>", "linear", "W<SUB>ix</SUB>") in e
+    assert ("linear", "LN<BR/>α<SUB>ix</SUB>", "") in e
+    assert ("linear", "LN<BR/>α<SUB>ih</SUB>, β<SUB>ih</SUB>", "") in e
+    assert ("LN<BR/>α<SUB>ix</SUB>", "+", "") in e and ("+", "σ", "") in e
+    assert ("<B>c</B><SUB>t</SUB>", "LN<BR/>α<SUB>hc</SUB>, β<SUB>hc</SUB>", "") in e
+    assert ("LN<BR/>α<SUB>hc</SUB>, β<SUB>hc</SUB>", "tanh", "") in e
+    assert sum(1 for _, b, _ in e if b.startswith("LN<BR/>")) == 9
 
 def test_unicode_names():
     assert diagram.unicode_name("g", r"\bar{\boldsymbol{c}}") == "c\u0304"

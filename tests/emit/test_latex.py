@@ -317,3 +317,73 @@ def test_a_mistake_in_the_cell_is_reported_at_its_place(tmp_path, capsys):
     assert main(["diagram", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count(f"{path}:4:26: error: unknown name 'q'") == 2
+
+
+# Layer normalisation (Ba et al. 2016), as lstm_layernorm.gate's header writes it: LN with
+# its gain (and bias) as subscripts; backward, the layer norm's input adjoint
+# δu = (δû − ⟨δû⟩ − û ⟨δû ⊙ û⟩) / s with δû = α ⊙ δℓ.
+def test_layer_norm_forward_equations():
+    forward = dict(printed(equations_of("lstm_layernorm").forward_equations()))
+    assert forward[r"\boldsymbol{i}_t"] == (
+        r"\sigma(\operatorname{LN}_{\boldsymbol{\alpha}_{ix}}(\boldsymbol{W}_{ix}\boldsymbol{x}_t)"
+        r" + \operatorname{LN}_{\boldsymbol{\alpha}_{ih},\boldsymbol{\beta}_{ih}}"
+        r"(\boldsymbol{W}_{ih}\boldsymbol{h}_{t-1}))")
+    assert forward[r"\boldsymbol{h}_t"] == (
+        r"\boldsymbol{o}_t \odot \tanh(\operatorname{LN}_{\boldsymbol{\alpha}_{hc},"
+        r"\boldsymbol{\beta}_{hc}}(\boldsymbol{c}_t))")
+
+
+def test_layer_norm_backward_equations():
+    eqs = equations_of("lstm_layernorm")
+    backward = printed(eqs.backward_equations())
+    got = dict(backward)
+    hat, u = r"\hat{\boldsymbol{u}}", r"\boldsymbol{u}"
+    # the cell's layer norm: its output's adjoint needs a name of its own
+    assert got[r"\delta\boldsymbol{\ell}_{hc,t}"] == (
+        r"\delta\boldsymbol{h}_t \odot \boldsymbol{o}_t \odot (1 - \tanh^2(\boldsymbol{\ell}_{hc,t}))")
+    assert got[rf"\delta{hat}_{{hc,t}}"] == (
+        r"\delta\boldsymbol{\ell}_{hc,t} \odot \boldsymbol{\alpha}_{hc}")
+    assert got[rf"\delta{u}_{{hc,t}}"] == (
+        rf"\frac{{\delta{hat}_{{hc,t}} - \langle \delta{hat}_{{hc,t}} \rangle"
+        rf" - {hat}_{{hc,t}} \langle \delta{hat}_{{hc,t}} \odot {hat}_{{hc,t}} \rangle}}{{s_{{hc,t}}}}")
+    assert got[r"\delta\boldsymbol{c}_t"] == (
+        r"\frac{\partial L}{\partial \boldsymbol{c}_t} + \delta\boldsymbol{u}_{hc,t}"
+        r" + \delta\boldsymbol{c}_{t+1} \odot \boldsymbol{f}_{t+1}")
+    # a gate's layer norms read its pre-activation's adjoint as it is
+    assert got[rf"\delta{hat}_{{ix,t}}"] == r"\delta\boldsymbol{a}_{i,t} \odot \boldsymbol{\alpha}_{ix}"
+    assert r"\delta\boldsymbol{\ell}_{ix,t}" not in got
+    assert got[r"\delta\boldsymbol{x}_t"] == (
+        r"\boldsymbol{W}_{ix}^\top\delta\boldsymbol{u}_{ix,t}"
+        r" + \boldsymbol{W}_{fx}^\top\delta\boldsymbol{u}_{fx,t}"
+        r" + \boldsymbol{W}_{gx}^\top\delta\boldsymbol{u}_{gx,t}"
+        r" + \boldsymbol{W}_{ox}^\top\delta\boldsymbol{u}_{ox,t}")
+    assert got[r"\delta\boldsymbol{h}_t"].endswith(
+        r" + \boldsymbol{W}_{oh}^\top\delta\boldsymbol{u}_{oh,t+1}")
+    # each layer norm's equations follow those of its statement: δh, δℓ_hc, δû_hc, δu_hc, δc
+    lhs = [lhs for lhs, _ in backward]
+    assert lhs[:5] == [r"\delta\boldsymbol{h}_t", r"\delta\boldsymbol{\ell}_{hc,t}",
+                       rf"\delta{hat}_{{hc,t}}", rf"\delta{u}_{{hc,t}}", r"\delta\boldsymbol{c}_t"]
+    params = dict(printed(eqs.parameter_equations()))
+    assert params[r"\delta\boldsymbol{W}_{ix}"] == (
+        r"\sum_t \delta\boldsymbol{u}_{ix,t}\,\boldsymbol{x}_t^\top")
+    assert params[r"\delta\boldsymbol{\alpha}_{ix}"] == (
+        rf"\sum_t \delta\boldsymbol{{a}}_{{i,t}} \odot {hat}_{{ix,t}}")
+    assert params[r"\delta\boldsymbol{\beta}_{ih}"] == r"\sum_t \delta\boldsymbol{a}_{i,t}"
+    assert params[r"\delta\boldsymbol{\alpha}_{hc}"] == (
+        rf"\sum_t \delta\boldsymbol{{\ell}}_{{hc,t}} \odot {hat}_{{hc,t}}")
+    assert params[r"\delta\boldsymbol{\beta}_{hc}"] == r"\sum_t \delta\boldsymbol{\ell}_{hc,t}"
+    assert len(params) == 22
+
+
+def test_layer_norm_is_defined_on_the_page():
+    md = render(*load_source("lstm_layernorm"), "md")
+    assert md.count(r"\operatorname{LN}_{\boldsymbol{\alpha},\boldsymbol{\beta}}(\boldsymbol{u}) = "
+                    r"\boldsymbol{\alpha} \odot \hat{\boldsymbol{u}} + \boldsymbol{\beta}") == 1
+    assert r"+ 10^{-5}}" in md  # the ε of torch.nn.LayerNorm
+    assert "| $\\boldsymbol{\\alpha}_{ix}$ | `alpha_ix` | (hidden) | gain of layernorm() on the " \
+        "line of i |" in md
+    assert "| $\\boldsymbol{\\beta}_{hc}$ | `beta_hc` | (hidden) | bias of layernorm() on the " \
+        "line of h |" in md
+    assert r"For the layer norm with gain $\boldsymbol{\alpha}_v$" in md
+    lstm = render(*load_source("lstm"), "md")
+    assert "LN" not in lstm and "layer norm" not in lstm  # only where a cell has one

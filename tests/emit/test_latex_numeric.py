@@ -1,7 +1,11 @@
 """The printed backward equations are right: the SymPy equations they are printed
 from, evaluated step by step with NumPy exactly as the page reads (index t+1 is the
 next step, ∂L/∂v_t the loss's direct dependence), give the same gradients as the
-generated NumPy module for every built-in cell."""
+generated NumPy module for every built-in cell.
+
+A layer norm's vectors are computed here from its definition on the page:
+û = (u − ⟨u⟩) / s with s = sqrt(⟨(u − ⟨u⟩)²⟩ + 1e-5), output ℓ = α ⊙ û + β; ⟨·⟩ is
+the mean over the units."""
 
 import numpy as np
 import pytest
@@ -11,7 +15,8 @@ from gatespec import cells, ir
 from gatespec.check import load_module, sizes_for
 from gatespec.derive import functions as fn
 from gatespec.emit.latex import cell_equations
-from gatespec.emit.latex_sympy import LATER, Transposed
+from gatespec.emit.latex_backward import BackwardEquations
+from gatespec.emit.latex_sympy import LATER, Transposed, UnitMean
 from gatespec.pipeline import generate, load_source
 
 
@@ -53,6 +58,8 @@ def evaluate(e, env):
         weight, v = e.args
         w = env[weight.name]
         return w.T @ (evaluate(v, env) * np.ones(w.shape[0]))
+    if isinstance(e, UnitMean):  # one vector (batch row 0) -> one number
+        return np.mean(evaluate(e.args[0], env))
     if isinstance(e, fn.Elementwise):
         return NUMPY[type(e).__name__](*(evaluate(a, env) for a in e.args))
     raise AssertionError(f"cannot evaluate {type(e).__name__}")
@@ -72,6 +79,13 @@ def forward_values(derived, params, x, state0):
                 env[n.name] = params[n.weight] @ env[n.operand]
             elif isinstance(n, ir.Pointwise):
                 env[n.name] = evaluate(n.expr, env)
+            elif isinstance(n, ir.LayerNorm):
+                u = env[n.operand]
+                s = np.sqrt(np.mean((u - u.mean()) ** 2) + 1e-5)
+                hat = (u - u.mean()) / s
+                env[BackwardEquations.ln_hat(n.name).name] = hat
+                env[BackwardEquations.ln_std(n.name).name] = s
+                env[n.name] = params[n.gain] * hat + (params[n.bias] if n.bias else 0.0)
         values.append(env)
         prev = {s.label: env[new] for s, new in zip(cell.states, cell.updates.values(),
                                                     strict=True)}
@@ -98,6 +112,16 @@ state h, c
 o = sigmoid(linear(x, h))
 c' = c - 0.5 * tanh(linear(h) + c) / (2 + exp(-c))
 h' = o * tanh(linear(x, c')) + -h
+""",
+    # layer norms of a linear map with a bias (a statement of its own), of a product
+    # that reads another, input-only, layer norm, and of the previous and new states
+    "layernorms": """cell layernorms
+input x[hidden]
+state h, c
+a = layernorm(linear(x, h))
+o = sigmoid(layernorm(layernorm(x, bias=false) * h) + linear(c))
+c' = c - 0.5 * tanh(a) * layernorm(c, bias=false)
+h' = o * tanh(layernorm(c')) + layernorm(h)
 """,
 }
 
