@@ -393,13 +393,5 @@ def _signed(printed: list[str]) -> list[str]:
 
 
 def _linear_calls(e: ast.Expr):
-    if isinstance(e, ast.Call):
-        if e.func == "linear":
-            yield e
-        for a in e.args:
-            yield from _linear_calls(a)
-    elif isinstance(e, ast.BinOp):
-        yield from _linear_calls(e.left)
-        yield from _linear_calls(e.right)
-    elif isinstance(e, ast.Neg):
-        yield from _linear_calls(e.operand)
+    return (n for n in ast.walk(e, keywords=False)
+            if isinstance(n, ast.Call) and n.func == "linear")
