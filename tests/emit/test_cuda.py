@@ -1,6 +1,7 @@
 """The CUDA target: every built-in cell's kernels compile with nvcc for sm_80 and sm_90,
 warnings as errors. (Running them needs a GPU: bench/gpu_check.py.)"""
 
+import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,11 @@ TORCH_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
 
 
 def _nvcc():
-    path = shutil.which("nvcc") or (shutil.which("/usr/local/cuda/bin/nvcc"))
+    """nvcc, or a skip on a developer machine without it; in CI a missing nvcc fails."""
+    path = shutil.which("nvcc") or shutil.which("/usr/local/cuda/bin/nvcc")
     if path is None:
-        pytest.fail("nvcc is not installed: the CUDA target cannot be checked")
+        message = "nvcc is not installed: the CUDA target cannot be checked"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     return path
 
 
