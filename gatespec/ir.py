@@ -85,8 +85,14 @@ def deps(node: Node) -> list[str]:
 PARAM_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_")
 
 
+# A state named like a prefix (`state b`) has the values b_prev and b_new: nodes, not
+# parameters. (No parameter has these names: W_, w_, alpha_ and beta_ are followed by an
+# operand's name, and `prev`, which would make b_prev a bias, is not a valid name.)
+_STATE_VALUES = frozenset(p + s for p in PARAM_PREFIXES for s in ("prev", "new"))
+
+
 def is_param_name(name: str) -> bool:
-    return name.startswith(PARAM_PREFIXES)
+    return name.startswith(PARAM_PREFIXES) and name not in _STATE_VALUES
 
 
 @dataclass(frozen=True)

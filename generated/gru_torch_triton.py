@@ -20,106 +20,106 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    m_nh_p, m_nh_s0, m_nh_s1,
-    m_rh_p, m_rh_s0, m_rh_s1,
-    m_zh_p, m_zh_s0, m_zh_s1,
-    s_n_p, s_n_s0, s_n_s1,
-    s_r_p, s_r_s0, s_r_s1,
-    s_z_p, s_z_s0, s_z_s1,
-    r_p, r_s0, r_s1,
-    z_p, z_s0, z_s1,
-    n_p, n_s0, n_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    b_nh_p,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_m_nh, _s0_m_nh, _s1_m_nh,
+    _p_m_rh, _s0_m_rh, _s1_m_rh,
+    _p_m_zh, _s0_m_zh, _s1_m_zh,
+    _p_s_n, _s0_s_n, _s1_s_n,
+    _p_s_r, _s0_s_r, _s1_s_r,
+    _p_s_z, _s0_s_z, _s1_s_z,
+    _p_r, _s0_r, _s1_r,
+    _p_z, _s0_z, _s1_z,
+    _p_n, _s0_n, _s1_n,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _p_b_nh,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 12 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_nh = tl.load(m_nh_p + _row * m_nh_s0 + _col * m_nh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_rh = tl.load(m_rh_p + _row * m_rh_s0 + _col * m_rh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_zh = tl.load(m_zh_p + _row * m_zh_s0 + _col * m_zh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_n = tl.load(s_n_p + _row * s_n_s0 + _col * s_n_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_r = tl.load(s_r_p + _row * s_r_s0 + _col * s_r_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_z = tl.load(s_z_p + _row * s_z_s0 + _col * s_z_s1, mask=_mask, other=1.0).to(COMPUTE)
-    b_nh = tl.load(b_nh_p + _col, mask=_mask, other=1.0).to(COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_nh = tl.load(_p_m_nh + _row * _s0_m_nh + _col * _s1_m_nh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_rh = tl.load(_p_m_rh + _row * _s0_m_rh + _col * _s1_m_rh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_zh = tl.load(_p_m_zh + _row * _s0_m_zh + _col * _s1_m_zh, mask=_mask, other=1.0).to(_COMPUTE)
+    s_n = tl.load(_p_s_n + _row * _s0_s_n + _col * _s1_s_n, mask=_mask, other=1.0).to(_COMPUTE)
+    s_r = tl.load(_p_s_r + _row * _s0_s_r + _col * _s1_s_r, mask=_mask, other=1.0).to(_COMPUTE)
+    s_z = tl.load(_p_s_z + _row * _s0_s_z + _col * _s1_s_z, mask=_mask, other=1.0).to(_COMPUTE)
+    b_nh = tl.load(_p_b_nh + _col, mask=_mask, other=1.0).to(_COMPUTE)
     r = tl.sigmoid(m_rh + s_r)
     z = tl.sigmoid(m_zh + s_z)
     n = (2.0 * tl.sigmoid(2.0 * (s_n + r*(b_nh + m_nh))) - 1.0)
     h_new = h_prev*z + n*(1.0 - z)
-    tl.store(r_p + _row * r_s0 + _col * r_s1, r, mask=_mask)
-    tl.store(z_p + _row * z_s0 + _col * z_s1, z, mask=_mask)
-    tl.store(n_p + _row * n_s0 + _col * n_s1, n, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_r + _row * _s0_r + _col * _s1_r, r, mask=_mask)
+    tl.store(_p_z + _row * _s0_z + _col * _s1_z, z, mask=_mask)
+    tl.store(_p_n + _row * _s0_n + _col * _s1_n, n, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    m_nh_p, m_nh_s0, m_nh_s1,
-    n_p, n_s0, n_s1,
-    r_p, r_s0, r_s1,
-    z_p, z_s0, z_s1,
-    _e0_p, _e0_s0, _e0_s1,
-    _e2_p, _e2_s0, _e2_s1,
-    _e3_p, _e3_s0, _e3_s1,
-    _e4_p, _e4_s0, _e4_s1,
-    _e5_p, _e5_s0, _e5_s1,
-    b_nh_p,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_m_nh, _s0_m_nh, _s1_m_nh,
+    _p_n, _s0_n, _s1_n,
+    _p_r, _s0_r, _s1_r,
+    _p_z, _s0_z, _s1_z,
+    _p__e0, _s0__e0, _s1__e0,
+    _p__e2, _s0__e2, _s1__e2,
+    _p__e3, _s0__e3, _s1__e3,
+    _p__e4, _s0__e4, _s1__e4,
+    _p__e5, _s0__e5, _s1__e5,
+    _p_b_nh,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 14 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_nh = tl.load(m_nh_p + _row * m_nh_s0 + _col * m_nh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    n = tl.load(n_p + _row * n_s0 + _col * n_s1, mask=_mask, other=1.0).to(COMPUTE)
-    r = tl.load(r_p + _row * r_s0 + _col * r_s1, mask=_mask, other=1.0).to(COMPUTE)
-    z = tl.load(z_p + _row * z_s0 + _col * z_s1, mask=_mask, other=1.0).to(COMPUTE)
-    b_nh = tl.load(b_nh_p + _col, mask=_mask, other=1.0).to(COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_nh = tl.load(_p_m_nh + _row * _s0_m_nh + _col * _s1_m_nh, mask=_mask, other=1.0).to(_COMPUTE)
+    n = tl.load(_p_n + _row * _s0_n + _col * _s1_n, mask=_mask, other=1.0).to(_COMPUTE)
+    r = tl.load(_p_r + _row * _s0_r + _col * _s1_r, mask=_mask, other=1.0).to(_COMPUTE)
+    z = tl.load(_p_z + _row * _s0_z + _col * _s1_z, mask=_mask, other=1.0).to(_COMPUTE)
+    b_nh = tl.load(_p_b_nh + _col, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_next + d_out
     _e1 = _e0*(1.0 - z)
     _e2 = _e1*(1.0 - (n * n))
     _e3 = _e2*r
     _e4 = _e1*z*(h_prev - n)
     _e5 = _e3*(1.0 - r)*(b_nh + m_nh)
-    tl.store(_e0_p + _row * _e0_s0 + _col * _e0_s1, _e0, mask=_mask)
-    tl.store(_e2_p + _row * _e2_s0 + _col * _e2_s1, _e2, mask=_mask)
-    tl.store(_e3_p + _row * _e3_s0 + _col * _e3_s1, _e3, mask=_mask)
-    tl.store(_e4_p + _row * _e4_s0 + _col * _e4_s1, _e4, mask=_mask)
-    tl.store(_e5_p + _row * _e5_s0 + _col * _e5_s1, _e5, mask=_mask)
+    tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
+    tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
+    tl.store(_p__e3 + _row * _s0__e3 + _col * _s1__e3, _e3, mask=_mask)
+    tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
+    tl.store(_p__e5 + _row * _s0__e5 + _col * _s1__e5, _e5, mask=_mask)
 
 
 @triton.jit
 def _k2_bwd(
     _n, _numel,
-    _e0_p, _e0_s0, _e0_s1,
-    d_h_prev_gemm_p, d_h_prev_gemm_s0, d_h_prev_gemm_s1,
-    z_p, z_s0, z_s1,
-    d_h_prev_p, d_h_prev_s0, d_h_prev_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_h_prev_gemm, _s0_d_h_prev_gemm, _s1_d_h_prev_gemm,
+    _p_z, _s0_z, _s1_z,
+    _p_d_h_prev, _s0_d_h_prev, _s1_d_h_prev,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 2 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    _e0 = tl.load(_e0_p + _row * _e0_s0 + _col * _e0_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_prev_gemm = tl.load(d_h_prev_gemm_p + _row * d_h_prev_gemm_s0 + _col * d_h_prev_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    z = tl.load(z_p + _row * z_s0 + _col * z_s1, mask=_mask, other=1.0).to(COMPUTE)
+    _e0 = tl.load(_p__e0 + _row * _s0__e0 + _col * _s1__e0, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_prev_gemm = tl.load(_p_d_h_prev_gemm + _row * _s0_d_h_prev_gemm + _col * _s1_d_h_prev_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    z = tl.load(_p_z + _row * _s0_z + _col * _s1_z, mask=_mask, other=1.0).to(_COMPUTE)
     d_h_prev = d_h_prev_gemm + _e0*z
-    tl.store(d_h_prev_p + _row * d_h_prev_s0 + _col * d_h_prev_s1, d_h_prev, mask=_mask)
+    tl.store(_p_d_h_prev + _row * _s0_d_h_prev + _col * _s1_d_h_prev, d_h_prev, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -129,7 +129,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

@@ -20,87 +20,87 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    m_gh_p, m_gh_s0, m_gh_s1,
-    m_sh_p, m_sh_s0, m_sh_s1,
-    g_p, g_s0, g_s1,
-    h_sigmoid_p, h_sigmoid_s0, h_sigmoid_s1,
-    sigmoid_s_p, sigmoid_s_s0, sigmoid_s_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_m_gh, _s0_m_gh, _s1_m_gh,
+    _p_m_sh, _s0_m_sh, _s1_m_sh,
+    _p_g, _s0_g, _s1_g,
+    _p_h_sigmoid, _s0_h_sigmoid, _s1_h_sigmoid,
+    _p_sigmoid_s, _s0_sigmoid_s, _s1_sigmoid_s,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 8 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_gh = tl.load(m_gh_p + _row * m_gh_s0 + _col * m_gh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_sh = tl.load(m_sh_p + _row * m_sh_s0 + _col * m_sh_s1, mask=_mask, other=1.0).to(COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_gh = tl.load(_p_m_gh + _row * _s0_m_gh + _col * _s1_m_gh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_sh = tl.load(_p_m_sh + _row * _s0_m_sh + _col * _s1_m_sh, mask=_mask, other=1.0).to(_COMPUTE)
     s = m_sh
     g = (2.0 * tl.sigmoid(2.0 * (m_gh)) - 1.0)
     h_sigmoid = tl.sigmoid(-1.0 + s)
     sigmoid_s = tl.sigmoid(s)
     h_new = g*(1.0 - h_sigmoid) + h_prev*sigmoid_s
-    tl.store(g_p + _row * g_s0 + _col * g_s1, g, mask=_mask)
-    tl.store(h_sigmoid_p + _row * h_sigmoid_s0 + _col * h_sigmoid_s1, h_sigmoid, mask=_mask)
-    tl.store(sigmoid_s_p + _row * sigmoid_s_s0 + _col * sigmoid_s_s1, sigmoid_s, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_g + _row * _s0_g + _col * _s1_g, g, mask=_mask)
+    tl.store(_p_h_sigmoid + _row * _s0_h_sigmoid + _col * _s1_h_sigmoid, h_sigmoid, mask=_mask)
+    tl.store(_p_sigmoid_s + _row * _s0_sigmoid_s + _col * _s1_sigmoid_s, sigmoid_s, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    g_p, g_s0, g_s1,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    h_sigmoid_p, h_sigmoid_s0, h_sigmoid_s1,
-    sigmoid_s_p, sigmoid_s_s0, sigmoid_s_s1,
-    _e0_p, _e0_s0, _e0_s1,
-    _e2_p, _e2_s0, _e2_s1,
-    _e3_p, _e3_s0, _e3_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_g, _s0_g, _s1_g,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_h_sigmoid, _s0_h_sigmoid, _s1_h_sigmoid,
+    _p_sigmoid_s, _s0_sigmoid_s, _s1_sigmoid_s,
+    _p__e0, _s0__e0, _s1__e0,
+    _p__e2, _s0__e2, _s1__e2,
+    _p__e3, _s0__e3, _s1__e3,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 13 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    g = tl.load(g_p + _row * g_s0 + _col * g_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_sigmoid = tl.load(h_sigmoid_p + _row * h_sigmoid_s0 + _col * h_sigmoid_s1, mask=_mask, other=1.0).to(COMPUTE)
-    sigmoid_s = tl.load(sigmoid_s_p + _row * sigmoid_s_s0 + _col * sigmoid_s_s1, mask=_mask, other=1.0).to(COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    g = tl.load(_p_g + _row * _s0_g + _col * _s1_g, mask=_mask, other=1.0).to(_COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    h_sigmoid = tl.load(_p_h_sigmoid + _row * _s0_h_sigmoid + _col * _s1_h_sigmoid, mask=_mask, other=1.0).to(_COMPUTE)
+    sigmoid_s = tl.load(_p_sigmoid_s + _row * _s0_sigmoid_s + _col * _s1_sigmoid_s, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_next + d_out
     _e1 = _e0*(1.0 - h_sigmoid)
     _e2 = _e1*(1.0 - (g * g))
     _e3 = -_e1*g*h_sigmoid + _e0*h_prev*sigmoid_s*(1.0 - sigmoid_s)
-    tl.store(_e0_p + _row * _e0_s0 + _col * _e0_s1, _e0, mask=_mask)
-    tl.store(_e2_p + _row * _e2_s0 + _col * _e2_s1, _e2, mask=_mask)
-    tl.store(_e3_p + _row * _e3_s0 + _col * _e3_s1, _e3, mask=_mask)
+    tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
+    tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
+    tl.store(_p__e3 + _row * _s0__e3 + _col * _s1__e3, _e3, mask=_mask)
 
 
 @triton.jit
 def _k2_bwd(
     _n, _numel,
-    _e0_p, _e0_s0, _e0_s1,
-    d_h_prev_gemm_p, d_h_prev_gemm_s0, d_h_prev_gemm_s1,
-    sigmoid_s_p, sigmoid_s_s0, sigmoid_s_s1,
-    d_h_prev_p, d_h_prev_s0, d_h_prev_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_h_prev_gemm, _s0_d_h_prev_gemm, _s1_d_h_prev_gemm,
+    _p_sigmoid_s, _s0_sigmoid_s, _s1_sigmoid_s,
+    _p_d_h_prev, _s0_d_h_prev, _s1_d_h_prev,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 2 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    _e0 = tl.load(_e0_p + _row * _e0_s0 + _col * _e0_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_prev_gemm = tl.load(d_h_prev_gemm_p + _row * d_h_prev_gemm_s0 + _col * d_h_prev_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    sigmoid_s = tl.load(sigmoid_s_p + _row * sigmoid_s_s0 + _col * sigmoid_s_s1, mask=_mask, other=1.0).to(COMPUTE)
+    _e0 = tl.load(_p__e0 + _row * _s0__e0 + _col * _s1__e0, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_prev_gemm = tl.load(_p_d_h_prev_gemm + _row * _s0_d_h_prev_gemm + _col * _s1_d_h_prev_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    sigmoid_s = tl.load(_p_sigmoid_s + _row * _s0_sigmoid_s + _col * _s1_sigmoid_s, mask=_mask, other=1.0).to(_COMPUTE)
     d_h_prev = d_h_prev_gemm + _e0*sigmoid_s
-    tl.store(d_h_prev_p + _row * d_h_prev_s0 + _col * d_h_prev_s1, d_h_prev, mask=_mask)
+    tl.store(_p_d_h_prev + _row * _s0_d_h_prev + _col * _s1_d_h_prev, d_h_prev, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -110,7 +110,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

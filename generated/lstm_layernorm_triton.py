@@ -20,129 +20,129 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    ln_fh_p, ln_fh_s0, ln_fh_s1,
-    ln_fx_p, ln_fx_s0, ln_fx_s1,
-    ln_gh_p, ln_gh_s0, ln_gh_s1,
-    ln_gx_p, ln_gx_s0, ln_gx_s1,
-    ln_ih_p, ln_ih_s0, ln_ih_s1,
-    ln_ix_p, ln_ix_s0, ln_ix_s1,
-    ln_oh_p, ln_oh_s0, ln_oh_s1,
-    ln_ox_p, ln_ox_s0, ln_ox_s1,
-    i_p, i_s0, i_s1,
-    f_p, f_s0, f_s1,
-    g_p, g_s0, g_s1,
-    o_p, o_s0, o_s1,
-    c_new_p, c_new_s0, c_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_ln_fh, _s0_ln_fh, _s1_ln_fh,
+    _p_ln_fx, _s0_ln_fx, _s1_ln_fx,
+    _p_ln_gh, _s0_ln_gh, _s1_ln_gh,
+    _p_ln_gx, _s0_ln_gx, _s1_ln_gx,
+    _p_ln_ih, _s0_ln_ih, _s1_ln_ih,
+    _p_ln_ix, _s0_ln_ix, _s1_ln_ix,
+    _p_ln_oh, _s0_ln_oh, _s1_ln_oh,
+    _p_ln_ox, _s0_ln_ox, _s1_ln_ox,
+    _p_i, _s0_i, _s1_i,
+    _p_f, _s0_f, _s1_f,
+    _p_g, _s0_g, _s1_g,
+    _p_o, _s0_o, _s1_o,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 11 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_fh = tl.load(ln_fh_p + _row * ln_fh_s0 + _col * ln_fh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_fx = tl.load(ln_fx_p + _row * ln_fx_s0 + _col * ln_fx_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_gh = tl.load(ln_gh_p + _row * ln_gh_s0 + _col * ln_gh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_gx = tl.load(ln_gx_p + _row * ln_gx_s0 + _col * ln_gx_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_ih = tl.load(ln_ih_p + _row * ln_ih_s0 + _col * ln_ih_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_ix = tl.load(ln_ix_p + _row * ln_ix_s0 + _col * ln_ix_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_oh = tl.load(ln_oh_p + _row * ln_oh_s0 + _col * ln_oh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ln_ox = tl.load(ln_ox_p + _row * ln_ox_s0 + _col * ln_ox_s1, mask=_mask, other=1.0).to(COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_fh = tl.load(_p_ln_fh + _row * _s0_ln_fh + _col * _s1_ln_fh, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_fx = tl.load(_p_ln_fx + _row * _s0_ln_fx + _col * _s1_ln_fx, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_gh = tl.load(_p_ln_gh + _row * _s0_ln_gh + _col * _s1_ln_gh, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_gx = tl.load(_p_ln_gx + _row * _s0_ln_gx + _col * _s1_ln_gx, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_ih = tl.load(_p_ln_ih + _row * _s0_ln_ih + _col * _s1_ln_ih, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_ix = tl.load(_p_ln_ix + _row * _s0_ln_ix + _col * _s1_ln_ix, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_oh = tl.load(_p_ln_oh + _row * _s0_ln_oh + _col * _s1_ln_oh, mask=_mask, other=1.0).to(_COMPUTE)
+    ln_ox = tl.load(_p_ln_ox + _row * _s0_ln_ox + _col * _s1_ln_ox, mask=_mask, other=1.0).to(_COMPUTE)
     i = tl.sigmoid(ln_ih + ln_ix)
     f = tl.sigmoid(ln_fh + ln_fx)
     g = (2.0 * tl.sigmoid(2.0 * (ln_gh + ln_gx)) - 1.0)
     o = tl.sigmoid(ln_oh + ln_ox)
     c_new = c_prev*f + g*i
-    tl.store(i_p + _row * i_s0 + _col * i_s1, i, mask=_mask)
-    tl.store(f_p + _row * f_s0 + _col * f_s1, f, mask=_mask)
-    tl.store(g_p + _row * g_s0 + _col * g_s1, g, mask=_mask)
-    tl.store(o_p + _row * o_s0 + _col * o_s1, o, mask=_mask)
-    tl.store(c_new_p + _row * c_new_s0 + _col * c_new_s1, c_new, mask=_mask)
+    tl.store(_p_i + _row * _s0_i + _col * _s1_i, i, mask=_mask)
+    tl.store(_p_f + _row * _s0_f + _col * _s1_f, f, mask=_mask)
+    tl.store(_p_g + _row * _s0_g + _col * _s1_g, g, mask=_mask)
+    tl.store(_p_o + _row * _s0_o + _col * _s1_o, o, mask=_mask)
+    tl.store(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, c_new, mask=_mask)
 
 
 @triton.jit
 def _k1_fwd(
     _n, _numel,
-    ln_hc_p, ln_hc_s0, ln_hc_s1,
-    o_p, o_s0, o_s1,
-    tanh_ln_hc_p, tanh_ln_hc_s0, tanh_ln_hc_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_ln_hc, _s0_ln_hc, _s1_ln_hc,
+    _p_o, _s0_o, _s1_o,
+    _p_tanh_ln_hc, _s0_tanh_ln_hc, _s1_tanh_ln_hc,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 2 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    ln_hc = tl.load(ln_hc_p + _row * ln_hc_s0 + _col * ln_hc_s1, mask=_mask, other=1.0).to(COMPUTE)
-    o = tl.load(o_p + _row * o_s0 + _col * o_s1, mask=_mask, other=1.0).to(COMPUTE)
+    ln_hc = tl.load(_p_ln_hc + _row * _s0_ln_hc + _col * _s1_ln_hc, mask=_mask, other=1.0).to(_COMPUTE)
+    o = tl.load(_p_o + _row * _s0_o + _col * _s1_o, mask=_mask, other=1.0).to(_COMPUTE)
     tanh_ln_hc = (2.0 * tl.sigmoid(2.0 * (ln_hc)) - 1.0)
     h_new = o*tanh_ln_hc
-    tl.store(tanh_ln_hc_p + _row * tanh_ln_hc_s0 + _col * tanh_ln_hc_s1, tanh_ln_hc, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_tanh_ln_hc + _row * _s0_tanh_ln_hc + _col * _s1_tanh_ln_hc, tanh_ln_hc, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k2_bwd(
     _n, _numel,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    o_p, o_s0, o_s1,
-    tanh_ln_hc_p, tanh_ln_hc_s0, tanh_ln_hc_s1,
-    _e0_p, _e0_s0, _e0_s1,
-    d_ln_hc_p, d_ln_hc_s0, d_ln_hc_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_o, _s0_o, _s1_o,
+    _p_tanh_ln_hc, _s0_tanh_ln_hc, _s1_tanh_ln_hc,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_ln_hc, _s0_d_ln_hc, _s1_d_ln_hc,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 5 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    o = tl.load(o_p + _row * o_s0 + _col * o_s1, mask=_mask, other=1.0).to(COMPUTE)
-    tanh_ln_hc = tl.load(tanh_ln_hc_p + _row * tanh_ln_hc_s0 + _col * tanh_ln_hc_s1, mask=_mask, other=1.0).to(COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    o = tl.load(_p_o + _row * _s0_o + _col * _s1_o, mask=_mask, other=1.0).to(_COMPUTE)
+    tanh_ln_hc = tl.load(_p_tanh_ln_hc + _row * _s0_tanh_ln_hc + _col * _s1_tanh_ln_hc, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_next + d_out
     d_ln_hc = _e0*o*(1.0 - (tanh_ln_hc * tanh_ln_hc))
-    tl.store(_e0_p + _row * _e0_s0 + _col * _e0_s1, _e0, mask=_mask)
-    tl.store(d_ln_hc_p + _row * d_ln_hc_s0 + _col * d_ln_hc_s1, d_ln_hc, mask=_mask)
+    tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
+    tl.store(_p_d_ln_hc + _row * _s0_d_ln_hc + _col * _s1_d_ln_hc, d_ln_hc, mask=_mask)
 
 
 @triton.jit
 def _k3_bwd(
     _n, _numel,
-    _e0_p, _e0_s0, _e0_s1,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    d_c_next_p, d_c_next_s0, d_c_next_s1,
-    d_ln_hc_operand_p, d_ln_hc_operand_s0, d_ln_hc_operand_s1,
-    f_p, f_s0, f_s1,
-    g_p, g_s0, g_s1,
-    i_p, i_s0, i_s1,
-    o_p, o_s0, o_s1,
-    tanh_ln_hc_p, tanh_ln_hc_s0, tanh_ln_hc_s1,
-    _e1_p, _e1_s0, _e1_s1,
-    _e4_p, _e4_s0, _e4_s1,
-    _e5_p, _e5_s0, _e5_s1,
-    _e6_p, _e6_s0, _e6_s1,
-    _e7_p, _e7_s0, _e7_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_d_c_next, _s0_d_c_next, _s1_d_c_next,
+    _p_d_ln_hc_operand, _s0_d_ln_hc_operand, _s1_d_ln_hc_operand,
+    _p_f, _s0_f, _s1_f,
+    _p_g, _s0_g, _s1_g,
+    _p_i, _s0_i, _s1_i,
+    _p_o, _s0_o, _s1_o,
+    _p_tanh_ln_hc, _s0_tanh_ln_hc, _s1_tanh_ln_hc,
+    _p__e1, _s0__e1, _s1__e1,
+    _p__e4, _s0__e4, _s1__e4,
+    _p__e5, _s0__e5, _s1__e5,
+    _p__e6, _s0__e6, _s1__e6,
+    _p__e7, _s0__e7, _s1__e7,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 16 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    _e0 = tl.load(_e0_p + _row * _e0_s0 + _col * _e0_s1, mask=_mask, other=1.0).to(COMPUTE)
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_c_next = tl.load(d_c_next_p + _row * d_c_next_s0 + _col * d_c_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_ln_hc_operand = tl.load(d_ln_hc_operand_p + _row * d_ln_hc_operand_s0 + _col * d_ln_hc_operand_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    g = tl.load(g_p + _row * g_s0 + _col * g_s1, mask=_mask, other=1.0).to(COMPUTE)
-    i = tl.load(i_p + _row * i_s0 + _col * i_s1, mask=_mask, other=1.0).to(COMPUTE)
-    o = tl.load(o_p + _row * o_s0 + _col * o_s1, mask=_mask, other=1.0).to(COMPUTE)
-    tanh_ln_hc = tl.load(tanh_ln_hc_p + _row * tanh_ln_hc_s0 + _col * tanh_ln_hc_s1, mask=_mask, other=1.0).to(COMPUTE)
+    _e0 = tl.load(_p__e0 + _row * _s0__e0 + _col * _s1__e0, mask=_mask, other=1.0).to(_COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    d_c_next = tl.load(_p_d_c_next + _row * _s0_d_c_next + _col * _s1_d_c_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_ln_hc_operand = tl.load(_p_d_ln_hc_operand + _row * _s0_d_ln_hc_operand + _col * _s1_d_ln_hc_operand, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    g = tl.load(_p_g + _row * _s0_g + _col * _s1_g, mask=_mask, other=1.0).to(_COMPUTE)
+    i = tl.load(_p_i + _row * _s0_i + _col * _s1_i, mask=_mask, other=1.0).to(_COMPUTE)
+    o = tl.load(_p_o + _row * _s0_o + _col * _s1_o, mask=_mask, other=1.0).to(_COMPUTE)
+    tanh_ln_hc = tl.load(_p_tanh_ln_hc + _row * _s0_tanh_ln_hc + _col * _s1_tanh_ln_hc, mask=_mask, other=1.0).to(_COMPUTE)
     _e1 = _e0*o*tanh_ln_hc*(1.0 - o)
     _e2 = d_c_next + d_ln_hc_operand
     _e3 = _e2*i
@@ -150,11 +150,11 @@ def _k3_bwd(
     _e5 = _e2*f
     _e6 = _e5*c_prev*(1.0 - f)
     _e7 = _e3*g*(1.0 - i)
-    tl.store(_e1_p + _row * _e1_s0 + _col * _e1_s1, _e1, mask=_mask)
-    tl.store(_e4_p + _row * _e4_s0 + _col * _e4_s1, _e4, mask=_mask)
-    tl.store(_e5_p + _row * _e5_s0 + _col * _e5_s1, _e5, mask=_mask)
-    tl.store(_e6_p + _row * _e6_s0 + _col * _e6_s1, _e6, mask=_mask)
-    tl.store(_e7_p + _row * _e7_s0 + _col * _e7_s1, _e7, mask=_mask)
+    tl.store(_p__e1 + _row * _s0__e1 + _col * _s1__e1, _e1, mask=_mask)
+    tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
+    tl.store(_p__e5 + _row * _s0__e5 + _col * _s1__e5, _e5, mask=_mask)
+    tl.store(_p__e6 + _row * _s0__e6 + _col * _s1__e6, _e6, mask=_mask)
+    tl.store(_p__e7 + _row * _s0__e7 + _col * _s1__e7, _e7, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -164,7 +164,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _layernorm(u, gain, bias, eps=1e-05):

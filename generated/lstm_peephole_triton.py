@@ -20,36 +20,36 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    m_fh_p, m_fh_s0, m_fh_s1,
-    m_gh_p, m_gh_s0, m_gh_s1,
-    m_ih_p, m_ih_s0, m_ih_s1,
-    m_oh_p, m_oh_s0, m_oh_s1,
-    i_p, i_s0, i_s1,
-    f_p, f_s0, f_s1,
-    g_p, g_s0, g_s1,
-    c_new_p, c_new_s0, c_new_s1,
-    o_p, o_s0, o_s1,
-    tanh_c_new_p, tanh_c_new_s0, tanh_c_new_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    w_fc_p,
-    w_ic_p,
-    w_oc_p,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_m_fh, _s0_m_fh, _s1_m_fh,
+    _p_m_gh, _s0_m_gh, _s1_m_gh,
+    _p_m_ih, _s0_m_ih, _s1_m_ih,
+    _p_m_oh, _s0_m_oh, _s1_m_oh,
+    _p_i, _s0_i, _s1_i,
+    _p_f, _s0_f, _s1_f,
+    _p_g, _s0_g, _s1_g,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_o, _s0_o, _s1_o,
+    _p_tanh_c_new, _s0_tanh_c_new, _s1_tanh_c_new,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _p_w_fc,
+    _p_w_ic,
+    _p_w_oc,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 15 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_fh = tl.load(m_fh_p + _row * m_fh_s0 + _col * m_fh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_gh = tl.load(m_gh_p + _row * m_gh_s0 + _col * m_gh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_ih = tl.load(m_ih_p + _row * m_ih_s0 + _col * m_ih_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_oh = tl.load(m_oh_p + _row * m_oh_s0 + _col * m_oh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    w_fc = tl.load(w_fc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
-    w_ic = tl.load(w_ic_p + _col, mask=_mask, other=1.0).to(COMPUTE)
-    w_oc = tl.load(w_oc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_fh = tl.load(_p_m_fh + _row * _s0_m_fh + _col * _s1_m_fh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_gh = tl.load(_p_m_gh + _row * _s0_m_gh + _col * _s1_m_gh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_ih = tl.load(_p_m_ih + _row * _s0_m_ih + _col * _s1_m_ih, mask=_mask, other=1.0).to(_COMPUTE)
+    m_oh = tl.load(_p_m_oh + _row * _s0_m_oh + _col * _s1_m_oh, mask=_mask, other=1.0).to(_COMPUTE)
+    w_fc = tl.load(_p_w_fc + _col, mask=_mask, other=1.0).to(_COMPUTE)
+    w_ic = tl.load(_p_w_ic + _col, mask=_mask, other=1.0).to(_COMPUTE)
+    w_oc = tl.load(_p_w_oc + _col, mask=_mask, other=1.0).to(_COMPUTE)
     i = tl.sigmoid(m_ih + c_prev*w_ic)
     f = tl.sigmoid(m_fh + c_prev*w_fc)
     g = (2.0 * tl.sigmoid(2.0 * (m_gh)) - 1.0)
@@ -57,59 +57,59 @@ def _k0_fwd(
     o = tl.sigmoid(m_oh + c_new*w_oc)
     tanh_c_new = (2.0 * tl.sigmoid(2.0 * (c_new)) - 1.0)
     h_new = o*tanh_c_new
-    tl.store(i_p + _row * i_s0 + _col * i_s1, i, mask=_mask)
-    tl.store(f_p + _row * f_s0 + _col * f_s1, f, mask=_mask)
-    tl.store(g_p + _row * g_s0 + _col * g_s1, g, mask=_mask)
-    tl.store(c_new_p + _row * c_new_s0 + _col * c_new_s1, c_new, mask=_mask)
-    tl.store(o_p + _row * o_s0 + _col * o_s1, o, mask=_mask)
-    tl.store(tanh_c_new_p + _row * tanh_c_new_s0 + _col * tanh_c_new_s1, tanh_c_new, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_i + _row * _s0_i + _col * _s1_i, i, mask=_mask)
+    tl.store(_p_f + _row * _s0_f + _col * _s1_f, f, mask=_mask)
+    tl.store(_p_g + _row * _s0_g + _col * _s1_g, g, mask=_mask)
+    tl.store(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, c_new, mask=_mask)
+    tl.store(_p_o + _row * _s0_o + _col * _s1_o, o, mask=_mask)
+    tl.store(_p_tanh_c_new + _row * _s0_tanh_c_new + _col * _s1_tanh_c_new, tanh_c_new, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    c_new_p, c_new_s0, c_new_s1,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    d_c_next_p, d_c_next_s0, d_c_next_s1,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    f_p, f_s0, f_s1,
-    g_p, g_s0, g_s1,
-    i_p, i_s0, i_s1,
-    o_p, o_s0, o_s1,
-    tanh_c_new_p, tanh_c_new_s0, tanh_c_new_s1,
-    _e1_p, _e1_s0, _e1_s1,
-    _e4_p, _e4_s0, _e4_s1,
-    _e7_p, _e7_s0, _e7_s1,
-    _e8_p, _e8_s0, _e8_s1,
-    d_c_prev_p, d_c_prev_s0, d_c_prev_s1,
-    d_w_fc_p, d_w_fc_s0, d_w_fc_s1,
-    d_w_ic_p, d_w_ic_s0, d_w_ic_s1,
-    d_w_oc_p, d_w_oc_s0, d_w_oc_s1,
-    w_fc_p,
-    w_ic_p,
-    w_oc_p,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_d_c_next, _s0_d_c_next, _s1_d_c_next,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_f, _s0_f, _s1_f,
+    _p_g, _s0_g, _s1_g,
+    _p_i, _s0_i, _s1_i,
+    _p_o, _s0_o, _s1_o,
+    _p_tanh_c_new, _s0_tanh_c_new, _s1_tanh_c_new,
+    _p__e1, _s0__e1, _s1__e1,
+    _p__e4, _s0__e4, _s1__e4,
+    _p__e7, _s0__e7, _s1__e7,
+    _p__e8, _s0__e8, _s1__e8,
+    _p_d_c_prev, _s0_d_c_prev, _s1_d_c_prev,
+    _p_d_w_fc, _s0_d_w_fc, _s1_d_w_fc,
+    _p_d_w_ic, _s0_d_w_ic, _s1_d_w_ic,
+    _p_d_w_oc, _s0_d_w_oc, _s1_d_w_oc,
+    _p_w_fc,
+    _p_w_ic,
+    _p_w_oc,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 30 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_new = tl.load(c_new_p + _row * c_new_s0 + _col * c_new_s1, mask=_mask, other=1.0).to(COMPUTE)
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_c_next = tl.load(d_c_next_p + _row * d_c_next_s0 + _col * d_c_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    g = tl.load(g_p + _row * g_s0 + _col * g_s1, mask=_mask, other=1.0).to(COMPUTE)
-    i = tl.load(i_p + _row * i_s0 + _col * i_s1, mask=_mask, other=1.0).to(COMPUTE)
-    o = tl.load(o_p + _row * o_s0 + _col * o_s1, mask=_mask, other=1.0).to(COMPUTE)
-    tanh_c_new = tl.load(tanh_c_new_p + _row * tanh_c_new_s0 + _col * tanh_c_new_s1, mask=_mask, other=1.0).to(COMPUTE)
-    w_fc = tl.load(w_fc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
-    w_ic = tl.load(w_ic_p + _col, mask=_mask, other=1.0).to(COMPUTE)
-    w_oc = tl.load(w_oc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
+    c_new = tl.load(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, mask=_mask, other=1.0).to(_COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    d_c_next = tl.load(_p_d_c_next + _row * _s0_d_c_next + _col * _s1_d_c_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    g = tl.load(_p_g + _row * _s0_g + _col * _s1_g, mask=_mask, other=1.0).to(_COMPUTE)
+    i = tl.load(_p_i + _row * _s0_i + _col * _s1_i, mask=_mask, other=1.0).to(_COMPUTE)
+    o = tl.load(_p_o + _row * _s0_o + _col * _s1_o, mask=_mask, other=1.0).to(_COMPUTE)
+    tanh_c_new = tl.load(_p_tanh_c_new + _row * _s0_tanh_c_new + _col * _s1_tanh_c_new, mask=_mask, other=1.0).to(_COMPUTE)
+    w_fc = tl.load(_p_w_fc + _col, mask=_mask, other=1.0).to(_COMPUTE)
+    w_ic = tl.load(_p_w_ic + _col, mask=_mask, other=1.0).to(_COMPUTE)
+    w_oc = tl.load(_p_w_oc + _col, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = o*(d_h_next + d_out)
     _e1 = _e0*tanh_c_new*(1.0 - o)
     _e2 = d_c_next + _e0*(1.0 - (tanh_c_new * tanh_c_new)) + _e1*w_oc
@@ -123,14 +123,14 @@ def _k1_bwd(
     d_w_fc = _e6*(c_prev * c_prev)
     d_w_ic = _e8*c_prev
     d_w_oc = _e1*c_new
-    tl.store(_e1_p + _row * _e1_s0 + _col * _e1_s1, _e1, mask=_mask)
-    tl.store(_e4_p + _row * _e4_s0 + _col * _e4_s1, _e4, mask=_mask)
-    tl.store(_e7_p + _row * _e7_s0 + _col * _e7_s1, _e7, mask=_mask)
-    tl.store(_e8_p + _row * _e8_s0 + _col * _e8_s1, _e8, mask=_mask)
-    tl.store(d_c_prev_p + _row * d_c_prev_s0 + _col * d_c_prev_s1, d_c_prev, mask=_mask)
-    tl.store(d_w_fc_p + _row * d_w_fc_s0 + _col * d_w_fc_s1, d_w_fc, mask=_mask)
-    tl.store(d_w_ic_p + _row * d_w_ic_s0 + _col * d_w_ic_s1, d_w_ic, mask=_mask)
-    tl.store(d_w_oc_p + _row * d_w_oc_s0 + _col * d_w_oc_s1, d_w_oc, mask=_mask)
+    tl.store(_p__e1 + _row * _s0__e1 + _col * _s1__e1, _e1, mask=_mask)
+    tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
+    tl.store(_p__e7 + _row * _s0__e7 + _col * _s1__e7, _e7, mask=_mask)
+    tl.store(_p__e8 + _row * _s0__e8 + _col * _s1__e8, _e8, mask=_mask)
+    tl.store(_p_d_c_prev + _row * _s0_d_c_prev + _col * _s1_d_c_prev, d_c_prev, mask=_mask)
+    tl.store(_p_d_w_fc + _row * _s0_d_w_fc + _col * _s1_d_w_fc, d_w_fc, mask=_mask)
+    tl.store(_p_d_w_ic + _row * _s0_d_w_ic + _col * _s1_d_w_ic, d_w_ic, mask=_mask)
+    tl.store(_p_d_w_oc + _row * _s0_d_w_oc + _col * _s1_d_w_oc, d_w_oc, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -140,7 +140,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

@@ -20,30 +20,30 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    m_fh_p, m_fh_s0, m_fh_s1,
-    m_gh_p, m_gh_s0, m_gh_s1,
-    m_ih_p, m_ih_s0, m_ih_s1,
-    m_oh_p, m_oh_s0, m_oh_s1,
-    i_p, i_s0, i_s1,
-    f_p, f_s0, f_s1,
-    g_p, g_s0, g_s1,
-    o_p, o_s0, o_s1,
-    c_new_p, c_new_s0, c_new_s1,
-    tanh_c_new_p, tanh_c_new_s0, tanh_c_new_s1,
-    h_in1_p, h_in1_s0, h_in1_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_m_fh, _s0_m_fh, _s1_m_fh,
+    _p_m_gh, _s0_m_gh, _s1_m_gh,
+    _p_m_ih, _s0_m_ih, _s1_m_ih,
+    _p_m_oh, _s0_m_oh, _s1_m_oh,
+    _p_i, _s0_i, _s1_i,
+    _p_f, _s0_f, _s1_f,
+    _p_g, _s0_g, _s1_g,
+    _p_o, _s0_o, _s1_o,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_tanh_c_new, _s0_tanh_c_new, _s1_tanh_c_new,
+    _p_h_in1, _s0_h_in1, _s1_h_in1,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 9 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_fh = tl.load(m_fh_p + _row * m_fh_s0 + _col * m_fh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_gh = tl.load(m_gh_p + _row * m_gh_s0 + _col * m_gh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_ih = tl.load(m_ih_p + _row * m_ih_s0 + _col * m_ih_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_oh = tl.load(m_oh_p + _row * m_oh_s0 + _col * m_oh_s1, mask=_mask, other=1.0).to(COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_fh = tl.load(_p_m_fh + _row * _s0_m_fh + _col * _s1_m_fh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_gh = tl.load(_p_m_gh + _row * _s0_m_gh + _col * _s1_m_gh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_ih = tl.load(_p_m_ih + _row * _s0_m_ih + _col * _s1_m_ih, mask=_mask, other=1.0).to(_COMPUTE)
+    m_oh = tl.load(_p_m_oh + _row * _s0_m_oh + _col * _s1_m_oh, mask=_mask, other=1.0).to(_COMPUTE)
     i = tl.sigmoid(m_ih)
     f = tl.sigmoid(m_fh)
     g = (2.0 * tl.sigmoid(2.0 * (m_gh)) - 1.0)
@@ -51,82 +51,82 @@ def _k0_fwd(
     c_new = c_prev*f + g*i
     tanh_c_new = (2.0 * tl.sigmoid(2.0 * (c_new)) - 1.0)
     h_in1 = o*tanh_c_new
-    tl.store(i_p + _row * i_s0 + _col * i_s1, i, mask=_mask)
-    tl.store(f_p + _row * f_s0 + _col * f_s1, f, mask=_mask)
-    tl.store(g_p + _row * g_s0 + _col * g_s1, g, mask=_mask)
-    tl.store(o_p + _row * o_s0 + _col * o_s1, o, mask=_mask)
-    tl.store(c_new_p + _row * c_new_s0 + _col * c_new_s1, c_new, mask=_mask)
-    tl.store(tanh_c_new_p + _row * tanh_c_new_s0 + _col * tanh_c_new_s1, tanh_c_new, mask=_mask)
-    tl.store(h_in1_p + _row * h_in1_s0 + _col * h_in1_s1, h_in1, mask=_mask)
+    tl.store(_p_i + _row * _s0_i + _col * _s1_i, i, mask=_mask)
+    tl.store(_p_f + _row * _s0_f + _col * _s1_f, f, mask=_mask)
+    tl.store(_p_g + _row * _s0_g + _col * _s1_g, g, mask=_mask)
+    tl.store(_p_o + _row * _s0_o + _col * _s1_o, o, mask=_mask)
+    tl.store(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, c_new, mask=_mask)
+    tl.store(_p_tanh_c_new + _row * _s0_tanh_c_new + _col * _s1_tanh_c_new, tanh_c_new, mask=_mask)
+    tl.store(_p_h_in1 + _row * _s0_h_in1 + _col * _s1_h_in1, h_in1, mask=_mask)
 
 
 @triton.jit
 def _k1_fwd(
     _n, _numel,
-    m_hc_p, m_hc_s0, m_hc_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_m_hc, _s0_m_hc, _s1_m_hc,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 0 operations per element, on proj-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    m_hc = tl.load(m_hc_p + _row * m_hc_s0 + _col * m_hc_s1, mask=_mask, other=1.0).to(COMPUTE)
+    m_hc = tl.load(_p_m_hc + _row * _s0_m_hc + _col * _s1_m_hc, mask=_mask, other=1.0).to(_COMPUTE)
     h_new = m_hc
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k2_bwd(
     _n, _numel,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    d_m_hc_p, d_m_hc_s0, d_m_hc_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_d_m_hc, _s0_d_m_hc, _s1_d_m_hc,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 1 operations per element, on proj-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
     d_m_hc = d_h_next + d_out
-    tl.store(d_m_hc_p + _row * d_m_hc_s0 + _col * d_m_hc_s1, d_m_hc, mask=_mask)
+    tl.store(_p_d_m_hc + _row * _s0_d_m_hc + _col * _s1_d_m_hc, d_m_hc, mask=_mask)
 
 
 @triton.jit
 def _k3_bwd(
     _n, _numel,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    d_c_next_p, d_c_next_s0, d_c_next_s1,
-    d_h_in1_gemm_p, d_h_in1_gemm_s0, d_h_in1_gemm_s1,
-    f_p, f_s0, f_s1,
-    g_p, g_s0, g_s1,
-    i_p, i_s0, i_s1,
-    o_p, o_s0, o_s1,
-    tanh_c_new_p, tanh_c_new_s0, tanh_c_new_s1,
-    _e1_p, _e1_s0, _e1_s1,
-    _e4_p, _e4_s0, _e4_s1,
-    _e5_p, _e5_s0, _e5_s1,
-    _e6_p, _e6_s0, _e6_s1,
-    _e7_p, _e7_s0, _e7_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_d_c_next, _s0_d_c_next, _s1_d_c_next,
+    _p_d_h_in1_gemm, _s0_d_h_in1_gemm, _s1_d_h_in1_gemm,
+    _p_f, _s0_f, _s1_f,
+    _p_g, _s0_g, _s1_g,
+    _p_i, _s0_i, _s1_i,
+    _p_o, _s0_o, _s1_o,
+    _p_tanh_c_new, _s0_tanh_c_new, _s1_tanh_c_new,
+    _p__e1, _s0__e1, _s1__e1,
+    _p__e4, _s0__e4, _s1__e4,
+    _p__e5, _s0__e5, _s1__e5,
+    _p__e6, _s0__e6, _s1__e6,
+    _p__e7, _s0__e7, _s1__e7,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 19 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_c_next = tl.load(d_c_next_p + _row * d_c_next_s0 + _col * d_c_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_in1_gemm = tl.load(d_h_in1_gemm_p + _row * d_h_in1_gemm_s0 + _col * d_h_in1_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    g = tl.load(g_p + _row * g_s0 + _col * g_s1, mask=_mask, other=1.0).to(COMPUTE)
-    i = tl.load(i_p + _row * i_s0 + _col * i_s1, mask=_mask, other=1.0).to(COMPUTE)
-    o = tl.load(o_p + _row * o_s0 + _col * o_s1, mask=_mask, other=1.0).to(COMPUTE)
-    tanh_c_new = tl.load(tanh_c_new_p + _row * tanh_c_new_s0 + _col * tanh_c_new_s1, mask=_mask, other=1.0).to(COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    d_c_next = tl.load(_p_d_c_next + _row * _s0_d_c_next + _col * _s1_d_c_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_in1_gemm = tl.load(_p_d_h_in1_gemm + _row * _s0_d_h_in1_gemm + _col * _s1_d_h_in1_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    g = tl.load(_p_g + _row * _s0_g + _col * _s1_g, mask=_mask, other=1.0).to(_COMPUTE)
+    i = tl.load(_p_i + _row * _s0_i + _col * _s1_i, mask=_mask, other=1.0).to(_COMPUTE)
+    o = tl.load(_p_o + _row * _s0_o + _col * _s1_o, mask=_mask, other=1.0).to(_COMPUTE)
+    tanh_c_new = tl.load(_p_tanh_c_new + _row * _s0_tanh_c_new + _col * _s1_tanh_c_new, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_in1_gemm*o
     _e1 = _e0*tanh_c_new*(1.0 - o)
     _e2 = d_c_next + _e0*(1.0 - (tanh_c_new * tanh_c_new))
@@ -135,11 +135,11 @@ def _k3_bwd(
     _e5 = _e2*f
     _e6 = _e5*c_prev*(1.0 - f)
     _e7 = _e3*g*(1.0 - i)
-    tl.store(_e1_p + _row * _e1_s0 + _col * _e1_s1, _e1, mask=_mask)
-    tl.store(_e4_p + _row * _e4_s0 + _col * _e4_s1, _e4, mask=_mask)
-    tl.store(_e5_p + _row * _e5_s0 + _col * _e5_s1, _e5, mask=_mask)
-    tl.store(_e6_p + _row * _e6_s0 + _col * _e6_s1, _e6, mask=_mask)
-    tl.store(_e7_p + _row * _e7_s0 + _col * _e7_s1, _e7, mask=_mask)
+    tl.store(_p__e1 + _row * _s0__e1 + _col * _s1__e1, _e1, mask=_mask)
+    tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
+    tl.store(_p__e5 + _row * _s0__e5 + _col * _s1__e5, _e5, mask=_mask)
+    tl.store(_p__e6 + _row * _s0__e6 + _col * _s1__e6, _e6, mask=_mask)
+    tl.store(_p__e7 + _row * _s0__e7 + _col * _s1__e7, _e7, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -149,7 +149,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

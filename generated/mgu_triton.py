@@ -20,125 +20,125 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    m_fh_p, m_fh_s0, m_fh_s1,
-    s_f_p, s_f_s0, s_f_s1,
-    f_p, f_s0, f_s1,
-    n_in1_p, n_in1_s0, n_in1_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_m_fh, _s0_m_fh, _s1_m_fh,
+    _p_s_f, _s0_s_f, _s1_s_f,
+    _p_f, _s0_f, _s1_f,
+    _p_n_in1, _s0_n_in1, _s1_n_in1,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 3 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_fh = tl.load(m_fh_p + _row * m_fh_s0 + _col * m_fh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_f = tl.load(s_f_p + _row * s_f_s0 + _col * s_f_s1, mask=_mask, other=1.0).to(COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_fh = tl.load(_p_m_fh + _row * _s0_m_fh + _col * _s1_m_fh, mask=_mask, other=1.0).to(_COMPUTE)
+    s_f = tl.load(_p_s_f + _row * _s0_s_f + _col * _s1_s_f, mask=_mask, other=1.0).to(_COMPUTE)
     f = tl.sigmoid(m_fh + s_f)
     n_in1 = f*h_prev
-    tl.store(f_p + _row * f_s0 + _col * f_s1, f, mask=_mask)
-    tl.store(n_in1_p + _row * n_in1_s0 + _col * n_in1_s1, n_in1, mask=_mask)
+    tl.store(_p_f + _row * _s0_f + _col * _s1_f, f, mask=_mask)
+    tl.store(_p_n_in1 + _row * _s0_n_in1 + _col * _s1_n_in1, n_in1, mask=_mask)
 
 
 @triton.jit
 def _k1_fwd(
     _n, _numel,
-    f_p, f_s0, f_s1,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    m_nh_p, m_nh_s0, m_nh_s1,
-    s_n_p, s_n_s0, s_n_s1,
-    n_p, n_s0, n_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_f, _s0_f, _s1_f,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_m_nh, _s0_m_nh, _s1_m_nh,
+    _p_s_n, _s0_s_n, _s1_s_n,
+    _p_n, _s0_n, _s1_n,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 6 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_nh = tl.load(m_nh_p + _row * m_nh_s0 + _col * m_nh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_n = tl.load(s_n_p + _row * s_n_s0 + _col * s_n_s1, mask=_mask, other=1.0).to(COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_nh = tl.load(_p_m_nh + _row * _s0_m_nh + _col * _s1_m_nh, mask=_mask, other=1.0).to(_COMPUTE)
+    s_n = tl.load(_p_s_n + _row * _s0_s_n + _col * _s1_s_n, mask=_mask, other=1.0).to(_COMPUTE)
     n = (2.0 * tl.sigmoid(2.0 * (m_nh + s_n)) - 1.0)
     h_new = f*n + h_prev*(1.0 - f)
-    tl.store(n_p + _row * n_s0 + _col * n_s1, n, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_n + _row * _s0_n + _col * _s1_n, n, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k2_bwd(
     _n, _numel,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    f_p, f_s0, f_s1,
-    n_p, n_s0, n_s1,
-    _e0_p, _e0_s0, _e0_s1,
-    _e1_p, _e1_s0, _e1_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_f, _s0_f, _s1_f,
+    _p_n, _s0_n, _s1_n,
+    _p__e0, _s0__e0, _s1__e0,
+    _p__e1, _s0__e1, _s1__e1,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 5 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    n = tl.load(n_p + _row * n_s0 + _col * n_s1, mask=_mask, other=1.0).to(COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    n = tl.load(_p_n + _row * _s0_n + _col * _s1_n, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_next + d_out
     _e1 = _e0*f*(1.0 - (n * n))
-    tl.store(_e0_p + _row * _e0_s0 + _col * _e0_s1, _e0, mask=_mask)
-    tl.store(_e1_p + _row * _e1_s0 + _col * _e1_s1, _e1, mask=_mask)
+    tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
+    tl.store(_p__e1 + _row * _s0__e1 + _col * _s1__e1, _e1, mask=_mask)
 
 
 @triton.jit
 def _k3_bwd(
     _n, _numel,
-    _e0_p, _e0_s0, _e0_s1,
-    d_n_in1_gemm_p, d_n_in1_gemm_s0, d_n_in1_gemm_s1,
-    f_p, f_s0, f_s1,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    n_p, n_s0, n_s1,
-    _e2_p, _e2_s0, _e2_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_n_in1_gemm, _s0_d_n_in1_gemm, _s1_d_n_in1_gemm,
+    _p_f, _s0_f, _s1_f,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_n, _s0_n, _s1_n,
+    _p__e2, _s0__e2, _s1__e2,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 7 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    _e0 = tl.load(_e0_p + _row * _e0_s0 + _col * _e0_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_n_in1_gemm = tl.load(d_n_in1_gemm_p + _row * d_n_in1_gemm_s0 + _col * d_n_in1_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    n = tl.load(n_p + _row * n_s0 + _col * n_s1, mask=_mask, other=1.0).to(COMPUTE)
+    _e0 = tl.load(_p__e0 + _row * _s0__e0 + _col * _s1__e0, mask=_mask, other=1.0).to(_COMPUTE)
+    d_n_in1_gemm = tl.load(_p_d_n_in1_gemm + _row * _s0_d_n_in1_gemm + _col * _s1_d_n_in1_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    n = tl.load(_p_n + _row * _s0_n + _col * _s1_n, mask=_mask, other=1.0).to(_COMPUTE)
     _e2 = f*(1.0 - f)*(_e0*(n - h_prev) + d_n_in1_gemm*h_prev)
-    tl.store(_e2_p + _row * _e2_s0 + _col * _e2_s1, _e2, mask=_mask)
+    tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
 
 
 @triton.jit
 def _k4_bwd(
     _n, _numel,
-    _e0_p, _e0_s0, _e0_s1,
-    d_h_prev_gemm_p, d_h_prev_gemm_s0, d_h_prev_gemm_s1,
-    d_n_in1_gemm_p, d_n_in1_gemm_s0, d_n_in1_gemm_s1,
-    f_p, f_s0, f_s1,
-    d_h_prev_p, d_h_prev_s0, d_h_prev_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_h_prev_gemm, _s0_d_h_prev_gemm, _s1_d_h_prev_gemm,
+    _p_d_n_in1_gemm, _s0_d_n_in1_gemm, _s1_d_n_in1_gemm,
+    _p_f, _s0_f, _s1_f,
+    _p_d_h_prev, _s0_d_h_prev, _s1_d_h_prev,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 5 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    _e0 = tl.load(_e0_p + _row * _e0_s0 + _col * _e0_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_prev_gemm = tl.load(d_h_prev_gemm_p + _row * d_h_prev_gemm_s0 + _col * d_h_prev_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_n_in1_gemm = tl.load(d_n_in1_gemm_p + _row * d_n_in1_gemm_s0 + _col * d_n_in1_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
+    _e0 = tl.load(_p__e0 + _row * _s0__e0 + _col * _s1__e0, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_prev_gemm = tl.load(_p_d_h_prev_gemm + _row * _s0_d_h_prev_gemm + _col * _s1_d_h_prev_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    d_n_in1_gemm = tl.load(_p_d_n_in1_gemm + _row * _s0_d_n_in1_gemm + _col * _s1_d_n_in1_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
     d_h_prev = d_h_prev_gemm + _e0*(1.0 - f) + d_n_in1_gemm*f
-    tl.store(d_h_prev_p + _row * d_h_prev_s0 + _col * d_h_prev_s1, d_h_prev, mask=_mask)
+    tl.store(_p_d_h_prev + _row * _s0_d_h_prev + _col * _s1_d_h_prev, d_h_prev, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -148,7 +148,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

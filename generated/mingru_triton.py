@@ -20,51 +20,51 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    s_h_p, s_h_s0, s_h_s1,
-    z_p, z_s0, z_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_s_h, _s0_s_h, _s1_s_h,
+    _p_z, _s0_z, _s1_z,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 3 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_h = tl.load(s_h_p + _row * s_h_s0 + _col * s_h_s1, mask=_mask, other=1.0).to(COMPUTE)
-    z = tl.load(z_p + _row * z_s0 + _col * z_s1, mask=_mask, other=1.0).to(COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    s_h = tl.load(_p_s_h + _row * _s0_s_h + _col * _s1_s_h, mask=_mask, other=1.0).to(_COMPUTE)
+    z = tl.load(_p_z + _row * _s0_z + _col * _s1_z, mask=_mask, other=1.0).to(_COMPUTE)
     h_new = s_h + h_prev*(1.0 - z)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    z_p, z_s0, z_s1,
-    _e0_p, _e0_s0, _e0_s1,
-    d_z_p, d_z_s0, d_z_s1,
-    d_h_prev_p, d_h_prev_s0, d_h_prev_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_z, _s0_z, _s1_z,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_z, _s0_d_z, _s1_d_z,
+    _p_d_h_prev, _s0_d_h_prev, _s1_d_h_prev,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 5 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    z = tl.load(z_p + _row * z_s0 + _col * z_s1, mask=_mask, other=1.0).to(COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    z = tl.load(_p_z + _row * _s0_z + _col * _s1_z, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_next + d_out
     d_z = -_e0*h_prev
     d_h_prev = _e0*(1.0 - z)
-    tl.store(_e0_p + _row * _e0_s0 + _col * _e0_s1, _e0, mask=_mask)
-    tl.store(d_z_p + _row * d_z_s0 + _col * d_z_s1, d_z, mask=_mask)
-    tl.store(d_h_prev_p + _row * d_h_prev_s0 + _col * d_h_prev_s1, d_h_prev, mask=_mask)
+    tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
+    tl.store(_p_d_z + _row * _s0_d_z + _col * _s1_d_z, d_z, mask=_mask)
+    tl.store(_p_d_h_prev + _row * _s0_d_h_prev + _col * _s1_d_h_prev, d_h_prev, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -74,7 +74,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

@@ -20,37 +20,37 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    m_fh_p, m_fh_s0, m_fh_s1,
-    m_ih_p, m_ih_s0, m_ih_s1,
-    m_oh_p, m_oh_s0, m_oh_s1,
-    m_prev_p, m_prev_s0, m_prev_s1,
-    m_zh_p, m_zh_s0, m_zh_s1,
-    n_prev_p, n_prev_s0, n_prev_s1,
-    z_p, z_s0, z_s1,
-    i_p, i_s0, i_s1,
-    o_p, o_s0, o_s1,
-    lf_p, lf_s0, lf_s1,
-    m_new_p, m_new_s0, m_new_s1,
-    ip_p, ip_s0, ip_s1,
-    fp_p, fp_s0, fp_s1,
-    c_new_p, c_new_s0, c_new_s1,
-    n_new_p, n_new_s0, n_new_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_m_fh, _s0_m_fh, _s1_m_fh,
+    _p_m_ih, _s0_m_ih, _s1_m_ih,
+    _p_m_oh, _s0_m_oh, _s1_m_oh,
+    _p_m_prev, _s0_m_prev, _s1_m_prev,
+    _p_m_zh, _s0_m_zh, _s1_m_zh,
+    _p_n_prev, _s0_n_prev, _s1_n_prev,
+    _p_z, _s0_z, _s1_z,
+    _p_i, _s0_i, _s1_i,
+    _p_o, _s0_o, _s1_o,
+    _p_lf, _s0_lf, _s1_lf,
+    _p_m_new, _s0_m_new, _s1_m_new,
+    _p_ip, _s0_ip, _s1_ip,
+    _p_fp, _s0_fp, _s1_fp,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_n_new, _s0_n_new, _s1_n_new,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 17 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_fh = tl.load(m_fh_p + _row * m_fh_s0 + _col * m_fh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_ih = tl.load(m_ih_p + _row * m_ih_s0 + _col * m_ih_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_oh = tl.load(m_oh_p + _row * m_oh_s0 + _col * m_oh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_prev = tl.load(m_prev_p + _row * m_prev_s0 + _col * m_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_zh = tl.load(m_zh_p + _row * m_zh_s0 + _col * m_zh_s1, mask=_mask, other=1.0).to(COMPUTE)
-    n_prev = tl.load(n_prev_p + _row * n_prev_s0 + _col * n_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_fh = tl.load(_p_m_fh + _row * _s0_m_fh + _col * _s1_m_fh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_ih = tl.load(_p_m_ih + _row * _s0_m_ih + _col * _s1_m_ih, mask=_mask, other=1.0).to(_COMPUTE)
+    m_oh = tl.load(_p_m_oh + _row * _s0_m_oh + _col * _s1_m_oh, mask=_mask, other=1.0).to(_COMPUTE)
+    m_prev = tl.load(_p_m_prev + _row * _s0_m_prev + _col * _s1_m_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_zh = tl.load(_p_m_zh + _row * _s0_m_zh + _col * _s1_m_zh, mask=_mask, other=1.0).to(_COMPUTE)
+    n_prev = tl.load(_p_n_prev + _row * _s0_n_prev + _col * _s1_n_prev, mask=_mask, other=1.0).to(_COMPUTE)
     z = (2.0 * tl.sigmoid(2.0 * (m_zh)) - 1.0)
     i = m_ih
     f = m_fh
@@ -62,67 +62,67 @@ def _k0_fwd(
     c_new = c_prev*fp + ip*z
     n_new = ip + fp*n_prev
     h_new = c_new*o/n_new
-    tl.store(z_p + _row * z_s0 + _col * z_s1, z, mask=_mask)
-    tl.store(i_p + _row * i_s0 + _col * i_s1, i, mask=_mask)
-    tl.store(o_p + _row * o_s0 + _col * o_s1, o, mask=_mask)
-    tl.store(lf_p + _row * lf_s0 + _col * lf_s1, lf, mask=_mask)
-    tl.store(m_new_p + _row * m_new_s0 + _col * m_new_s1, m_new, mask=_mask)
-    tl.store(ip_p + _row * ip_s0 + _col * ip_s1, ip, mask=_mask)
-    tl.store(fp_p + _row * fp_s0 + _col * fp_s1, fp, mask=_mask)
-    tl.store(c_new_p + _row * c_new_s0 + _col * c_new_s1, c_new, mask=_mask)
-    tl.store(n_new_p + _row * n_new_s0 + _col * n_new_s1, n_new, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_z + _row * _s0_z + _col * _s1_z, z, mask=_mask)
+    tl.store(_p_i + _row * _s0_i + _col * _s1_i, i, mask=_mask)
+    tl.store(_p_o + _row * _s0_o + _col * _s1_o, o, mask=_mask)
+    tl.store(_p_lf + _row * _s0_lf + _col * _s1_lf, lf, mask=_mask)
+    tl.store(_p_m_new + _row * _s0_m_new + _col * _s1_m_new, m_new, mask=_mask)
+    tl.store(_p_ip + _row * _s0_ip + _col * _s1_ip, ip, mask=_mask)
+    tl.store(_p_fp + _row * _s0_fp + _col * _s1_fp, fp, mask=_mask)
+    tl.store(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, c_new, mask=_mask)
+    tl.store(_p_n_new + _row * _s0_n_new + _col * _s1_n_new, n_new, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    c_new_p, c_new_s0, c_new_s1,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    d_c_next_p, d_c_next_s0, d_c_next_s1,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_m_next_p, d_m_next_s0, d_m_next_s1,
-    d_n_next_p, d_n_next_s0, d_n_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    fp_p, fp_s0, fp_s1,
-    i_p, i_s0, i_s1,
-    ip_p, ip_s0, ip_s1,
-    lf_p, lf_s0, lf_s1,
-    m_prev_p, m_prev_s0, m_prev_s1,
-    n_new_p, n_new_s0, n_new_s1,
-    n_prev_p, n_prev_s0, n_prev_s1,
-    o_p, o_s0, o_s1,
-    z_p, z_s0, z_s1,
-    _e2_p, _e2_s0, _e2_s1,
-    _e10_p, _e10_s0, _e10_s1,
-    _e11_p, _e11_s0, _e11_s1,
-    _e12_p, _e12_s0, _e12_s1,
-    _e13_p, _e13_s0, _e13_s1,
-    d_n_prev_p, d_n_prev_s0, d_n_prev_s1,
-    d_c_prev_p, d_c_prev_s0, d_c_prev_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_d_c_next, _s0_d_c_next, _s1_d_c_next,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_m_next, _s0_d_m_next, _s1_d_m_next,
+    _p_d_n_next, _s0_d_n_next, _s1_d_n_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_fp, _s0_fp, _s1_fp,
+    _p_i, _s0_i, _s1_i,
+    _p_ip, _s0_ip, _s1_ip,
+    _p_lf, _s0_lf, _s1_lf,
+    _p_m_prev, _s0_m_prev, _s1_m_prev,
+    _p_n_new, _s0_n_new, _s1_n_new,
+    _p_n_prev, _s0_n_prev, _s1_n_prev,
+    _p_o, _s0_o, _s1_o,
+    _p_z, _s0_z, _s1_z,
+    _p__e2, _s0__e2, _s1__e2,
+    _p__e10, _s0__e10, _s1__e10,
+    _p__e11, _s0__e11, _s1__e11,
+    _p__e12, _s0__e12, _s1__e12,
+    _p__e13, _s0__e13, _s1__e13,
+    _p_d_n_prev, _s0_d_n_prev, _s1_d_n_prev,
+    _p_d_c_prev, _s0_d_c_prev, _s1_d_c_prev,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 37 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_new = tl.load(c_new_p + _row * c_new_s0 + _col * c_new_s1, mask=_mask, other=1.0).to(COMPUTE)
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_c_next = tl.load(d_c_next_p + _row * d_c_next_s0 + _col * d_c_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_m_next = tl.load(d_m_next_p + _row * d_m_next_s0 + _col * d_m_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_n_next = tl.load(d_n_next_p + _row * d_n_next_s0 + _col * d_n_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    fp = tl.load(fp_p + _row * fp_s0 + _col * fp_s1, mask=_mask, other=1.0).to(COMPUTE)
-    i = tl.load(i_p + _row * i_s0 + _col * i_s1, mask=_mask, other=1.0).to(COMPUTE)
-    ip = tl.load(ip_p + _row * ip_s0 + _col * ip_s1, mask=_mask, other=1.0).to(COMPUTE)
-    lf = tl.load(lf_p + _row * lf_s0 + _col * lf_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_prev = tl.load(m_prev_p + _row * m_prev_s0 + _col * m_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    n_new = tl.load(n_new_p + _row * n_new_s0 + _col * n_new_s1, mask=_mask, other=1.0).to(COMPUTE)
-    n_prev = tl.load(n_prev_p + _row * n_prev_s0 + _col * n_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    o = tl.load(o_p + _row * o_s0 + _col * o_s1, mask=_mask, other=1.0).to(COMPUTE)
-    z = tl.load(z_p + _row * z_s0 + _col * z_s1, mask=_mask, other=1.0).to(COMPUTE)
+    c_new = tl.load(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, mask=_mask, other=1.0).to(_COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    d_c_next = tl.load(_p_d_c_next + _row * _s0_d_c_next + _col * _s1_d_c_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_m_next = tl.load(_p_d_m_next + _row * _s0_d_m_next + _col * _s1_d_m_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_n_next = tl.load(_p_d_n_next + _row * _s0_d_n_next + _col * _s1_d_n_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    fp = tl.load(_p_fp + _row * _s0_fp + _col * _s1_fp, mask=_mask, other=1.0).to(_COMPUTE)
+    i = tl.load(_p_i + _row * _s0_i + _col * _s1_i, mask=_mask, other=1.0).to(_COMPUTE)
+    ip = tl.load(_p_ip + _row * _s0_ip + _col * _s1_ip, mask=_mask, other=1.0).to(_COMPUTE)
+    lf = tl.load(_p_lf + _row * _s0_lf + _col * _s1_lf, mask=_mask, other=1.0).to(_COMPUTE)
+    m_prev = tl.load(_p_m_prev + _row * _s0_m_prev + _col * _s1_m_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    n_new = tl.load(_p_n_new + _row * _s0_n_new + _col * _s1_n_new, mask=_mask, other=1.0).to(_COMPUTE)
+    n_prev = tl.load(_p_n_prev + _row * _s0_n_prev + _col * _s1_n_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    o = tl.load(_p_o + _row * _s0_o + _col * _s1_o, mask=_mask, other=1.0).to(_COMPUTE)
+    z = tl.load(_p_z + _row * _s0_z + _col * _s1_z, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = o*(d_h_next + d_out)
     _e1 = _e0/n_new
     _e2 = _e1*c_new*(1.0 - o)
@@ -139,13 +139,13 @@ def _k1_bwd(
     _e13 = _e3*ip*(1.0 - (z * z))
     d_n_prev = _e5*fp
     d_c_prev = _e3*fp
-    tl.store(_e2_p + _row * _e2_s0 + _col * _e2_s1, _e2, mask=_mask)
-    tl.store(_e10_p + _row * _e10_s0 + _col * _e10_s1, _e10, mask=_mask)
-    tl.store(_e11_p + _row * _e11_s0 + _col * _e11_s1, _e11, mask=_mask)
-    tl.store(_e12_p + _row * _e12_s0 + _col * _e12_s1, _e12, mask=_mask)
-    tl.store(_e13_p + _row * _e13_s0 + _col * _e13_s1, _e13, mask=_mask)
-    tl.store(d_n_prev_p + _row * d_n_prev_s0 + _col * d_n_prev_s1, d_n_prev, mask=_mask)
-    tl.store(d_c_prev_p + _row * d_c_prev_s0 + _col * d_c_prev_s1, d_c_prev, mask=_mask)
+    tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
+    tl.store(_p__e10 + _row * _s0__e10 + _col * _s1__e10, _e10, mask=_mask)
+    tl.store(_p__e11 + _row * _s0__e11 + _col * _s1__e11, _e11, mask=_mask)
+    tl.store(_p__e12 + _row * _s0__e12 + _col * _s1__e12, _e12, mask=_mask)
+    tl.store(_p__e13 + _row * _s0__e13 + _col * _s1__e13, _e13, mask=_mask)
+    tl.store(_p_d_n_prev + _row * _s0_d_n_prev + _col * _s1_d_n_prev, d_n_prev, mask=_mask)
+    tl.store(_p_d_c_prev + _row * _s0_d_c_prev + _col * _s1_d_c_prev, d_c_prev, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -155,7 +155,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

@@ -20,78 +20,78 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    s_f_p, s_f_s0, s_f_s1,
-    s_r_p, s_r_s0, s_r_s1,
-    u_p, u_s0, u_s1,
-    x_p, x_s0, x_s1,
-    f_p, f_s0, f_s1,
-    r_p, r_s0, r_s1,
-    c_new_p, c_new_s0, c_new_s1,
-    h_p, h_s0, h_s1,
-    w_fc_p,
-    w_rc_p,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_s_f, _s0_s_f, _s1_s_f,
+    _p_s_r, _s0_s_r, _s1_s_r,
+    _p_u, _s0_u, _s1_u,
+    _p_x, _s0_x, _s1_x,
+    _p_f, _s0_f, _s1_f,
+    _p_r, _s0_r, _s1_r,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_h, _s0_h, _s1_h,
+    _p_w_fc,
+    _p_w_rc,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 14 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_f = tl.load(s_f_p + _row * s_f_s0 + _col * s_f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    s_r = tl.load(s_r_p + _row * s_r_s0 + _col * s_r_s1, mask=_mask, other=1.0).to(COMPUTE)
-    u = tl.load(u_p + _row * u_s0 + _col * u_s1, mask=_mask, other=1.0).to(COMPUTE)
-    x = tl.load(x_p + _row * x_s0 + _col * x_s1, mask=_mask, other=1.0).to(COMPUTE)
-    w_fc = tl.load(w_fc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
-    w_rc = tl.load(w_rc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    s_f = tl.load(_p_s_f + _row * _s0_s_f + _col * _s1_s_f, mask=_mask, other=1.0).to(_COMPUTE)
+    s_r = tl.load(_p_s_r + _row * _s0_s_r + _col * _s1_s_r, mask=_mask, other=1.0).to(_COMPUTE)
+    u = tl.load(_p_u + _row * _s0_u + _col * _s1_u, mask=_mask, other=1.0).to(_COMPUTE)
+    x = tl.load(_p_x + _row * _s0_x + _col * _s1_x, mask=_mask, other=1.0).to(_COMPUTE)
+    w_fc = tl.load(_p_w_fc + _col, mask=_mask, other=1.0).to(_COMPUTE)
+    w_rc = tl.load(_p_w_rc + _col, mask=_mask, other=1.0).to(_COMPUTE)
     f = tl.sigmoid(s_f + c_prev*w_fc)
     r = tl.sigmoid(s_r + c_prev*w_rc)
     c_new = c_prev*f + u*(1.0 - f)
     h = c_new*r + x*(1.0 - r)
-    tl.store(f_p + _row * f_s0 + _col * f_s1, f, mask=_mask)
-    tl.store(r_p + _row * r_s0 + _col * r_s1, r, mask=_mask)
-    tl.store(c_new_p + _row * c_new_s0 + _col * c_new_s1, c_new, mask=_mask)
-    tl.store(h_p + _row * h_s0 + _col * h_s1, h, mask=_mask)
+    tl.store(_p_f + _row * _s0_f + _col * _s1_f, f, mask=_mask)
+    tl.store(_p_r + _row * _s0_r + _col * _s1_r, r, mask=_mask)
+    tl.store(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, c_new, mask=_mask)
+    tl.store(_p_h + _row * _s0_h + _col * _s1_h, h, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    c_new_p, c_new_s0, c_new_s1,
-    c_prev_p, c_prev_s0, c_prev_s1,
-    d_c_next_p, d_c_next_s0, d_c_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    f_p, f_s0, f_s1,
-    r_p, r_s0, r_s1,
-    u_p, u_s0, u_s1,
-    x_p, x_s0, x_s1,
-    _e2_p, _e2_s0, _e2_s1,
-    _e4_p, _e4_s0, _e4_s1,
-    _e5_p, _e5_s0, _e5_s1,
-    d_c_prev_p, d_c_prev_s0, d_c_prev_s1,
-    d_x_p, d_x_s0, d_x_s1,
-    d_w_fc_p, d_w_fc_s0, d_w_fc_s1,
-    d_w_rc_p, d_w_rc_s0, d_w_rc_s1,
-    w_fc_p,
-    w_rc_p,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c_new, _s0_c_new, _s1_c_new,
+    _p_c_prev, _s0_c_prev, _s1_c_prev,
+    _p_d_c_next, _s0_d_c_next, _s1_d_c_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_f, _s0_f, _s1_f,
+    _p_r, _s0_r, _s1_r,
+    _p_u, _s0_u, _s1_u,
+    _p_x, _s0_x, _s1_x,
+    _p__e2, _s0__e2, _s1__e2,
+    _p__e4, _s0__e4, _s1__e4,
+    _p__e5, _s0__e5, _s1__e5,
+    _p_d_c_prev, _s0_d_c_prev, _s1_d_c_prev,
+    _p_d_x, _s0_d_x, _s1_d_x,
+    _p_d_w_fc, _s0_d_w_fc, _s1_d_w_fc,
+    _p_d_w_rc, _s0_d_w_rc, _s1_d_w_rc,
+    _p_w_fc,
+    _p_w_rc,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 19 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_new = tl.load(c_new_p + _row * c_new_s0 + _col * c_new_s1, mask=_mask, other=1.0).to(COMPUTE)
-    c_prev = tl.load(c_prev_p + _row * c_prev_s0 + _col * c_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_c_next = tl.load(d_c_next_p + _row * d_c_next_s0 + _col * d_c_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    f = tl.load(f_p + _row * f_s0 + _col * f_s1, mask=_mask, other=1.0).to(COMPUTE)
-    r = tl.load(r_p + _row * r_s0 + _col * r_s1, mask=_mask, other=1.0).to(COMPUTE)
-    u = tl.load(u_p + _row * u_s0 + _col * u_s1, mask=_mask, other=1.0).to(COMPUTE)
-    x = tl.load(x_p + _row * x_s0 + _col * x_s1, mask=_mask, other=1.0).to(COMPUTE)
-    w_fc = tl.load(w_fc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
-    w_rc = tl.load(w_rc_p + _col, mask=_mask, other=1.0).to(COMPUTE)
+    c_new = tl.load(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, mask=_mask, other=1.0).to(_COMPUTE)
+    c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    d_c_next = tl.load(_p_d_c_next + _row * _s0_d_c_next + _col * _s1_d_c_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    f = tl.load(_p_f + _row * _s0_f + _col * _s1_f, mask=_mask, other=1.0).to(_COMPUTE)
+    r = tl.load(_p_r + _row * _s0_r + _col * _s1_r, mask=_mask, other=1.0).to(_COMPUTE)
+    u = tl.load(_p_u + _row * _s0_u + _col * _s1_u, mask=_mask, other=1.0).to(_COMPUTE)
+    x = tl.load(_p_x + _row * _s0_x + _col * _s1_x, mask=_mask, other=1.0).to(_COMPUTE)
+    w_fc = tl.load(_p_w_fc + _col, mask=_mask, other=1.0).to(_COMPUTE)
+    w_rc = tl.load(_p_w_rc + _col, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = 1.0 - r
     _e1 = d_out*r
     _e2 = _e0*_e1*(c_new - x)
@@ -102,13 +102,13 @@ def _k1_bwd(
     d_x = _e0*d_out
     d_w_fc = _e5*c_prev
     d_w_rc = _e2*c_prev
-    tl.store(_e2_p + _row * _e2_s0 + _col * _e2_s1, _e2, mask=_mask)
-    tl.store(_e4_p + _row * _e4_s0 + _col * _e4_s1, _e4, mask=_mask)
-    tl.store(_e5_p + _row * _e5_s0 + _col * _e5_s1, _e5, mask=_mask)
-    tl.store(d_c_prev_p + _row * d_c_prev_s0 + _col * d_c_prev_s1, d_c_prev, mask=_mask)
-    tl.store(d_x_p + _row * d_x_s0 + _col * d_x_s1, d_x, mask=_mask)
-    tl.store(d_w_fc_p + _row * d_w_fc_s0 + _col * d_w_fc_s1, d_w_fc, mask=_mask)
-    tl.store(d_w_rc_p + _row * d_w_rc_s0 + _col * d_w_rc_s1, d_w_rc, mask=_mask)
+    tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
+    tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
+    tl.store(_p__e5 + _row * _s0__e5 + _col * _s1__e5, _e5, mask=_mask)
+    tl.store(_p_d_c_prev + _row * _s0_d_c_prev + _col * _s1_d_c_prev, d_c_prev, mask=_mask)
+    tl.store(_p_d_x + _row * _s0_d_x + _col * _s1_d_x, d_x, mask=_mask)
+    tl.store(_p_d_w_fc + _row * _s0_d_w_fc + _col * _s1_d_w_fc, d_w_fc, mask=_mask)
+    tl.store(_p_d_w_rc + _row * _s0_d_w_rc + _col * _s1_d_w_rc, d_w_rc, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -118,7 +118,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

@@ -20,81 +20,81 @@ BLOCK = 1024
 @triton.jit
 def _k0_fwd(
     _n, _numel,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    m_ch_p, m_ch_s0, m_ch_s1,
-    m_gh_p, m_gh_s0, m_gh_s1,
-    c_p, c_s0, c_s1,
-    g_p, g_s0, g_s1,
-    h_new_p, h_new_s0, h_new_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p_m_ch, _s0_m_ch, _s1_m_ch,
+    _p_m_gh, _s0_m_gh, _s1_m_gh,
+    _p_c, _s0_c, _s1_c,
+    _p_g, _s0_g, _s1_g,
+    _p_h_new, _s0_h_new, _s1_h_new,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 6 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_ch = tl.load(m_ch_p + _row * m_ch_s0 + _col * m_ch_s1, mask=_mask, other=1.0).to(COMPUTE)
-    m_gh = tl.load(m_gh_p + _row * m_gh_s0 + _col * m_gh_s1, mask=_mask, other=1.0).to(COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
+    m_ch = tl.load(_p_m_ch + _row * _s0_m_ch + _col * _s1_m_ch, mask=_mask, other=1.0).to(_COMPUTE)
+    m_gh = tl.load(_p_m_gh + _row * _s0_m_gh + _col * _s1_m_gh, mask=_mask, other=1.0).to(_COMPUTE)
     c = (2.0 * tl.sigmoid(2.0 * (m_ch)) - 1.0)
     g = tl.sigmoid(m_gh)
     h_new = c*(1.0 - g) + g*h_prev
-    tl.store(c_p + _row * c_s0 + _col * c_s1, c, mask=_mask)
-    tl.store(g_p + _row * g_s0 + _col * g_s1, g, mask=_mask)
-    tl.store(h_new_p + _row * h_new_s0 + _col * h_new_s1, h_new, mask=_mask)
+    tl.store(_p_c + _row * _s0_c + _col * _s1_c, c, mask=_mask)
+    tl.store(_p_g + _row * _s0_g + _col * _s1_g, g, mask=_mask)
+    tl.store(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, h_new, mask=_mask)
 
 
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    c_p, c_s0, c_s1,
-    d_h_next_p, d_h_next_s0, d_h_next_s1,
-    d_out_p, d_out_s0, d_out_s1,
-    g_p, g_s0, g_s1,
-    h_prev_p, h_prev_s0, h_prev_s1,
-    _e0_p, _e0_s0, _e0_s1,
-    _e2_p, _e2_s0, _e2_s1,
-    _e3_p, _e3_s0, _e3_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p_c, _s0_c, _s1_c,
+    _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
+    _p_d_out, _s0_d_out, _s1_d_out,
+    _p_g, _s0_g, _s1_g,
+    _p_h_prev, _s0_h_prev, _s1_h_prev,
+    _p__e0, _s0__e0, _s1__e0,
+    _p__e2, _s0__e2, _s1__e2,
+    _p__e3, _s0__e3, _s1__e3,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 9 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c = tl.load(c_p + _row * c_s0 + _col * c_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_next = tl.load(d_h_next_p + _row * d_h_next_s0 + _col * d_h_next_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_out = tl.load(d_out_p + _row * d_out_s0 + _col * d_out_s1, mask=_mask, other=1.0).to(COMPUTE)
-    g = tl.load(g_p + _row * g_s0 + _col * g_s1, mask=_mask, other=1.0).to(COMPUTE)
-    h_prev = tl.load(h_prev_p + _row * h_prev_s0 + _col * h_prev_s1, mask=_mask, other=1.0).to(COMPUTE)
+    c = tl.load(_p_c + _row * _s0_c + _col * _s1_c, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
+    d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
+    g = tl.load(_p_g + _row * _s0_g + _col * _s1_g, mask=_mask, other=1.0).to(_COMPUTE)
+    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = d_h_next + d_out
     _e1 = _e0*(1.0 - g)
     _e2 = _e1*g*(h_prev - c)
     _e3 = _e1*(1.0 - (c * c))
-    tl.store(_e0_p + _row * _e0_s0 + _col * _e0_s1, _e0, mask=_mask)
-    tl.store(_e2_p + _row * _e2_s0 + _col * _e2_s1, _e2, mask=_mask)
-    tl.store(_e3_p + _row * _e3_s0 + _col * _e3_s1, _e3, mask=_mask)
+    tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
+    tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
+    tl.store(_p__e3 + _row * _s0__e3 + _col * _s1__e3, _e3, mask=_mask)
 
 
 @triton.jit
 def _k2_bwd(
     _n, _numel,
-    _e0_p, _e0_s0, _e0_s1,
-    d_h_prev_gemm_p, d_h_prev_gemm_s0, d_h_prev_gemm_s1,
-    g_p, g_s0, g_s1,
-    d_h_prev_p, d_h_prev_s0, d_h_prev_s1,
-    BLOCK: tl.constexpr, COMPUTE: tl.constexpr,
+    _p__e0, _s0__e0, _s1__e0,
+    _p_d_h_prev_gemm, _s0_d_h_prev_gemm, _s1_d_h_prev_gemm,
+    _p_g, _s0_g, _s1_g,
+    _p_d_h_prev, _s0_d_h_prev, _s1_d_h_prev,
+    _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
     # 2 operations per element, on hidden-sized vectors
-    _offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    _e0 = tl.load(_e0_p + _row * _e0_s0 + _col * _e0_s1, mask=_mask, other=1.0).to(COMPUTE)
-    d_h_prev_gemm = tl.load(d_h_prev_gemm_p + _row * d_h_prev_gemm_s0 + _col * d_h_prev_gemm_s1, mask=_mask, other=1.0).to(COMPUTE)
-    g = tl.load(g_p + _row * g_s0 + _col * g_s1, mask=_mask, other=1.0).to(COMPUTE)
+    _e0 = tl.load(_p__e0 + _row * _s0__e0 + _col * _s1__e0, mask=_mask, other=1.0).to(_COMPUTE)
+    d_h_prev_gemm = tl.load(_p_d_h_prev_gemm + _row * _s0_d_h_prev_gemm + _col * _s1_d_h_prev_gemm, mask=_mask, other=1.0).to(_COMPUTE)
+    g = tl.load(_p_g + _row * _s0_g + _col * _s1_g, mask=_mask, other=1.0).to(_COMPUTE)
     d_h_prev = d_h_prev_gemm + _e0*g
-    tl.store(d_h_prev_p + _row * d_h_prev_s0 + _col * d_h_prev_s1, d_h_prev, mask=_mask)
+    tl.store(_p_d_h_prev + _row * _s0_d_h_prev + _col * _s1_d_h_prev, d_h_prev, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -104,7 +104,7 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
         args += [array, array.stride(0), array.stride(1)]
     numel = rows * n
     compute = tl.float64 if outputs[0].dtype == torch.float64 else tl.float32
-    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, BLOCK=BLOCK, COMPUTE=compute)
+    kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
 def _outer(dy, a):

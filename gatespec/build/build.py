@@ -15,7 +15,7 @@ import sympy
 
 from gatespec import ir
 from gatespec.build.layouts import resolve_torch
-from gatespec.build.names import name_problem, size_name_problem
+from gatespec.build.names import is_reserved, name_problem, size_name_problem
 from gatespec.build.sizes import SCALAR, Sizes
 from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS
 from gatespec.errors import CheckError, Span
@@ -238,10 +238,18 @@ class _Builder:
         value, size = self._expr(a)
         if size is SCALAR:
             raise CheckError("a linear map's operand must be a vector, not a constant", _span_of(a))
-        self.operand_count += 1
-        name = self._fresh(f"{self.owner}_in{self.operand_count}")
+        name = self._operand_name()
         self._add(ir.Pointwise(name, name, size, value, kind="operand"))
         return name, _suffix(a, self.leaf_labels), size
+
+    def _operand_name(self) -> str:
+        """A fresh node name for an expression operand: `n_in1`, or `in1_b` where `b_in1`
+        would start like a parameter or generated name (owners b, w, m, s, d, ...)."""
+        self.operand_count += 1
+        base = f"{self.owner}_in{self.operand_count}"
+        if is_reserved(base):
+            base = f"in{self.operand_count}_{self.owner}"
+        return self._fresh(base)
 
     def _linear(self, c: ast.Call):
         bias = self._bias_option(c)
@@ -294,8 +302,7 @@ class _Builder:
         if isinstance(value, sympy.Symbol) and not ir.is_param_name(value.name):
             operand = value.name
         else:
-            self.operand_count += 1
-            operand = self._fresh(f"{self.owner}_in{self.operand_count}")
+            operand = self._operand_name()
             self._add(ir.Pointwise(operand, operand, size, value, kind="operand"))
         suffix = _suffix(a, self.leaf_labels)
         gain, beta = f"alpha_{self.owner}{suffix}", f"beta_{self.owner}{suffix}"
@@ -403,6 +410,7 @@ class _Builder:
             shape = tuple(sz.resolve(v) for v in self.param_sizes[name])
             params[name] = ir.Param(p.name, shape, p.role, p.owner, p.line)
         x = cf.inputs[0]
+        self._check_sizes_fixed(size_of, size_of[x.name], params)
         states = [ir.Leaf(d.name + "_prev", d.name, size_of[d.name + "_prev"], "state")
                   for d in cf.states]
         out_def = self._output_def()
@@ -430,6 +438,19 @@ class _Builder:
         for layer, (gates, span) in cf.equivalents.items():
             cell.torch_layout = resolve_torch(layer, gates, span, cell)
         return cell
+
+    def _check_sizes_fixed(self, size_of: dict, input_size: str, params: dict) -> None:
+        """Generated code reads every size off the input or a parameter's shape: a value
+        whose size neither fixes (`state a[p]` with `a' = 0.5 * a`) has no known size."""
+        fixed = {input_size} | {s for p in params.values() for s in p.shape}
+        for label, d in self.defs.items():  # declarations first, then statements in order
+            size = size_of[d.node]
+            if size not in fixed:
+                raise CheckError(
+                    f"nothing fixes the size '{size}' of '{label}': no parameter and not "
+                    "the input has it", d.span,
+                    note="give it a linear map, diag() or layernorm(), or the size of a "
+                    "value that has one")
 
 
 def _used_sizes(size_of: dict, params: dict) -> set[str]:

@@ -17,11 +17,12 @@ _C_KEYWORDS = frozenset(
     using nullptr constexpr decltype half""".split()
 )
 
-# Locals, arguments and modules of the generated code.
+# Locals, arguments and modules of the generated code; `out`, whose adjoint d_out would be
+# the output's gradient; `prev`, whose bias b_prev would be a state b's previous value.
 _GENERATED = frozenset(
-    """np torch math tl triton x t T B params cache state state0 outputs final_state
+    """np torch math tl triton F x t T B params cache state state0 outputs final_state
     d_outputs d_final_state dx d_state0 d_params sizes rng dtype shape name k impl
-    self input_size hidden_size""".split()
+    self input_size hidden_size device save_t keep_cache out prev""".split()
 )
 
 # Prefixes and suffixes gatespec uses for the names it makes (weights, products, adjoints).
@@ -37,6 +38,8 @@ def name_problem(name: str) -> str | None:
         return f"'{name}' is not a valid name: double underscores are reserved"
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _C_KEYWORDS:
         return f"'{name}' is a keyword in generated Python or C code"
+    if name in ("l", "I", "O"):  # ruff's E741: generated code must pass ruff
+        return f"'{name}' is too easily read as 1 or 0 (ruff E741): choose another name"
     if name in _GENERATED or name in dir(builtins):
         return f"'{name}' clashes with a name in the generated code"
     if name.startswith(_PREFIXES):
@@ -44,6 +47,12 @@ def name_problem(name: str) -> str | None:
     if name.endswith(_SUFFIXES):
         return f"'{name}' ends with '_{name.rsplit('_', 1)[1]}', which gatespec uses for generated names"
     return None
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a name starts with a prefix of gatespec's own names (a parameter, a product,
+    an adjoint): a node name made from a user's name (`b` + `_softplus`) must not."""
+    return name.startswith(_PREFIXES)
 
 
 def size_name_problem(name: str) -> str | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import sympy
 
 from gatespec import ir
+from gatespec.build.names import is_reserved
 from gatespec.derive.functions import LANGUAGE_FUNCTIONS, PARTIALS, Elementwise
 from gatespec.errors import DeriveError
 
@@ -85,8 +86,11 @@ def _lift_functions(nodes: list[ir.Node], names: set[str]) -> list[ir.Node]:
             new = e.func(*(lift(a, False) for a in e.args))
             if isinstance(new, Elementwise) and not root:
                 arg = new.args[0] if len(new.args) == 1 else None
-                base = (f"{type(new).__name__}_{arg.name}" if isinstance(arg, sympy.Symbol)
-                        else f"{_owner(node)}_{type(new).__name__}")
+                fn = type(new).__name__
+                base = (f"{fn}_{arg.name}" if isinstance(arg, sympy.Symbol)
+                        else f"{_owner(node)}_{fn}")
+                if is_reserved(base):  # `b_softplus` would read as a bias parameter
+                    base = f"{fn}_{_owner(node)}"
                 name = _fresh(base, names)
                 lifted.append(ir.Pointwise(name, name, node.size, new, kind="lifted"))
                 return ir.symbol(name)
@@ -99,12 +103,15 @@ def _lift_functions(nodes: list[ir.Node], names: set[str]) -> list[ir.Node]:
 
 
 def _static_nodes(nodes: list[ir.Node], in_loop: set[str]) -> set[str]:
+    # A node that reads no node at all (a constant, or parameters only, as in
+    # `one = h - h + 1`) stays in the loop: computed before it, it would be a number or
+    # an (n,) vector, not a (T, B, n) array that the loop indexes by step.
     static: set[str] = set()
     for n in nodes:
         if isinstance(n, ir.Leaf):
             if n.kind == "input":
                 static.add(n.name)
-        elif n.name not in in_loop and all(d in static for d in ir.deps(n)):
+        elif n.name not in in_loop and ir.deps(n) and all(d in static for d in ir.deps(n)):
             static.add(n.name)
     return static
 
@@ -114,6 +121,11 @@ def _is_static_term(term: sympy.Expr, static: set[str]) -> bool:
     # not a (T, B, size) array of input-only terms.
     return bool(term.free_symbols) and all(ir.is_param_name(s.name) or s.name in static
                                            for s in term.free_symbols)
+
+
+def _reads_input(term: sympy.Expr) -> bool:
+    """Whether a static term reads a node (the input or a value of it), not only parameters."""
+    return any(not ir.is_param_name(s.name) for s in term.free_symbols)
 
 
 def _split_static_terms(nodes: list[ir.Node], static: set[str], names: set[str]) -> list[ir.Node]:
@@ -129,6 +141,10 @@ def _split_static_terms(nodes: list[ir.Node], static: set[str], names: set[str])
         if isinstance(body, sympy.Add):
             terms = sympy.Add.make_args(body)
             fixed = [t for t in terms if _is_static_term(t, static)]
+            # Parameters alone (`b_ba + b_bp`) are (n,) vectors: hoisted without an input
+            # term they would not be the (T, B, n) array that the loop reads at step t.
+            if not any(_reads_input(t) for t in fixed):
+                fixed = []
             if len(fixed) > 1 or (len(fixed) == 1 and not isinstance(fixed[0], sympy.Symbol)):
                 name = _fresh(f"s_{_owner(node)}", names)
                 out.append(ir.Pointwise(name, name, node.size, sympy.Add(*fixed), kind="static"))

@@ -80,6 +80,16 @@ def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
     }
 
 
+def _hard_sigmoid(clip: str) -> Callable[[list[str], tuple], str]:
+    """clip(a / 6 + 1/2, 0, 1), with the operand grouped when it is a sum (`u - c`)."""
+
+    def spell(args: list[str], exprs: tuple) -> str:
+        operand = args[0] if exprs[0].is_Atom or exprs[0].is_Function else f"({args[0]})"
+        return f"{clip}({operand} / 6 + 0.5, 0, 1)"
+
+    return spell
+
+
 NUMPY = Dialect(
     name="numpy",
     functions={
@@ -90,7 +100,7 @@ NUMPY = Dialect(
         fn.Log: "np.log({0})",
         fn.Softplus: "np.logaddexp(0, {0})",
         fn.LogSigmoid: "_logsigmoid({0})",
-        fn.HardSigmoid: "np.clip({0} / 6 + 0.5, 0, 1)",
+        fn.HardSigmoid: _hard_sigmoid("np.clip"),
         fn.HardTanh: "np.clip({0}, -1, 1)",
         fn.Abs: "np.abs({0})",
         fn.Sqrt: "np.sqrt({0})",
@@ -164,7 +174,8 @@ TORCH = Dialect(
         fn.Log: "torch.log({0})",
         fn.Softplus: "_softplus({0})",
         fn.LogSigmoid: "F.logsigmoid({0})",
-        fn.HardSigmoid: "F.hardsigmoid({0})",
+        # not F.hardsigmoid: its float64 backward multiplies by a float32 1/6 (3e-8 off)
+        fn.HardSigmoid: _hard_sigmoid("torch.clamp"),
         fn.HardTanh: "torch.clamp({0}, -1, 1)",
         fn.Abs: "torch.abs({0})",
         fn.Sqrt: "torch.sqrt({0})",

@@ -15,7 +15,7 @@ import sympy
 from gatespec import ir
 from gatespec.emit.dialects import TORCH
 from gatespec.emit.lines import ModuleLines
-from gatespec.schedule import BlockOp, Plan
+from gatespec.schedule import BlockOp, LayerNormOp, Plan
 
 
 @dataclass
@@ -102,7 +102,7 @@ class KernelLines(ModuleLines):
                     self.written.add(out)
         for st in block.stores:
             if self.store_slot(st, loop) not in filled:
-                lines.append(f"{self.store_slot(st, loop)} = {st.value.name}")
+                lines.append(f"{self.store_slot(st, loop)} = {self.print(printer, st.value)}")
         return lines
 
     def _size_groups(self, block) -> dict[str, list[tuple[str, sympy.Expr]]]:
@@ -136,5 +136,11 @@ def _external_symbols(plan: Plan) -> set[str]:
     external = {n for n, where in seen.items() if where - {defined_in.get(n)}}
     external |= {str(f) for e in plan.carries.values() for f in e.free_symbols}
     external |= {g.operand for g in plan.gemms}
+    # a layer norm runs between kernels: its operand (`layernorm(ln_c + h)`) and, backward,
+    # its output's adjoint must leave the kernel that computes them
+    external |= {op.node.operand for op in plan.layernorms}
+    external |= {str(f) for op in plan.loop_backward
+                 if isinstance(op, LayerNormOp) and op.adjoint is not None
+                 for f in op.adjoint.free_symbols}
     external |= set(plan.cell.updates.values()) | {plan.cell.output} | set(plan.saved_loop)
     return external

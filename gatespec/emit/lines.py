@@ -173,7 +173,7 @@ class ModuleLines:
                     self.written.add(sym.name)
         for st in block.stores:
             if st in pending or st.value.name not in self.written:
-                lines.append(f"{self.store_slot(st, loop)} = {st.value.name}")
+                lines.append(f"{self.store_slot(st, loop)} = {self.print(printer, st.value)}")
         return lines
 
     def forward_slot_values(self) -> set[str]:

@@ -36,7 +36,10 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
     carry_lines = lines.carry_lines()
     weight_grad_lines = lines.weight_grad_lines()
     input_grad = _input_grad(lines, plan)
-    backward_allocs = lines.backward_allocs()
+    # a view of a gradient buffer that nothing reads (its bias has bias=false) is dropped
+    backward_allocs = prune_assignments(lines.backward_allocs(), [
+        *backward_loads, *loop_backward, *carry_lines, *static_backward, *weight_grad_lines,
+        input_grad])
     output_size = lines.size_var(plan.derived.node(cell.output).size)
     backward_body = [*backward_allocs, *backward_loads, *loop_backward, *carry_lines,
                      *static_backward, *weight_grad_lines, input_grad]
@@ -68,6 +71,9 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
              f"state0 = {lines.size_var(cell.states[0].size)}"],
         ) + lines.forward_allocs(),
         "forward_cache_allocs": lines.forward_cache_allocs(),
+        # each step's previous state values, where the step reads them
+        "state_loads": prune_assignments([f"{s.name} = {s.label}_all[t]" for s in cell.states],
+                                         [*loop_forward, *forward_saves]),
         "static_forward": static_forward,
         "loop_forward": loop_forward,
         "forward_saves": forward_saves,

@@ -301,8 +301,11 @@ class _Scheduler:
             loop_forward=self.forward_ops(LOOP, lv_loop, g_loop),
             loop_backward=loop_backward,
             static_backward=static_backward,
+            # states' values are kept as histories; a node named like one (`abs_h_prev`,
+            # the lifted abs(h)) is saved as any other
             saved_loop=[n for n in saved if self.context_of(n) == LOOP
-                        and n not in self.new_to_state and not n.endswith("_prev")],
+                        and n not in self.new_to_state
+                        and n not in {s.name for s in cell.states}],
             saved_static=[n for n in saved if self.context_of(n) == STATIC],
             saved_states=[s.label for s in cell.states
                           if s.name in saved or cell.updates[s.label] in saved],

@@ -1,0 +1,296 @@
+"""A corpus of unusual but valid cells (tests/corpus/*.gate), each through every path:
+finite differences of the NumPy module, the PyTorch module's derived backward against
+autograd, NumPy against PyTorch, the Triton kernels in Triton's interpreter, ruff on
+every generated Python file, nvcc on the CUDA kernels, and the documentation targets.
+The cells stress the compiler, not the maths: outputs that are intermediates, states
+never read, three GEMM stages, sizes that differ, layer norms of the input and nested
+ones, scrambled statements, every element-wise function, names that look like the
+generated code's own. Each file's header comment says what it stresses."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, require_module, require_torch
+from helpers import module_class, numpy_module, small_sizes, torch_module
+
+from gatespec.check import finite_difference_check, sizes_for
+from gatespec.errors import CheckError
+from gatespec.pipeline import generate
+
+CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
+CORPUS = sorted(p.stem for p in CORPUS_DIR.glob("*.gate"))
+
+
+def spec(name: str) -> str:
+    return str(CORPUS_DIR / f"{name}.gate")
+
+
+def test_corpus_is_there():
+    assert len(CORPUS) >= 20
+
+
+# -- 1. finite differences -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_finite_differences(name):
+    result = finite_difference_check(numpy_module(spec(name)))
+    assert result.worst < 1e-6, (result.worst_name, result.errors)
+    assert result.step_error < 1e-12
+
+
+# -- 2. the PyTorch module: derived backward against autograd ---------------------------
+
+def _rel(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+
+
+def _layer(name, torch):
+    mod = torch_module(spec(name))
+    sizes = small_sizes(mod)
+    extra = [sizes[s] for s in mod.SIZES if s not in ("input", "hidden")]
+    both = mod.INPUT_SIZE == "input"  # a cell reading x at another size stacks one direction
+    stackable = both or sizes[mod.OUTPUT_SIZE] == sizes[mod.INPUT_SIZE]
+    torch.manual_seed(0)
+    layer = module_class(mod)(sizes["input"], sizes["hidden"], *extra, dtype=torch.float64,
+                              num_layers=2 if stackable else 1, bidirectional=both)
+    return mod, layer, sizes
+
+
+def _grads(torch, layer, x, state, impl):
+    layer.impl = impl
+    out, final = layer(x, state)
+    finals = (final,) if isinstance(final, torch.Tensor) else final
+    gen = torch.Generator().manual_seed(7)
+    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
+    for f in finals:
+        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
+    leaves = [x, *(state if isinstance(state, tuple) else (state,)), *layer.parameters()]
+    # a state whose previous value is never read has no gradient under autograd
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return out, finals, [torch.zeros_like(v) if g is None else g for v, g in zip(leaves, grads,
+                                                                                 strict=True)]
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_torch_derived_backward_matches_autograd(name):
+    torch = require_torch()
+    mod, layer, sizes = _layer(name, torch)
+    directions = 2 if layer.bidirectional else 1
+    x = torch.randn(5, 3, sizes["input"], dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(layer.num_layers * directions, 3, sizes[mod.STATE_SIZES[s]],
+                              dtype=torch.float64, requires_grad=True) for s in mod.STATES)
+    state = state[0] if len(state) == 1 else state
+    out_f, fin_f, g_f = _grads(torch, layer, x, state, "torch")
+    out_a, fin_a, g_a = _grads(torch, layer, x, state, "autograd")
+    assert _rel(out_f, out_a) <= 1e-12
+    for a, b in zip(fin_f, fin_a, strict=True):
+        assert _rel(a, b) <= 1e-12
+    names = ["x", *mod.STATES, *(n for n, _ in layer.named_parameters())]
+    errors = {n: _rel(a, b) for n, a, b in zip(names, g_f, g_a, strict=True)}
+    assert max(errors.values()) <= 1e-10, errors
+
+
+# -- 3. NumPy against PyTorch, same parameters ------------------------------------------
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_numpy_matches_torch(name):
+    torch = require_torch()
+    npm, tm = numpy_module(spec(name)), torch_module(spec(name))
+    rng = np.random.default_rng(3)
+    sizes = sizes_for(npm)
+    params = {k: 2.0 * v for k, v in npm.init_params(sizes, rng).items()}
+    x = rng.normal(size=(4, 3, sizes[npm.INPUT_SIZE]))
+    state0 = tuple(0.5 * rng.normal(size=(3, sizes[npm.STATE_SIZES[s]])) for s in npm.STATES)
+    out, final, cache_np = npm.forward(x, state0, params)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    tparams = {k: t(v) for k, v in params.items()}
+    tstate0 = tuple(t(s) for s in state0)
+    out_t, final_t, cache_t = tm._forward(t(x), tstate0, tparams, True)
+    out_r, final_r = tm._reference(t(x), tstate0, tparams)
+    for ours, fins in ((out_t, final_t), (out_r, final_r)):
+        assert np.abs(ours.numpy() - out).max() <= 1e-12
+        for a, b in zip(fins, final, strict=True):
+            assert np.abs(a.numpy() - b).max() <= 1e-12
+
+    d_out = rng.normal(size=out.shape)
+    d_fin = tuple(rng.normal(size=f.shape) for f in final)
+    dx, d_state0, d_params = npm.backward(d_out, d_fin, cache_np, params)
+    dx_t, d_state0_t, d_params_t = tm._backward(t(d_out), tuple(t(d) for d in d_fin), cache_t,
+                                                tparams)
+    pairs = {"x": (dx_t, dx), **{k: (d_params_t[k], d_params[k]) for k in npm.PARAMS}}
+    for s, a, b in zip(npm.STATES, d_state0_t, d_state0, strict=True):
+        pairs[f"{s}0"] = (a, b)
+    errors = {k: float(np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1e-300))
+              for k, (a, b) in pairs.items()}
+    assert max(errors.values()) <= 1e-10, errors
+
+
+# -- 4. Triton kernels in the interpreter against torch ops ------------------------------
+
+# triton_check.py sets TRITON_INTERPRET=1 before triton is imported, so it runs in its own
+# process: one run over the whole corpus, each cell's failure reported, not fatal.
+_TRITON_RUNNER = """
+import json, sys, traceback
+import triton_check
+for path in sys.argv[1:]:
+    try:
+        print(json.dumps([path, triton_check.check(path)]), flush=True)
+    except Exception:
+        print(json.dumps([path, traceback.format_exc()[-3000:]]), flush=True)
+"""
+
+
+@cache
+def _triton_results() -> dict[str, float | str]:
+    env = {**os.environ, "TRITON_INTERPRET": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"),
+                                          str(ROOT / "tests" / "emit")])}
+    r = subprocess.run([sys.executable, "-c", _TRITON_RUNNER, *(spec(n) for n in CORPUS)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {Path(path).stem: value for path, value in map(json.loads, r.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_triton_kernels_match_torch_ops(name):
+    require_module("triton")
+    results = _triton_results()
+    assert isinstance(results[name], float), results[name]
+    assert results[name] <= 1e-5
+
+
+# -- 5. ruff on every generated Python file ---------------------------------------------
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_generated_code_passes_ruff(name, tmp_path):
+    files = {}
+    for target in ("numpy", "torch", "triton", "cuda"):
+        files.update(generate(spec(name), target))
+    for filename, text in files.items():
+        if filename.endswith(".py"):
+            (tmp_path / filename).write_text(text)
+    ruff = shutil.which("ruff")
+    cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
+    r = subprocess.run([*cmd, "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"),
+                        str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- the other targets, and cells with a known twin ---------------------------------------
+
+def test_cuda_kernels_compile(tmp_path):
+    """Every cell's .cu with nvcc, warnings as errors, as tests/emit/test_cuda.py does for
+    the built-in cells (one architecture here, to keep it quick)."""
+    nvcc = shutil.which("nvcc") or shutil.which("/usr/local/cuda/bin/nvcc")
+    if nvcc is None:
+        message = "nvcc is not installed: the CUDA target cannot be checked"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    flags = ["-gencode", "arch=compute_90,code=sm_90", "-D__CUDA_NO_HALF_OPERATORS__",
+             "-D__CUDA_NO_HALF_CONVERSIONS__", "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
+             "-D__CUDA_NO_HALF2_OPERATORS__", "--expt-relaxed-constexpr", "--use_fast_math",
+             "-std=c++17", "-O2", "-Werror", "all-warnings"]
+
+    def compile_one(name):
+        (cu,) = (text for f, text in generate(spec(name), "cuda").items() if f.endswith(".cu"))
+        source = tmp_path / f"{name}.cu"
+        source.write_text(cu)
+        r = subprocess.run([nvcc, "-c", *flags, "-o", str(tmp_path / f"{name}.o"), str(source)],
+                           capture_output=True, text=True)
+        return name, r.returncode, r.stderr
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        failures = {n: err[-2000:] for n, rc, err in pool.map(compile_one, CORPUS) if rc}
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_documentation_targets_generate(name):
+    for target in ("latex", "markdown"):
+        assert generate(spec(name), target)
+
+
+def test_scrambled_statements_compute_the_lstm():
+    ours, lstm = numpy_module(spec("scrambled")), numpy_module("lstm")
+    assert set(ours.PARAMS) == set(lstm.PARAMS)
+    rng = np.random.default_rng(5)
+    params = lstm.init_params({"input": 3, "hidden": 4}, rng)
+    x = rng.normal(size=(5, 2, 3))
+    state0 = tuple(rng.normal(size=(2, 4)) for _ in lstm.STATES)
+    a, fa, _ = ours.forward(x, state0, params)
+    b, fb, _ = lstm.forward(x, state0, params)
+    assert np.abs(a - b).max() <= 1e-14
+    assert all(np.abs(u - v).max() <= 1e-14 for u, v in zip(fa, fb, strict=True))
+
+
+def test_nested_layernorm_on_one_line_names_its_clash(tmp_path):
+    # layernorm(layernorm(c)) would create alpha_hc twice: the README's documented error,
+    # with the note to name the inner one (tests/corpus/layernorm_nested.gate does).
+    path = tmp_path / "nested.gate"
+    path.write_text("cell nested\ninput x\nstate h, c\n"
+                    "c' = tanh(linear(x, h))\nh' = layernorm(layernorm(c')) * c\n")
+    with pytest.raises(CheckError, match="alpha_hc") as info:
+        generate(str(path), "numpy")
+    assert "intermediate statement" in str(info.value.note)
+
+
+# -- names the generated code uses, refused with a message (they broke it before) -----------
+
+@pytest.mark.parametrize("name", ["device", "save_t", "keep_cache", "out", "F", "prev", "l"])
+def test_names_of_the_generated_code_are_refused(name, tmp_path):
+    path = tmp_path / "names.gate"
+    path.write_text(f"cell names\ninput x\nstate h\n{name} = tanh(linear(x, h))\n"
+                    f"h' = {name} * h\n")
+    with pytest.raises(CheckError, match=f"'{name}'"):
+        generate(str(path), "numpy")
+
+
+def test_a_size_nothing_fixes_is_the_users_error(tmp_path):
+    # before: EmitError ("size p cannot be read off any parameter"), an internal error
+    path = tmp_path / "free.gate"
+    path.write_text("cell free\ninput x\nstate h, a[p]\noutput a\n"
+                    "a' = 0.5 * a + tanh(a)\nh' = tanh(linear(x, h))\n")
+    with pytest.raises(CheckError, match="nothing fixes the size 'p' of 'a'") as info:
+        generate(str(path), "numpy")
+    assert info.value.span.line == 3
+
+
+# -- known failures: values that read no other value -------------------------------------
+
+CONSTANT_CELLS = {
+    # sigmoid(0) prints as torch.sigmoid(0): torch functions take tensors, not numbers
+    "const_activation": "state h\nz = sigmoid(h - h)\nh' = tanh(linear(x, h)) * z\n",
+    # kk' = 2: the autograd reference (_reference) returns the number 2 as a final state
+    "const_update": "state h, kk\nkk' = kk - kk + 2\nh' = tanh(linear(x, h)) * kk'\n",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="a value that reads no value, state or input is a "
+                   "number in the PyTorch target (torch.sigmoid(0); a final state 2), "
+                   "not a (B, n) tensor; NumPy broadcasts it")
+@pytest.mark.parametrize("name", sorted(CONSTANT_CELLS))
+def test_constant_values_in_torch(name, tmp_path):
+    torch = require_torch()
+    path = tmp_path / f"{name}.gate"
+    path.write_text(f"cell {name}\ninput x\n{CONSTANT_CELLS[name]}")
+    assert finite_difference_check(numpy_module(str(path))).worst < 1e-6  # NumPy is right
+    tm = torch_module(str(path))
+    sizes = {"input": 3, "hidden": 4}
+    params = {k: torch.randn(*(sizes[s] for s in v), dtype=torch.float64)
+              for k, v in tm.PARAMS.items()}
+    x = torch.randn(3, 2, 3, dtype=torch.float64)
+    state0 = tuple(torch.randn(2, 4, dtype=torch.float64) for _ in tm.STATES)
+    out_f, fin_f, _ = tm._forward(x, state0, params, True)
+    out_r, fin_r = tm._reference(x, state0, params)
+    assert torch.allclose(out_f, out_r)
+    assert all(torch.allclose(a, b) for a, b in zip(fin_f, fin_r, strict=True))
