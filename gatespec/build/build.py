@@ -152,6 +152,10 @@ class _Builder:
         self.operand_count = 0
         self.biased_linears = sum(1 for c in _calls(stmt.value, "linear") if _has_bias(c))
         expr, size = self._expr(stmt.value)
+        if not expr.free_symbols:  # e.g. `sigmoid(h - h)`: terms cancel to a number
+            raise CheckError(
+                f"'{stmt.target.label}' is a constant: it reads no input, state or parameter",
+                stmt.target.span, note=f"it simplifies to {expr}; write that where it is used")
         self.sizes.unify(target.size, size, stmt.target.span,
                          f"the assignment to '{stmt.target.label}'")
         self._add(ir.Pointwise(target.node, stmt.target.label, target.size, expr))

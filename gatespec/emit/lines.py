@@ -26,6 +26,12 @@ class ModuleLines:
         self.cell = plan.cell
         self.used_helpers: set[str] = set()
         self.written: set[str] = set()  # values printed straight into their slot
+        # parameters, and values computed from parameters alone: (n,) vectors, not (B, n)
+        self.unbatched = set(self.cell.params)
+        for n in plan.derived.nodes:
+            if isinstance(n, ir.Pointwise) and all(f.name in self.unbatched
+                                                   for f in n.expr.free_symbols):
+                self.unbatched.add(n.name)
         self.bindings: set[str] = set()  # `name = slot` lines, dropped where name is unused
 
     # -- naming ----------------------------------------------------------------------
@@ -128,6 +134,8 @@ class ModuleLines:
 
     def out_form(self, printer: CodePrinter, e: sympy.Expr, slot: str) -> str | None:
         """`e` computed straight into `slot` (no temporary, no copy), if its root allows."""
+        if all(f.name in self.unbatched for f in e.free_symbols):
+            return None  # an (n,) result: torch's out= would not broadcast it to (B, n)
         if isinstance(e, sympy.Add | sympy.Mul):
             args = sorted(e.args, key=lambda a: a.is_Number)  # a constant goes second
             fn = self.dx.add_fn if isinstance(e, sympy.Add) else self.dx.mul_fn

@@ -184,8 +184,10 @@ CYCLES = [
 UNUSED = [
     case("unused_input", src(*HEAD, "h' = tanh(linear(h))"),
          "input 'x' is never used", 2, 7, "x"),
-    case("unused_input_constant_update", src(*HEAD, "h' = 1"),
+    case("unused_input_constant_update", src(*HEAD, "h' = 2 * h"),
          "input 'x' is never used", 2, 7, "x"),
+    case("constant_statement", src(*HEAD, "a = h - h + 1", GOOD_H.replace("linear(x, h)", "linear(x, h) * a")),
+         "'a' is a constant: it reads no input, state or parameter", 4, 1, "a"),
     case("unused_intermediate", src(*HEAD, "a = linear(x)", GOOD_H),
          "'a' is computed but never used", 4, 1, "a ="),
     case("intermediate_used_only_by_unused", src(*HEAD, "a = linear(x)", "b = a * 2", GOOD_H),
