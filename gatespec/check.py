@@ -17,13 +17,13 @@ OTHER_SIZE = 3
 
 def load_module(source: str, name: str) -> ModuleType:
     """Import generated source text as a module (through a temporary file, for tracebacks)."""
-    tmp = Path(tempfile.mkdtemp(prefix="gatespec-"))
-    path = tmp / f"{name}.py"
-    path.write_text(source, "utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.pop(name, None)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="gatespec-") as tmp:
+        path = Path(tmp) / f"{name}.py"
+        path.write_text(source, "utf-8")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.pop(name, None)
+        spec.loader.exec_module(module)
     return module
 
 

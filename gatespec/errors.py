@@ -50,7 +50,8 @@ class SpecError(GatespecError):
             line = "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in s.source_line())
             # keep tabs in the padding so the caret lines up under the column
             pad = "".join(c if c == "\t" else " " for c in line[: s.column - 1])
-            caret = pad + "^" + "~" * max(0, min(s.length, len(line) - s.column + 1) - 1)
+            width = min(s.length, len(line) - s.column + 1, 60)  # a whole long statement: 60
+            caret = pad + "^" + "~" * max(0, width - 1)
             text = f"{s.path}:{s.line}:{s.column}: error: {self.message}\n    {line}\n    {caret}"
         if self.note:
             text += f"\nnote: {self.note}"

@@ -132,13 +132,6 @@ class Cell:
     def _index(self) -> dict[str, Node]:
         return {n.name: n for n in self.nodes}
 
-    def consumers(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {n.name: [] for n in self.nodes}
-        for n in self.nodes:
-            for d in deps(n):
-                out[d].append(n.name)
-        return out
-
     @property
     def state_names(self) -> list[str]:
         return [s.label for s in self.states]

@@ -8,6 +8,7 @@ from gatespec import cells
 from gatespec.build import build
 from gatespec.derive import derive
 from gatespec.emit import emit_numpy, emit_torch
+from gatespec.emit.docs import DOC_TARGETS
 from gatespec.emit.emit import emit_cuda, emit_triton
 from gatespec.errors import UsageError
 from gatespec.parse import parse
@@ -15,17 +16,21 @@ from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "load_source", "parse", "plan_for"]
 
-TARGETS = ("numpy", "torch", "triton", "cuda", "latex", "markdown")
+TARGETS = ("numpy", "torch", "triton", "cuda", *DOC_TARGETS)
 
 
 def load_source(spec: str) -> tuple[str, str]:
     """A built-in cell name or a path to a .gate file → (text, display path)."""
     path = Path(spec)
-    if spec.endswith(".gate") or path.exists():
+    # a built-in name wins over a folder of the same name (`generate lstm -o lstm` makes one)
+    if spec.endswith(".gate") or path.is_file() or (path.exists() and spec not in cells.names()):
         try:
-            return path.read_text("utf-8"), spec
+            # utf-8-sig: a byte-order mark some editors write is not part of the text
+            return path.read_text("utf-8-sig"), spec
         except OSError as exc:
             raise UsageError(f"cannot read {spec}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"cannot read {spec}: not UTF-8 text (byte {exc.start})") from None
     if spec in cells.names():
         return cells.source(spec), f"gatespec/cells/{spec}.gate"
     raise UsageError(f"'{spec}' is neither a .gate file nor a built-in cell "
@@ -39,7 +44,7 @@ def plan_for(spec: str) -> Plan:
 
 def generate(spec: str, target: str = "numpy") -> dict[str, str]:
     """File name → text of the generated files for one cell."""
-    if target in ("latex", "markdown"):  # documentation: from the syntax tree, no schedule
+    if target in DOC_TARGETS:  # documentation: from the syntax tree, no schedule
         from gatespec.emit.docs import doc_files
 
         return doc_files(*load_source(spec), target)

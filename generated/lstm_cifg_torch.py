@@ -309,8 +309,8 @@ def _sibling(kind):
 class _Graphed:
     """A backend whose forward and backward are captured as CUDA graphs, once per shape and
     set of parameters, then replayed: one launch from Python instead of several per step.
-    Inputs are copied into the graph's buffers and results copied out, so calls stay
-    independent; parameters are read in place, so optimiser updates are seen."""
+    Inputs and parameters are copied into the graph's buffers on every call, and results
+    copied out, so calls stay independent and optimiser updates are seen."""
 
     def __init__(self, backend):
         self.backend = backend

@@ -316,10 +316,10 @@ def _backward(d_outputs, d_final_state, cache, params):
     d_ln_fh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_ln_gh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_ln_oh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_ox_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_gx_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_fx_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_ix_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_ln_ox_all = d_ln_oh_all  # the same adjoints
+    d_ln_gx_all = d_ln_gh_all  # the same adjoints
+    d_ln_fx_all = d_ln_fh_all  # the same adjoints
+    d_ln_ix_all = d_ln_ih_all  # the same adjoints
 
     for t in reversed(range(T)):
         c_prev = c_all[t]
@@ -356,10 +356,6 @@ def _backward(d_outputs, d_final_state, cache, params):
         _e6 = d_ln_fh_all[t]
         torch.mul(_e3, g*(1 - i), out=d_ln_ih_all[t])
         _e7 = d_ln_ih_all[t]
-        d_ln_ox_all[t] = _e1
-        d_ln_gx_all[t] = _e4
-        d_ln_fx_all[t] = _e6
-        d_ln_ix_all[t] = _e7
         # layer norm of m_ih: the adjoint of its input
         d_ln_ih_operand = _layernorm_backward(_e7, ln_ih_xhat, ln_ih_rstd, alpha_ih)
         # layer norm of m_fh: the adjoint of its input
@@ -547,8 +543,8 @@ def _sibling(kind):
 class _Graphed:
     """A backend whose forward and backward are captured as CUDA graphs, once per shape and
     set of parameters, then replayed: one launch from Python instead of several per step.
-    Inputs are copied into the graph's buffers and results copied out, so calls stay
-    independent; parameters are read in place, so optimiser updates are seen."""
+    Inputs and parameters are copied into the graph's buffers on every call, and results
+    copied out, so calls stay independent and optimiser updates are seen."""
 
     def __init__(self, backend):
         self.backend = backend

@@ -384,10 +384,10 @@ def backward(d_outputs, d_final_state, cache, params):
     d_ln_fh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_ln_gh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_ln_oh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_ox_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_gx_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_fx_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_ix_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_ln_ox_all = d_ln_oh_all  # the same adjoints
+    d_ln_gx_all = d_ln_gh_all  # the same adjoints
+    d_ln_fx_all = d_ln_fh_all  # the same adjoints
+    d_ln_ix_all = d_ln_ih_all  # the same adjoints
 
     for t in reversed(range(T)):
         c_prev = c_all[t]
@@ -419,10 +419,6 @@ def backward(d_outputs, d_final_state, cache, params):
         _e4 = d_ln_gh_all[t]
         _e6 = d_ln_fh_all[t]
         _e7 = d_ln_ih_all[t]
-        d_ln_ox_all[t] = _e1
-        d_ln_gx_all[t] = _e4
-        d_ln_fx_all[t] = _e6
-        d_ln_ix_all[t] = _e7
         # layer norm of m_ih: the adjoint of its input
         d_ln_ih_operand = _layernorm_backward(_e7, ln_ih_xhat, ln_ih_rstd, alpha_ih)
         # layer norm of m_fh: the adjoint of its input

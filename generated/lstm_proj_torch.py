@@ -381,8 +381,8 @@ def _sibling(kind):
 class _Graphed:
     """A backend whose forward and backward are captured as CUDA graphs, once per shape and
     set of parameters, then replayed: one launch from Python instead of several per step.
-    Inputs are copied into the graph's buffers and results copied out, so calls stay
-    independent; parameters are read in place, so optimiser updates are seen."""
+    Inputs and parameters are copied into the graph's buffers on every call, and results
+    copied out, so calls stay independent and optimiser updates are seen."""
 
     def __init__(self, backend):
         self.backend = backend
@@ -580,8 +580,8 @@ class LSTMProj(nn.Module):
     @classmethod
     def from_torch(cls, module, impl="auto"):
         """A LSTMProj with the weights of a torch.nn.LSTM (all layers and directions)."""
-        if type(module) is not nn.LSTM:
-            raise TypeError(f"{cls.__name__} loads the weights of torch.nn.LSTM, "
+        if type(module) is not nn.LSTM or (not module.proj_size):
+            raise TypeError(f"{cls.__name__} loads the weights of torch.nn.LSTM with proj_size > 0, "
                             f"not of {module!r}")
         like = next(module.parameters())
         new = cls(module.input_size, module.hidden_size, module.proj_size,                  num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,

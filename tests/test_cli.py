@@ -102,3 +102,36 @@ def test_check_a_user_file(tmp_path, capsys):
                     "n = tanh(linear(x, f * h))\n"
                     "h' = (1 - f) * h + f * n\n")
     assert main(["check", str(spec)]) == 0
+
+
+def test_generate_refuses_two_cells_of_one_name(tmp_path, capsys):
+    mine = tmp_path / "mine.gate"
+    mine.write_text("cell lstm\ninput x\nstate h\nh' = tanh(linear(x, h))\n")
+    assert main(["generate", "lstm", str(mine), "-o", str(tmp_path / "out")]) == 2
+    assert "would both write lstm_numpy.py" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_user_and_environment_errors_are_not_internal_errors(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["generate", "lstm", "-o", str(afile / "sub")]) == 2
+    latin1 = tmp_path / "l1.gate"
+    latin1.write_bytes(b"cell c # caf\xe9\ninput x\nstate h\nh' = tanh(linear(x, h))\n")
+    assert main(["check", str(latin1)]) == 2
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "not UTF-8" in err
+
+
+def test_an_existing_drawing_is_not_replaced(tmp_path, capsys):
+    mine = tmp_path / "my.png"
+    mine.write_text("precious")
+    assert main(["diagram", "lstm", "-o", str(mine)]) == 2
+    assert mine.read_text() == "precious"
+
+
+def test_a_folder_named_like_a_cell_does_not_hide_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lstm").mkdir()
+    assert main(["show", "lstm"]) == 0
+    assert "cell lstm" in capsys.readouterr().out

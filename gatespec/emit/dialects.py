@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gatespec import ir
 from gatespec.derive import functions as fn
 
 Spelling = str | Callable[[list[str], tuple], str]
@@ -62,7 +63,7 @@ def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
     mean(..., keeping the axis) and 1/sqrt."""
     return {
         "_layernorm": (
-            "def _layernorm(u, gain, bias, eps=1e-05):\n"
+            f"def _layernorm(u, gain, bias, eps={ir.EPSILON!r}):\n"
             '    """Layer normalisation over the last axis: (y, normalised u, 1 / deviation)."""\n'
             f"    centred = u - u.mean({mean_args})\n"
             f"    rstd = {rsqrt}((centred * centred).mean({mean_args}) + eps)\n"

@@ -11,7 +11,7 @@ import jinja2
 from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines
-from gatespec.emit.python_module import module_context
+from gatespec.emit.python_module import module_context, tuple_text
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
 
@@ -74,12 +74,12 @@ def emit_torch(plan: Plan, source_name: str) -> str:
         class_name=class_name(cell.name),
         uses_functional="F." in printed,
         output_size=plan.derived.node(cell.output).size,
-        biases=_tuple([p.name for p in cell.params.values() if p.role == "bias"]),
+        biases=tuple_text([p.name for p in cell.params.values() if p.role == "bias"]),
         extra_sizes=[s for s in cell.sizes if s not in ("input", "hidden")],
         state_prev_names=", ".join(prev) + ("," if single else ""),
         state_new_names=", ".join(new) + ("," if single else ""),
         reference_lines=lines.reference_lines(),
-        cache_keys=_tuple([k for k, _ in context["cache_entries"]]),
+        cache_keys=tuple_text([k for k, _ in context["cache_entries"]]),
         state_doc=("state is h_0 (num_layers * directions, B, size), and so is h_n"
                    if single else
                    "state is the tuple (" + ", ".join(f"{s}_0" for s in cell.state_names)
@@ -87,13 +87,10 @@ def emit_torch(plan: Plan, source_name: str) -> str:
                    "final state"),
         final_return="final_state[0]" if single else "final_state",
         torch=cell.torch_layout,
-        tuple_of=lambda names: _tuple(list(names)),
+        tuple_of=lambda names: tuple_text(list(names)),
     )
     return render("torch/module.py.jinja", context)
 
-
-def _tuple(items: list[str]) -> str:
-    return "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
 def _kernel_context(plan: Plan, source_name: str, printer, quote_names: bool) -> dict:
@@ -106,7 +103,7 @@ def _kernel_context(plan: Plan, source_name: str, printer, quote_names: bool) ->
     context["kernels"] = kernels
     context["uses_functional"] = "F." in "\n".join([*context["static_forward"],
                                                     *context["static_backward"]])
-    context["kernel_names"] = _tuple([k.name for k in lines.kernels])
+    context["kernel_names"] = tuple_text([k.name for k in lines.kernels])
     context["max_arrays"] = max([8, *(max(len(k.inputs), len(k.outputs), len(k.vectors))
                                       for k in lines.kernels)])
     return context

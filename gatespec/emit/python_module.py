@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from gatespec import __version__
 from gatespec.emit.dialects import Dialect
 from gatespec.emit.lines import ModuleLines, drop_unused_bindings, prune_assignments
 from gatespec.schedule import Plan
 
-VERSION = "0.1.0"
+VERSION = __version__
 
 
 def module_context(plan: Plan, dialect: Dialect, source_name: str,
@@ -26,7 +27,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
             "name": p.name,
             "role": _role_text(p),
             "shape_text": "(" + ", ".join(p.shape) + ")",
-            "shape_tuple": _tuple(list(p.shape)),
+            "shape_tuple": tuple_text(list(p.shape)),
         }
         for p in cell.params.values()
     ]
@@ -56,8 +57,8 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "params": params,
         "name_width": max((len(p["name"]) for p in params), default=0),
         "shape_width": max((len(p["shape_text"]) for p in params), default=0),
-        "sizes": _tuple(cell.sizes),
-        "states": _tuple(cell.state_names),
+        "sizes": tuple_text(cell.sizes),
+        "states": tuple_text(cell.state_names),
         "output": f'"{cell.output_label}"',
         "init_size": "hidden" if "hidden" in cell.sizes else cell.sizes[-1],
         "size_var": lines.size_var,
@@ -103,7 +104,8 @@ def _tuple_expr(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
-def _tuple(items: list[str]) -> str:
+def tuple_text(items: list[str]) -> str:
+    """A tuple of strings as Python source."""
     return "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
@@ -32,6 +33,9 @@ _TOKEN_NAMES = {
 }
 
 
+_FLOAT_MAX = Fraction(sys.float_info.max)
+
+
 @lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
     grammar = resources.files("gatespec.parse").joinpath("grammar.lark").read_text("utf-8")
@@ -45,7 +49,13 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
     except lark.exceptions.UnexpectedInput as exc:
         raise _parse_error(exc, source, path) from None
     cell = ast.CellFile(path=path, source=source, header=_header_comment(source))
-    _Builder(cell).build(tree)
+    builder = _Builder(cell)
+    for item in tree.children:
+        try:
+            builder.build_item(item)
+        except RecursionError:  # a statement of thousands of terms
+            raise ParseError("this statement is too long to compile: split it into several",
+                             builder.span(item)) from None
     return cell
 
 
@@ -109,9 +119,8 @@ class _Builder:
             item = item.children[0]
         return self.span(item)
 
-    def build(self, tree: lark.Tree) -> None:
-        for item in tree.children:
-            getattr(self, item.data)(item)
+    def build_item(self, item: lark.Tree) -> None:
+        getattr(self, item.data)(item)
 
     def cell_decl(self, item: lark.Tree) -> None:
         name_tok = item.children[0]
@@ -171,9 +180,12 @@ class _Builder:
         if kind == "number":
             tok = node.children[0]
             mantissa, _, exponent = str(tok).lower().partition("e")
-            if exponent and abs(int(exponent)) > 300:  # beyond float64, and slow to hold exactly
+            value = None
+            if not exponent or abs(int(exponent)) <= 300:  # else slow to hold exactly
+                value = Fraction(str(tok))
+            if value is None or abs(value) > _FLOAT_MAX:
                 raise ParseError(f"number {tok} is out of range", self.span(tok))
-            return ast.Number(Fraction(str(tok)), str(tok), self.span(tok))
+            return ast.Number(value, str(tok), self.span(tok))
         if kind == "var":
             name, *prime = node.children
             return ast.Var(str(name), bool(prime), self.span(name, len(name) + len(prime)))

@@ -36,18 +36,24 @@ def propagate_copies(ops: list[Op], alias: dict[sympy.Symbol, sympy.Expr]) -> li
 
 
 def buffer_views(plan: Plan) -> dict[str, tuple[str, int | None]]:
-    """Buffers that are views: name -> (GEMM gradient buffer, slice index or None for all)."""
+    """Buffers that are views: name -> (the buffer it shows, a GEMM slice index or None
+    for all of it)."""
     views: dict[str, tuple[str, int | None]] = {}
     gemm_of = {g.grad_buffer: g for g in plan.gemms}
     for op in plan.loop_backward:
         if isinstance(op, BlockOp):
             in_gemm = {s.value: s for s in op.block.stores if s.gemm is not None}
+            first: dict = {}  # value -> the first plain buffer that stores it
             kept = []
             for s in op.block.stores:
                 twin = in_gemm.get(s.value) if s.gemm is None else None
                 if twin is not None:
                     views[s.buffer] = (twin.gemm.grad_buffer, twin.index)
+                elif s.gemm is None and s.value in first:  # the same values: one buffer
+                    views[s.buffer] = (first[s.value], None)
                 else:
+                    if s.gemm is None:
+                        first[s.value] = s.buffer
                     kept.append(s)
             op.block.stores = kept
     for op in plan.static_backward:

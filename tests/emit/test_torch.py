@@ -169,3 +169,11 @@ def test_torch_compile_of_reference_path():
     x = torch.randn(3, 2, sizes["input"])
     compiled = torch.compile(layer, backend="eager")
     assert torch.allclose(compiled(x)[0], layer(x)[0])
+
+
+def test_projection_must_match():
+    lstm, proj = module_class(torch_module("lstm")), module_class(torch_module("lstm_proj"))
+    with pytest.raises(TypeError, match="without proj_size"):
+        lstm.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+    with pytest.raises(TypeError, match="with proj_size > 0"):
+        proj.from_torch(torch.nn.LSTM(3, 4))
