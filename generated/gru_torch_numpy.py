@@ -188,7 +188,6 @@ def backward(d_outputs, d_final_state, cache, params):
     d_s_n_all = np.empty((T, B, size_hidden), dtype)
     d_s_z_all = d_mm_h[..., size_hidden:2 * size_hidden]  # a view: no copy
     d_s_r_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
-    d_b_nh_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
 
     for t in reversed(range(T)):
         h_prev = h_all[t]
@@ -229,7 +228,7 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params["b_r"] = d_s_r_all.sum(axis=(0, 1))
     d_params["b_z"] = d_s_z_all.sum(axis=(0, 1))
     d_params["b_nx"] = d_s_n_all.sum(axis=(0, 1))
-    d_params["b_nh"] = d_b_nh_all.sum(axis=(0, 1))
+    d_params["b_nh"] = (d_s_n_all * r_all).sum(axis=(0, 1))
     d_state0 = (d_h_next,)
     return d_x_gemm, d_state0, {name: d_params[name] for name in PARAMS}
 

@@ -88,7 +88,7 @@ __global__ void _k0_fwd(int64_t n_, int64_t numel_, Arrays a_) {
   }
 }
 
-// 5 operations per element, on hidden-sized vectors
+// 4 operations per element, on hidden-sized vectors
 template <typename T, typename S>
 __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
   for (int64_t i_ = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i_ < numel_;
@@ -98,14 +98,11 @@ __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v_d_h_next = load_<T, S>(a_.in[0], a_.in_stride[0], row_, col_);
     const S v_d_out = load_<T, S>(a_.in[1], a_.in_stride[1], row_, col_);
     const S v_h_new = load_<T, S>(a_.in[2], a_.in_stride[2], row_, col_);
-    const S v_h_prev = load_<T, S>(a_.in[3], a_.in_stride[3], row_, col_);
     const S v_w_hh = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
     const S v__e0 = (v_d_h_next + v_d_out)*S((v_h_new) > S(0));
     const S v_d_h_prev = v__e0*v_w_hh;
-    const S v_d_w_hh = v__e0*v_h_prev;
     store_<T, S>(a_.out[0], a_.out_stride[0], row_, col_, v__e0);
     store_<T, S>(a_.out[1], a_.out_stride[1], row_, col_, v_d_h_prev);
-    store_<T, S>(a_.out[2], a_.out_stride[2], row_, col_, v_d_w_hh);
   }
 }
 

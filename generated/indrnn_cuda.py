@@ -133,14 +133,12 @@ def backward(d_outputs, d_final_state, cache, params):
     d_h_next = d_final_state[0]
     d_mm_x = torch.empty((T, B, W_hx.shape[0]), dtype=dtype, device=device)
     d_s_h_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_hh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
-        h_prev = h_all[t]
         h_new = h_all[t + 1]
-        # kernel _k1_bwd: 5 operations on hidden-sized vectors
+        # kernel _k1_bwd: 4 operations on hidden-sized vectors
         d_h_prev = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, B, [d_h_next, d_outputs[t], h_new, h_prev], [d_s_h_all[t], d_h_prev, d_w_hh_all[t]], [w_hh])
+        _launch("_k1_bwd", size_hidden, B, [d_h_next, d_outputs[t], h_new], [d_s_h_all[t], d_h_prev], [w_hh])
         d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
@@ -150,6 +148,6 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params = {}
     d_params["W_hx"] = _outer(d_mm_x, x)
     d_params["b_h"] = d_s_h_all.sum(dim=(0, 1))
-    d_params["w_hh"] = d_w_hh_all.sum(dim=(0, 1))
+    d_params["w_hh"] = (d_s_h_all * h_all[:-1]).sum(dim=(0, 1))
     d_state0 = (d_h_next,)
     return d_x_gemm, d_state0, d_params

@@ -112,16 +112,13 @@ def backward(d_outputs, d_final_state, cache, params):
         d_h_next = np.zeros((B, size_hidden), dtype)
     d_mm_x = np.empty((T, B, W_hx.shape[0]), dtype)
     d_s_h_all = np.empty((T, B, size_hidden), dtype)
-    d_w_hh_all = np.empty((T, B, size_hidden), dtype)
 
     for t in reversed(range(T)):
-        h_prev = h_all[t]
         h_new = h_all[t + 1]
-        # fused pointwise block: 5 operations
+        # fused pointwise block: 4 operations
         np.multiply(d_h_next + d_outputs[t], (h_new > 0).astype(dtype), out=d_s_h_all[t])
         _e0 = d_s_h_all[t]
         d_h_prev = _e0*w_hh
-        np.multiply(_e0, h_prev, out=d_w_hh_all[t])
         d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
@@ -131,7 +128,7 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params = {}
     d_params["W_hx"] = _outer(d_mm_x, x)
     d_params["b_h"] = d_s_h_all.sum(axis=(0, 1))
-    d_params["w_hh"] = d_w_hh_all.sum(axis=(0, 1))
+    d_params["w_hh"] = (d_s_h_all * h_all[:-1]).sum(axis=(0, 1))
     d_state0 = (d_h_next,)
     return d_x_gemm, d_state0, {name: d_params[name] for name in PARAMS}
 

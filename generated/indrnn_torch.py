@@ -94,16 +94,13 @@ def _backward(d_outputs, d_final_state, cache, params):
     d_h_next = d_final_state[0]
     d_mm_x = torch.empty((T, B, W_hx.shape[0]), dtype=dtype, device=device)
     d_s_h_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_hh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
-        h_prev = h_all[t]
         h_new = h_all[t + 1]
-        # fused pointwise block: 5 operations
+        # fused pointwise block: 4 operations
         torch.mul(d_h_next + d_outputs[t], (h_new > 0).to(dtype), out=d_s_h_all[t])
         _e0 = d_s_h_all[t]
         d_h_prev = _e0*w_hh
-        torch.mul(_e0, h_prev, out=d_w_hh_all[t])
         d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
@@ -113,7 +110,7 @@ def _backward(d_outputs, d_final_state, cache, params):
     d_params = {}
     d_params["W_hx"] = _outer(d_mm_x, x)
     d_params["b_h"] = d_s_h_all.sum(dim=(0, 1))
-    d_params["w_hh"] = d_w_hh_all.sum(dim=(0, 1))
+    d_params["w_hh"] = (d_s_h_all * h_all[:-1]).sum(dim=(0, 1))
     d_state0 = (d_h_next,)
     return d_x_gemm, d_state0, d_params
 

@@ -44,14 +44,12 @@ def _k1_bwd(
     _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
     _p_d_out, _s0_d_out, _s1_d_out,
     _p_h_new, _s0_h_new, _s1_h_new,
-    _p_h_prev, _s0_h_prev, _s1_h_prev,
     _p__e0, _s0__e0, _s1__e0,
     _p_d_h_prev, _s0_d_h_prev, _s1_d_h_prev,
-    _p_d_w_hh, _s0_d_w_hh, _s1_d_w_hh,
     _p_w_hh,
     _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
-    # 5 operations per element, on hidden-sized vectors
+    # 4 operations per element, on hidden-sized vectors
     _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
@@ -59,14 +57,11 @@ def _k1_bwd(
     d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
     d_out = tl.load(_p_d_out + _row * _s0_d_out + _col * _s1_d_out, mask=_mask, other=1.0).to(_COMPUTE)
     h_new = tl.load(_p_h_new + _row * _s0_h_new + _col * _s1_h_new, mask=_mask, other=1.0).to(_COMPUTE)
-    h_prev = tl.load(_p_h_prev + _row * _s0_h_prev + _col * _s1_h_prev, mask=_mask, other=1.0).to(_COMPUTE)
     w_hh = tl.load(_p_w_hh + _col, mask=_mask, other=1.0).to(_COMPUTE)
     _e0 = (d_h_next + d_out)*tl.where((h_new) > 0, 1.0, 0.0)
     d_h_prev = _e0*w_hh
-    d_w_hh = _e0*h_prev
     tl.store(_p__e0 + _row * _s0__e0 + _col * _s1__e0, _e0, mask=_mask)
     tl.store(_p_d_h_prev + _row * _s0_d_h_prev + _col * _s1_d_h_prev, d_h_prev, mask=_mask)
-    tl.store(_p_d_w_hh + _row * _s0_d_w_hh + _col * _s1_d_w_hh, d_w_hh, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -130,14 +125,12 @@ def backward(d_outputs, d_final_state, cache, params):
     d_h_next = d_final_state[0]
     d_mm_x = torch.empty((T, B, W_hx.shape[0]), dtype=dtype, device=device)
     d_s_h_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_hh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
-        h_prev = h_all[t]
         h_new = h_all[t + 1]
-        # kernel _k1_bwd: 5 operations on hidden-sized vectors
+        # kernel _k1_bwd: 4 operations on hidden-sized vectors
         d_h_prev = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch(_k1_bwd, size_hidden, B, [d_h_next, d_outputs[t], h_new, h_prev], [d_s_h_all[t], d_h_prev, d_w_hh_all[t]], [w_hh])
+        _launch(_k1_bwd, size_hidden, B, [d_h_next, d_outputs[t], h_new], [d_s_h_all[t], d_h_prev], [w_hh])
         d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
@@ -147,6 +140,6 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params = {}
     d_params["W_hx"] = _outer(d_mm_x, x)
     d_params["b_h"] = d_s_h_all.sum(dim=(0, 1))
-    d_params["w_hh"] = d_w_hh_all.sum(dim=(0, 1))
+    d_params["w_hh"] = (d_s_h_all * h_all[:-1]).sum(dim=(0, 1))
     d_state0 = (d_h_next,)
     return d_x_gemm, d_state0, d_params

@@ -17,7 +17,7 @@
 
 namespace gatespec_lstm_peephole {
 
-constexpr int kMaxArrays = 10;
+constexpr int kMaxArrays = 9;
 
 // Pointers and (row, column) strides of every array a kernel reads or writes.
 struct Arrays {
@@ -105,23 +105,22 @@ __global__ void _k0_fwd(int64_t n_, int64_t numel_, Arrays a_) {
   }
 }
 
-// 30 operations per element, on hidden-sized vectors
+// 26 operations per element, on hidden-sized vectors
 template <typename T, typename S>
 __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
   for (int64_t i_ = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i_ < numel_;
        i_ += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row_ = i_ / n_;
     const int64_t col_ = i_ % n_;
-    const S v_c_new = load_<T, S>(a_.in[0], a_.in_stride[0], row_, col_);
-    const S v_c_prev = load_<T, S>(a_.in[1], a_.in_stride[1], row_, col_);
-    const S v_d_c_next = load_<T, S>(a_.in[2], a_.in_stride[2], row_, col_);
-    const S v_d_h_next = load_<T, S>(a_.in[3], a_.in_stride[3], row_, col_);
-    const S v_d_out = load_<T, S>(a_.in[4], a_.in_stride[4], row_, col_);
-    const S v_f = load_<T, S>(a_.in[5], a_.in_stride[5], row_, col_);
-    const S v_g = load_<T, S>(a_.in[6], a_.in_stride[6], row_, col_);
-    const S v_i = load_<T, S>(a_.in[7], a_.in_stride[7], row_, col_);
-    const S v_o = load_<T, S>(a_.in[8], a_.in_stride[8], row_, col_);
-    const S v_tanh_c_new = load_<T, S>(a_.in[9], a_.in_stride[9], row_, col_);
+    const S v_c_prev = load_<T, S>(a_.in[0], a_.in_stride[0], row_, col_);
+    const S v_d_c_next = load_<T, S>(a_.in[1], a_.in_stride[1], row_, col_);
+    const S v_d_h_next = load_<T, S>(a_.in[2], a_.in_stride[2], row_, col_);
+    const S v_d_out = load_<T, S>(a_.in[3], a_.in_stride[3], row_, col_);
+    const S v_f = load_<T, S>(a_.in[4], a_.in_stride[4], row_, col_);
+    const S v_g = load_<T, S>(a_.in[5], a_.in_stride[5], row_, col_);
+    const S v_i = load_<T, S>(a_.in[6], a_.in_stride[6], row_, col_);
+    const S v_o = load_<T, S>(a_.in[7], a_.in_stride[7], row_, col_);
+    const S v_tanh_c_new = load_<T, S>(a_.in[8], a_.in_stride[8], row_, col_);
     const S v_w_fc = widen_<S>(static_cast<const T*>(a_.vec[0])[col_]);
     const S v_w_ic = widen_<S>(static_cast<const T*>(a_.vec[1])[col_]);
     const S v_w_oc = widen_<S>(static_cast<const T*>(a_.vec[2])[col_]);
@@ -131,21 +130,14 @@ __global__ void _k1_bwd(int64_t n_, int64_t numel_, Arrays a_) {
     const S v__e3 = v__e2*v_i;
     const S v__e4 = v__e3*(S(1.0) - (v_g * v_g));
     const S v__e5 = v__e2*v_f;
-    const S v__e6 = v__e5*(S(1.0) - v_f);
-    const S v__e7 = v__e6*v_c_prev;
-    const S v__e8 = v__e3*v_g*(S(1.0) - v_i);
-    const S v_d_c_prev = v__e5 + v__e7*v_w_fc + v__e8*v_w_ic;
-    const S v_d_w_fc = v__e6*(v_c_prev * v_c_prev);
-    const S v_d_w_ic = v__e8*v_c_prev;
-    const S v_d_w_oc = v__e1*v_c_new;
+    const S v__e6 = v__e5*v_c_prev*(S(1.0) - v_f);
+    const S v__e7 = v__e3*v_g*(S(1.0) - v_i);
+    const S v_d_c_prev = v__e5 + v__e6*v_w_fc + v__e7*v_w_ic;
     store_<T, S>(a_.out[0], a_.out_stride[0], row_, col_, v__e1);
     store_<T, S>(a_.out[1], a_.out_stride[1], row_, col_, v__e4);
-    store_<T, S>(a_.out[2], a_.out_stride[2], row_, col_, v__e7);
-    store_<T, S>(a_.out[3], a_.out_stride[3], row_, col_, v__e8);
+    store_<T, S>(a_.out[2], a_.out_stride[2], row_, col_, v__e6);
+    store_<T, S>(a_.out[3], a_.out_stride[3], row_, col_, v__e7);
     store_<T, S>(a_.out[4], a_.out_stride[4], row_, col_, v_d_c_prev);
-    store_<T, S>(a_.out[5], a_.out_stride[5], row_, col_, v_d_w_fc);
-    store_<T, S>(a_.out[6], a_.out_stride[6], row_, col_, v_d_w_ic);
-    store_<T, S>(a_.out[7], a_.out_stride[7], row_, col_, v_d_w_oc);
   }
 }
 

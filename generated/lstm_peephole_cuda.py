@@ -21,7 +21,7 @@ _BINDING = r"""
 #include <ATen/cuda/CUDAContext.h>
 
 namespace gatespec_lstm_peephole {
-constexpr int kMaxArrays = 10;
+constexpr int kMaxArrays = 9;
 struct Arrays {
   const void* in[kMaxArrays];
   int64_t in_stride[kMaxArrays][2];
@@ -37,7 +37,7 @@ int gatespec_lstm_peephole_launch(int kernel, int dtype, int64_t n, int64_t nume
 void launch(int64_t kernel, int64_t n, int64_t rows, std::vector<at::Tensor> in,
             std::vector<at::Tensor> out, std::vector<at::Tensor> vec) {
   gatespec_lstm_peephole::Arrays arrays = {};
-  TORCH_CHECK(in.size() <= 10 && out.size() <= 10 && vec.size() <= 10);
+  TORCH_CHECK(in.size() <= 9 && out.size() <= 9 && vec.size() <= 9);
   for (size_t k = 0; k < in.size(); ++k) {
     arrays.in[k] = in[k].data_ptr();
     arrays.in_stride[k][0] = in[k].stride(0);
@@ -195,9 +195,6 @@ def backward(d_outputs, d_final_state, cache, params):
     d_h_next = d_final_state[0]
     d_c_next = d_final_state[1]
     d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
-    d_w_ic_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_fc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_oc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_o_all = d_mm_h[..., 3 * size_hidden:4 * size_hidden]  # a view: no copy
     d_s_g_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
@@ -206,15 +203,14 @@ def backward(d_outputs, d_final_state, cache, params):
 
     for t in reversed(range(T)):
         c_prev = c_all[t]
-        c_new = c_all[t + 1]
         i = i_all[t]
         f = f_all[t]
         g = g_all[t]
         o = o_all[t]
         tanh_c_new = tanh_c_new_all[t]
-        # kernel _k1_bwd: 30 operations on hidden-sized vectors
+        # kernel _k1_bwd: 26 operations on hidden-sized vectors
         d_c_prev = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, B, [c_new, c_prev, d_c_next, d_h_next, d_outputs[t], f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden], d_c_prev, d_w_fc_all[t], d_w_ic_all[t], d_w_oc_all[t]], [w_fc, w_ic, w_oc])
+        _launch("_k1_bwd", size_hidden, B, [c_prev, d_c_next, d_h_next, d_outputs[t], f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden], d_c_prev], [w_fc, w_ic, w_oc])
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         d_h_next = d_h_prev_gemm
@@ -235,11 +231,11 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params["W_gh"] = d_W_stack_h[2 * size_hidden:3 * size_hidden]
     d_params["W_oh"] = d_W_stack_h[3 * size_hidden:4 * size_hidden]
     d_params["b_i"] = d_s_i_all.sum(dim=(0, 1))
-    d_params["w_ic"] = d_w_ic_all.sum(dim=(0, 1))
+    d_params["w_ic"] = (d_mm_h[..., 0:size_hidden] * c_all[:-1]).sum(dim=(0, 1))
     d_params["b_f"] = d_s_f_all.sum(dim=(0, 1))
-    d_params["w_fc"] = d_w_fc_all.sum(dim=(0, 1))
+    d_params["w_fc"] = (d_mm_h[..., size_hidden:2 * size_hidden] * c_all[:-1]).sum(dim=(0, 1))
     d_params["b_g"] = d_s_g_all.sum(dim=(0, 1))
     d_params["b_o"] = d_s_o_all.sum(dim=(0, 1))
-    d_params["w_oc"] = d_w_oc_all.sum(dim=(0, 1))
+    d_params["w_oc"] = (d_mm_h[..., 3 * size_hidden:4 * size_hidden] * c_all[1:]).sum(dim=(0, 1))
     d_state0 = (d_h_next, d_c_next)
     return d_x_gemm, d_state0, d_params

@@ -225,9 +225,6 @@ def backward(d_outputs, d_final_state, cache, params):
     if d_c_next is None:
         d_c_next = np.zeros((B, size_hidden), dtype)
     d_mm_h = np.empty((T, B, W_stack_h.shape[0]), dtype)
-    d_w_ic_all = np.empty((T, B, size_hidden), dtype)
-    d_w_fc_all = np.empty((T, B, size_hidden), dtype)
-    d_w_oc_all = np.empty((T, B, size_hidden), dtype)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_o_all = d_mm_h[..., 3 * size_hidden:4 * size_hidden]  # a view: no copy
     d_s_g_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
@@ -236,13 +233,12 @@ def backward(d_outputs, d_final_state, cache, params):
 
     for t in reversed(range(T)):
         c_prev = c_all[t]
-        c_new = c_all[t + 1]
         i = i_all[t]
         f = f_all[t]
         g = g_all[t]
         o = o_all[t]
         tanh_c_new = tanh_c_new_all[t]
-        # fused pointwise block: 30 operations
+        # fused pointwise block: 26 operations
         _e0 = o*(d_h_next + d_outputs[t])
         np.multiply(_e0, tanh_c_new*(1 - o), out=d_mm_h[t, :, 3 * size_hidden:4 * size_hidden])
         _e1 = d_mm_h[t, :, 3 * size_hidden:4 * size_hidden]
@@ -250,15 +246,11 @@ def backward(d_outputs, d_final_state, cache, params):
         _e3 = _e2*i
         np.multiply(_e3, 1 - g**2, out=d_mm_h[t, :, 2 * size_hidden:3 * size_hidden])
         _e5 = _e2*f
-        _e6 = _e5*(1 - f)
-        np.multiply(_e6, c_prev, out=d_mm_h[t, :, size_hidden:2 * size_hidden])
-        _e7 = d_mm_h[t, :, size_hidden:2 * size_hidden]
+        np.multiply(_e5, c_prev*(1 - f), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
+        _e6 = d_mm_h[t, :, size_hidden:2 * size_hidden]
         np.multiply(_e3, g*(1 - i), out=d_mm_h[t, :, 0:size_hidden])
-        _e8 = d_mm_h[t, :, 0:size_hidden]
-        d_c_prev = _e5 + _e7*w_fc + _e8*w_ic
-        np.multiply(_e6, c_prev**2, out=d_w_fc_all[t])
-        np.multiply(_e8, c_prev, out=d_w_ic_all[t])
-        np.multiply(_e1, c_new, out=d_w_oc_all[t])
+        _e7 = d_mm_h[t, :, 0:size_hidden]
+        d_c_prev = _e5 + _e6*w_fc + _e7*w_ic
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         d_h_next = d_h_prev_gemm
@@ -279,12 +271,12 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params["W_gh"] = d_W_stack_h[2 * size_hidden:3 * size_hidden]
     d_params["W_oh"] = d_W_stack_h[3 * size_hidden:4 * size_hidden]
     d_params["b_i"] = d_s_i_all.sum(axis=(0, 1))
-    d_params["w_ic"] = d_w_ic_all.sum(axis=(0, 1))
+    d_params["w_ic"] = (d_mm_h[..., 0:size_hidden] * c_all[:-1]).sum(axis=(0, 1))
     d_params["b_f"] = d_s_f_all.sum(axis=(0, 1))
-    d_params["w_fc"] = d_w_fc_all.sum(axis=(0, 1))
+    d_params["w_fc"] = (d_mm_h[..., size_hidden:2 * size_hidden] * c_all[:-1]).sum(axis=(0, 1))
     d_params["b_g"] = d_s_g_all.sum(axis=(0, 1))
     d_params["b_o"] = d_s_o_all.sum(axis=(0, 1))
-    d_params["w_oc"] = d_w_oc_all.sum(axis=(0, 1))
+    d_params["w_oc"] = (d_mm_h[..., 3 * size_hidden:4 * size_hidden] * c_all[1:]).sum(axis=(0, 1))
     d_state0 = (d_h_next, d_c_next)
     return d_x_gemm, d_state0, {name: d_params[name] for name in PARAMS}
 

@@ -69,7 +69,6 @@ def _k0_fwd(
 @triton.jit
 def _k1_bwd(
     _n, _numel,
-    _p_c_new, _s0_c_new, _s1_c_new,
     _p_c_prev, _s0_c_prev, _s1_c_prev,
     _p_d_c_next, _s0_d_c_next, _s1_d_c_next,
     _p_d_h_next, _s0_d_h_next, _s1_d_h_next,
@@ -81,23 +80,19 @@ def _k1_bwd(
     _p_tanh_c_new, _s0_tanh_c_new, _s1_tanh_c_new,
     _p__e1, _s0__e1, _s1__e1,
     _p__e4, _s0__e4, _s1__e4,
+    _p__e6, _s0__e6, _s1__e6,
     _p__e7, _s0__e7, _s1__e7,
-    _p__e8, _s0__e8, _s1__e8,
     _p_d_c_prev, _s0_d_c_prev, _s1_d_c_prev,
-    _p_d_w_fc, _s0_d_w_fc, _s1_d_w_fc,
-    _p_d_w_ic, _s0_d_w_ic, _s1_d_w_ic,
-    _p_d_w_oc, _s0_d_w_oc, _s1_d_w_oc,
     _p_w_fc,
     _p_w_ic,
     _p_w_oc,
     _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
-    # 30 operations per element, on hidden-sized vectors
+    # 26 operations per element, on hidden-sized vectors
     _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
     _col = _offs % _n
-    c_new = tl.load(_p_c_new + _row * _s0_c_new + _col * _s1_c_new, mask=_mask, other=1.0).to(_COMPUTE)
     c_prev = tl.load(_p_c_prev + _row * _s0_c_prev + _col * _s1_c_prev, mask=_mask, other=1.0).to(_COMPUTE)
     d_c_next = tl.load(_p_d_c_next + _row * _s0_d_c_next + _col * _s1_d_c_next, mask=_mask, other=1.0).to(_COMPUTE)
     d_h_next = tl.load(_p_d_h_next + _row * _s0_d_h_next + _col * _s1_d_h_next, mask=_mask, other=1.0).to(_COMPUTE)
@@ -116,21 +111,14 @@ def _k1_bwd(
     _e3 = _e2*i
     _e4 = _e3*(1.0 - (g * g))
     _e5 = _e2*f
-    _e6 = _e5*(1.0 - f)
-    _e7 = _e6*c_prev
-    _e8 = _e3*g*(1.0 - i)
-    d_c_prev = _e5 + _e7*w_fc + _e8*w_ic
-    d_w_fc = _e6*(c_prev * c_prev)
-    d_w_ic = _e8*c_prev
-    d_w_oc = _e1*c_new
+    _e6 = _e5*c_prev*(1.0 - f)
+    _e7 = _e3*g*(1.0 - i)
+    d_c_prev = _e5 + _e6*w_fc + _e7*w_ic
     tl.store(_p__e1 + _row * _s0__e1 + _col * _s1__e1, _e1, mask=_mask)
     tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
+    tl.store(_p__e6 + _row * _s0__e6 + _col * _s1__e6, _e6, mask=_mask)
     tl.store(_p__e7 + _row * _s0__e7 + _col * _s1__e7, _e7, mask=_mask)
-    tl.store(_p__e8 + _row * _s0__e8 + _col * _s1__e8, _e8, mask=_mask)
     tl.store(_p_d_c_prev + _row * _s0_d_c_prev + _col * _s1_d_c_prev, d_c_prev, mask=_mask)
-    tl.store(_p_d_w_fc + _row * _s0_d_w_fc + _col * _s1_d_w_fc, d_w_fc, mask=_mask)
-    tl.store(_p_d_w_ic + _row * _s0_d_w_ic + _col * _s1_d_w_ic, d_w_ic, mask=_mask)
-    tl.store(_p_d_w_oc + _row * _s0_d_w_oc + _col * _s1_d_w_oc, d_w_oc, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -256,9 +244,6 @@ def backward(d_outputs, d_final_state, cache, params):
     d_h_next = d_final_state[0]
     d_c_next = d_final_state[1]
     d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
-    d_w_ic_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_fc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_oc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_o_all = d_mm_h[..., 3 * size_hidden:4 * size_hidden]  # a view: no copy
     d_s_g_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
@@ -267,15 +252,14 @@ def backward(d_outputs, d_final_state, cache, params):
 
     for t in reversed(range(T)):
         c_prev = c_all[t]
-        c_new = c_all[t + 1]
         i = i_all[t]
         f = f_all[t]
         g = g_all[t]
         o = o_all[t]
         tanh_c_new = tanh_c_new_all[t]
-        # kernel _k1_bwd: 30 operations on hidden-sized vectors
+        # kernel _k1_bwd: 26 operations on hidden-sized vectors
         d_c_prev = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch(_k1_bwd, size_hidden, B, [c_new, c_prev, d_c_next, d_h_next, d_outputs[t], f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden], d_c_prev, d_w_fc_all[t], d_w_ic_all[t], d_w_oc_all[t]], [w_fc, w_ic, w_oc])
+        _launch(_k1_bwd, size_hidden, B, [c_prev, d_c_next, d_h_next, d_outputs[t], f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden], d_c_prev], [w_fc, w_ic, w_oc])
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
         d_h_prev_gemm = d_mm_h[t] @ W_stack_h
         d_h_next = d_h_prev_gemm
@@ -296,11 +280,11 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params["W_gh"] = d_W_stack_h[2 * size_hidden:3 * size_hidden]
     d_params["W_oh"] = d_W_stack_h[3 * size_hidden:4 * size_hidden]
     d_params["b_i"] = d_s_i_all.sum(dim=(0, 1))
-    d_params["w_ic"] = d_w_ic_all.sum(dim=(0, 1))
+    d_params["w_ic"] = (d_mm_h[..., 0:size_hidden] * c_all[:-1]).sum(dim=(0, 1))
     d_params["b_f"] = d_s_f_all.sum(dim=(0, 1))
-    d_params["w_fc"] = d_w_fc_all.sum(dim=(0, 1))
+    d_params["w_fc"] = (d_mm_h[..., size_hidden:2 * size_hidden] * c_all[:-1]).sum(dim=(0, 1))
     d_params["b_g"] = d_s_g_all.sum(dim=(0, 1))
     d_params["b_o"] = d_s_o_all.sum(dim=(0, 1))
-    d_params["w_oc"] = d_w_oc_all.sum(dim=(0, 1))
+    d_params["w_oc"] = (d_mm_h[..., 3 * size_hidden:4 * size_hidden] * c_all[1:]).sum(dim=(0, 1))
     d_state0 = (d_h_next, d_c_next)
     return d_x_gemm, d_state0, d_params

@@ -71,13 +71,11 @@ def _k1_bwd(
     _p__e5, _s0__e5, _s1__e5,
     _p_d_c_prev, _s0_d_c_prev, _s1_d_c_prev,
     _p_d_x, _s0_d_x, _s1_d_x,
-    _p_d_w_fc, _s0_d_w_fc, _s1_d_w_fc,
-    _p_d_w_rc, _s0_d_w_rc, _s1_d_w_rc,
     _p_w_fc,
     _p_w_rc,
     _BLOCK: tl.constexpr, _COMPUTE: tl.constexpr,
 ):
-    # 19 operations per element, on hidden-sized vectors
+    # 17 operations per element, on hidden-sized vectors
     _offs = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _numel
     _row = _offs // _n
@@ -100,15 +98,11 @@ def _k1_bwd(
     _e5 = _e4*f*(c_prev - u)
     d_c_prev = _e2*w_rc + _e3*f + _e5*w_fc
     d_x = _e0*d_out
-    d_w_fc = _e5*c_prev
-    d_w_rc = _e2*c_prev
     tl.store(_p__e2 + _row * _s0__e2 + _col * _s1__e2, _e2, mask=_mask)
     tl.store(_p__e4 + _row * _s0__e4 + _col * _s1__e4, _e4, mask=_mask)
     tl.store(_p__e5 + _row * _s0__e5 + _col * _s1__e5, _e5, mask=_mask)
     tl.store(_p_d_c_prev + _row * _s0_d_c_prev + _col * _s1_d_c_prev, d_c_prev, mask=_mask)
     tl.store(_p_d_x + _row * _s0_d_x + _col * _s1_d_x, d_x, mask=_mask)
-    tl.store(_p_d_w_fc + _row * _s0_d_w_fc + _col * _s1_d_w_fc, d_w_fc, mask=_mask)
-    tl.store(_p_d_w_rc + _row * _s0_d_w_rc + _col * _s1_d_w_rc, d_w_rc, mask=_mask)
 
 
 def _launch(kernel, n, rows, inputs, outputs, vectors):
@@ -200,17 +194,15 @@ def backward(d_outputs, d_final_state, cache, params):
     d_s_f_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_u_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_x_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_fc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_w_rc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
         c_prev = c_all[t]
         c_new = c_all[t + 1]
         f = f_all[t]
         r = r_all[t]
-        # kernel _k1_bwd: 19 operations on hidden-sized vectors
+        # kernel _k1_bwd: 17 operations on hidden-sized vectors
         d_c_prev = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch(_k1_bwd, size_hidden, B, [c_new, c_prev, d_c_next, d_outputs[t], f, r, u[t], x[t]], [d_s_r_all[t], d_u_all[t], d_s_f_all[t], d_c_prev, d_x_all[t], d_w_fc_all[t], d_w_rc_all[t]], [w_fc, w_rc])
+        _launch(_k1_bwd, size_hidden, B, [c_new, c_prev, d_c_next, d_outputs[t], f, r, u[t], x[t]], [d_s_r_all[t], d_u_all[t], d_s_f_all[t], d_c_prev, d_x_all[t]], [w_fc, w_rc])
         d_c_next = d_c_prev
 
     # Input-only work and weight gradients, for all time steps at once.
@@ -227,8 +219,8 @@ def backward(d_outputs, d_final_state, cache, params):
     d_params["W_fx"] = d_W_stack_x[size_hidden:2 * size_hidden]
     d_params["W_rx"] = d_W_stack_x[2 * size_hidden:3 * size_hidden]
     d_params["b_f"] = d_s_f_all.sum(dim=(0, 1))
-    d_params["w_fc"] = d_w_fc_all.sum(dim=(0, 1))
+    d_params["w_fc"] = (d_s_f_all * c_all[:-1]).sum(dim=(0, 1))
     d_params["b_r"] = d_s_r_all.sum(dim=(0, 1))
-    d_params["w_rc"] = d_w_rc_all.sum(dim=(0, 1))
+    d_params["w_rc"] = (d_s_r_all * c_all[:-1]).sum(dim=(0, 1))
     d_state0 = (d_c_next,)
     return d_x, d_state0, d_params

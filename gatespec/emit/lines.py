@@ -291,12 +291,22 @@ class ModuleLines:
             if ln.bias:
                 lines.append(f'd_params["{ln.bias}"] = {self.dx.sum01(d)}')
         for p, parts in self.plan.param_grads.items():
-            if parts:
-                total = " + ".join(self.dx.sum01(self.print(printer, part)) for part in parts)
-            else:
-                total = self.dx.zeros_like(f'params["{p}"]')
+            sums = [self.dx.sum01(self.print(printer, part)) for part in parts]
+            sums += [self.dx.sum01(f"({self.kept_adjoint(k)} * {self.history(v)})")
+                     for k, v in self.plan.param_products.get(p, [])]
+            total = " + ".join(sums) if sums else self.dx.zeros_like(f'params["{p}"]')
             lines.append(f'd_params["{p}"] = {total}')
         return lines
+
+    def kept_adjoint(self, name: str) -> str:
+        """Every step's adjoint of a node whose adjoint the loop keeps: a GEMM gradient
+        buffer's slice, or the buffer of an input-only value."""
+        for g in self.plan.gemms:
+            if name in g.outputs and g.context != STATIC:
+                if not g.stacked:
+                    return g.grad_buffer
+                return f"{g.grad_buffer}[..., {self.offsets(g)[g.outputs.index(name)]}]"
+        return f"d_{name}_all"
 
     def size_of_node(self, name: str) -> str:
         return self.size_var(self.plan.derived.node(name).size)

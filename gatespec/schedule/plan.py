@@ -112,6 +112,9 @@ class Plan:
     saved_states: list[str]  # states whose history (T + 1 values) the backward pass reads
     loop_buffers: list[tuple[str, str]]  # per-step adjoint buffers: (name, size name)
     param_grads: dict[str, list[sympy.Expr]]  # bias/diagonal parameter -> arrays whose sums add up
+    # per-unit parameter -> [(node whose per-step adjoint is kept, saved value)]: its gradient
+    # is the sum over time and batch of their products, formed after the loop
+    param_products: dict[str, list[tuple[str, str]]]
     carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
     input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
     views: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # see alias.py

@@ -170,11 +170,32 @@ class _Scheduler:
         param_exprs: dict[str, tuple[sympy.Expr, int]] = {}
         for p, partials in self.d.param_partials.items():
             here = [(c, dp) for c, dp in partials if self.context_of(c) == ctx]
+            if here and ctx == LOOP and (products := self.products(here)):
+                self.param_products[p] = products
+                continue
             if here:
                 e = sympy.Add(*(adjoint(c) * dp for c, dp in here)).xreplace(zero)
                 if e != 0:
                     param_exprs[p] = (e, min(level[c] for c, _ in here))
         return exprs, position, param_exprs
+
+    def products(self, partials) -> list[tuple[str, str]] | None:
+        """A loop parameter gradient as sums over time of (a stored adjoint) x (a saved value),
+        formed after the loop: a per-unit weight `w * v` in `f(m + w * v)` gets
+        sum_t d(m) * v, where d(m) is already kept for the GEMM. None if some term is not so."""
+        terms = []
+        for c, dp in partials:
+            for k in self.carriers:
+                mine = [(cc, dk) for cc, dk in self.d.partials[k] if self.context_of(cc) == LOOP]
+                if [cc for cc, _ in mine] != [c]:
+                    continue
+                ratio = sympy.cancel(dp / mine[0][1])
+                if isinstance(ratio, sympy.Symbol) and ratio.name in self.order:
+                    terms.append((k, ratio.name))
+                    break
+            else:
+                return None
+        return terms
 
     def position(self, name: str, level: dict[str, int], gemm_level: dict[str, int]) -> float:
         """Where a node's adjoint is computed: block k (level k), k - 0.25 (right after the
@@ -256,6 +277,14 @@ class _Scheduler:
         lv_static, lv_loop = self.levels(STATIC), self.levels(LOOP)
         g_static, g_loop = self.gemms(STATIC, lv_static), self.gemms(LOOP, lv_loop)
 
+        # nodes whose per-step adjoint is kept anyway: products in GEMM gradient buffers,
+        # input-only values read in the loop (see products())
+        self.param_products: dict[str, list[tuple[str, str]]] = {}
+        lone = {n for n in self.consumers if len(self.consumers[n]) == 1}
+        self.carriers = [n.name for n in self.d.nodes if n.name in lone and (
+            isinstance(n, ir.MatMul) and self.context_of(n.name) == LOOP
+            or n.name in self.d.static and not isinstance(n, ir.Leaf)
+            and self.context_of(self.consumers[n.name][0]) == LOOP)]
         ex, pos, pex = self.backward(LOOP, lv_loop, g_loop)
         carried = [adjoint(s.name) for s in cell.states]
         loop_backward = self.make_blocks(LOOP, lv_loop, g_loop, ex, pos, pex, carried)
@@ -292,7 +321,8 @@ class _Scheduler:
         for op in [*loop_backward, *static_backward]:
             if isinstance(op, LayerNormOp):  # its adjoint may have been copy-propagated away
                 op.adjoint = adjoint(op.node.name).xreplace(alias)
-        saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop)
+        saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop,
+                                  {v for terms in self.param_products.values() for _, v in terms})
         self.needed_later = set(saved)
         plan = Plan(
             derived=d,
@@ -311,6 +341,7 @@ class _Scheduler:
                           if s.name in saved or cell.updates[s.label] in saved],
             loop_buffers=loop_buffers,
             param_grads=param_grads,
+            param_products=self.param_products,
             carries=carries,
             input_grad=input_grad,
         )
@@ -324,9 +355,9 @@ class _Scheduler:
         self.check(plan)
         return plan
 
-    def saved_values(self, ops: list[Op], gemms: list[Gemm]) -> list[str]:
+    def saved_values(self, ops: list[Op], gemms: list[Gemm], extra: set[str]) -> list[str]:
         nodes = {n.name for n in self.d.nodes}
-        used: set[str] = {g.operand for g in gemms}
+        used: set[str] = {g.operand for g in gemms} | extra
         for op in ops:
             if isinstance(op, BlockOp):
                 for _, e in op.block.assigns:
