@@ -38,3 +38,22 @@ def small_sizes(module, hidden=5, input_=4, other=3):
 def triton_module(spec: str):
     (name, text), = generate(spec, "triton").items()
     return load_module(text, name[:-3])
+
+
+def layer_grads(layer, x, state, impl):
+    """Outputs, final states and the gradients (input, initial states, every parameter) of a
+    fixed random projection of them, with the layer run by `impl`. A leaf the loss does not
+    reach (a state whose previous value is never read) gets a zero gradient."""
+    import torch
+
+    layer.impl = impl
+    out, final = layer(x, state)
+    finals = (final,) if isinstance(final, torch.Tensor) else final
+    gen = torch.Generator().manual_seed(7)
+    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
+    for f in finals:
+        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
+    leaves = [x, *(state if isinstance(state, tuple) else (state,)), *layer.parameters()]
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return out, finals, [torch.zeros_like(v) if g is None else g
+                         for v, g in zip(leaves, grads, strict=True)]

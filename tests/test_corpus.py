@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, require_module, require_torch
-from helpers import module_class, numpy_module, small_sizes, torch_module
+from helpers import layer_grads, module_class, numpy_module, small_sizes, torch_module
 
 from gatespec.build import build
 from gatespec.check import finite_difference_check, sizes_for
@@ -66,21 +66,6 @@ def _layer(name, torch):
     return mod, layer, sizes
 
 
-def _grads(torch, layer, x, state, impl):
-    layer.impl = impl
-    out, final = layer(x, state)
-    finals = (final,) if isinstance(final, torch.Tensor) else final
-    gen = torch.Generator().manual_seed(7)
-    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
-    for f in finals:
-        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
-    leaves = [x, *(state if isinstance(state, tuple) else (state,)), *layer.parameters()]
-    # a state whose previous value is never read has no gradient under autograd
-    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    return out, finals, [torch.zeros_like(v) if g is None else g for v, g in zip(leaves, grads,
-                                                                                 strict=True)]
-
-
 @pytest.mark.parametrize("name", CORPUS)
 def test_torch_derived_backward_matches_autograd(name):
     torch = require_torch()
@@ -90,8 +75,8 @@ def test_torch_derived_backward_matches_autograd(name):
     state = tuple(torch.randn(layer.num_layers * directions, 3, sizes[mod.STATE_SIZES[s]],
                               dtype=torch.float64, requires_grad=True) for s in mod.STATES)
     state = state[0] if len(state) == 1 else state
-    out_f, fin_f, g_f = _grads(torch, layer, x, state, "torch")
-    out_a, fin_a, g_a = _grads(torch, layer, x, state, "autograd")
+    out_f, fin_f, g_f = layer_grads(layer, x, state, "torch")
+    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd")
     assert _rel(out_f, out_a) <= 1e-12
     for a, b in zip(fin_f, fin_a, strict=True):
         assert _rel(a, b) <= 1e-12

@@ -3,7 +3,7 @@ equivalence with torch.nn.LSTM / GRU / RNN (weights copied with from_torch)."""
 
 import pytest
 from conftest import require_torch
-from helpers import module_class, small_sizes, torch_module
+from helpers import layer_grads, module_class, small_sizes, torch_module
 
 from gatespec import cells
 
@@ -20,18 +20,6 @@ def _make(name, dtype=F64, seed=0, **kwargs):
     return mod, layer, sizes
 
 
-def _grads(layer, x, state, impl):
-    layer.impl = impl
-    out, final = layer(x, state)
-    finals = (final,) if isinstance(final, torch.Tensor) else final
-    gen = torch.Generator().manual_seed(7)
-    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
-    for f in finals:
-        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
-    leaves = [x, *(state if isinstance(state, tuple) else (state,)), *layer.parameters()]
-    return out, finals, torch.autograd.grad(loss, leaves)
-
-
 def _rel(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
 
@@ -45,8 +33,8 @@ def test_derived_backward_matches_autograd(name):
     state = tuple(torch.randn(4 if both else 2, 3, sizes[mod.STATE_SIZES[s]], dtype=F64, requires_grad=True)
                   for s in mod.STATES)
     state = state[0] if len(state) == 1 else state
-    out_f, fin_f, g_f = _grads(layer, x, state, "torch")
-    out_a, fin_a, g_a = _grads(layer, x, state, "autograd")
+    out_f, fin_f, g_f = layer_grads(layer, x, state, "torch")
+    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd")
     assert _rel(out_f, out_a) <= 1e-12
     for a, b in zip(fin_f, fin_a, strict=True):
         assert _rel(a, b) <= 1e-12
