@@ -180,11 +180,23 @@ def dot_program() -> str:
 
 
 def render(dot_text: str, fmt: str) -> bytes:
-    """The diagram drawn by `dot` as svg or png bytes."""
-    r = subprocess.run([dot_program(), f"-T{fmt}"], input=dot_text.encode("utf-8"),
-                       capture_output=True, timeout=120, check=False)
-    if r.returncode != 0:
-        raise EmitError(f"dot failed on the generated graph: {r.stderr.decode(errors='replace')}")
+    """The diagram drawn by `dot` as svg, png or pdf bytes. A `dot` that cannot run or
+    cannot draw the format (a Graphviz built without its png/pdf plugins) is the
+    installation's limit, a user error; a syntax error in the DOT text is gatespec's bug."""
+    try:
+        r = subprocess.run([dot_program(), f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                           capture_output=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"Graphviz's dot did not draw the diagram as {fmt} within 120 s; "
+                         "write a .dot file instead") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run Graphviz's dot: {exc.strerror or exc}") from None
+    message = r.stderr.decode(errors="replace").strip()
+    if r.returncode != 0 and "syntax error" in message:
+        raise EmitError(f"dot rejected the generated graph: {message}")
+    if r.returncode != 0 or not r.stdout:
+        raise UsageError(f"Graphviz's dot could not draw the diagram as {fmt}"
+                         + (f": {message}" if message else "") + "; write a .dot file instead")
     return r.stdout
 
 

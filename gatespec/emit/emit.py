@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 
+from gatespec import GENERATED_MARK
 from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines
@@ -30,7 +31,7 @@ def template_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -38,6 +39,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.globals["generated_mark"] = GENERATED_MARK  # the start of every mark line (files.py)
+    return env
 
 
 def render(template: str, context: dict) -> str:

@@ -159,7 +159,9 @@ def number(text: str) -> str:
     mantissa, _, exponent = text.lower().partition("e")
     if not exponent:
         return mantissa
-    power = rf"10^{{{int(exponent)}}}"
+    # the parser allows any number of leading zeros in the exponent: strip, never int() them
+    digits = exponent.lstrip("+-").lstrip("0") or "0"
+    power = rf"10^{{{'-' if exponent.startswith('-') and digits != '0' else ''}{digits}}}"
     return power if mantissa in ("1", "1.", "1.0") else rf"{mantissa} \times {power}"
 
 

@@ -34,6 +34,11 @@ _TOKEN_NAMES = {
 
 
 _FLOAT_MAX = Fraction(sys.float_info.max)
+_FLOAT_MIN = Fraction(sys.float_info.min)  # smallest normal float64
+# Generous limits that keep every later step cheap and clear of Python's 4,300-digit
+# int/str limit; past them the file is refused with the place, not a traceback.
+MAX_SIGNIFICANT_DIGITS = 1000
+MAX_NAME_LENGTH = 64  # a cell name also names files (255 bytes at most on most systems)
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +54,7 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
     except lark.exceptions.UnexpectedInput as exc:
         raise _parse_error(exc, source, path) from None
     cell = ast.CellFile(path=path, source=source, header=_header_comment(source))
+    _check_name_lengths(tree, source, path)
     builder = _Builder(cell)
     for item in tree.children:
         try:
@@ -57,6 +63,15 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
             raise ParseError("this statement is too long to compile: split it into several",
                              builder.span(item)) from None
     return cell
+
+
+def _check_name_lengths(tree: lark.Tree, source: str, path: str) -> None:
+    long = [t for t in tree.scan_values(lambda v: isinstance(v, lark.Token))
+            if t.type == "NAME" and len(t) > MAX_NAME_LENGTH]
+    if long:
+        tok = min(long, key=lambda t: (t.line, t.column))
+        raise ParseError(f"this name is {len(tok)} characters long; names have at most "
+                         f"{MAX_NAME_LENGTH}", Span(path, tok.line, tok.column, source, len(tok)))
 
 
 def _header_comment(source: str) -> str:
@@ -97,6 +112,36 @@ def _parse_error(exc: lark.exceptions.UnexpectedInput, source: str, path: str) -
     else:
         message = "unexpected end of file"
     return ParseError(message, Span(path, line, column, source))
+
+
+def _number_value(text: str, span: Span) -> Fraction:
+    """The exact value of a NUMBER token, computed from its digits so that neither
+    thousands of leading zeros nor a huge exponent reach int() whole."""
+    mantissa, _, exponent = text.lower().partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    if not digits:  # zero, whatever its exponent
+        return Fraction(0)
+    significant = digits.rstrip("0")
+    power = len(digits) - len(significant) - len(frac)  # value = significant * 10**power
+    if len(significant) > MAX_SIGNIFICANT_DIGITS:
+        raise ParseError(f"this number has {len(significant)} significant digits; at most "
+                         f"{MAX_SIGNIFICANT_DIGITS} are supported (float64 keeps 17)", span)
+    shown = f"number {text}" if len(text) <= 40 else "this number"
+    out_of_range = ParseError(f"{shown} is out of range for float64 "
+                              "(about 2.2e-308 to 1.8e308 in magnitude)", span)
+    negative = exponent.startswith("-")
+    exp_digits = exponent.lstrip("+-").lstrip("0") or "0"
+    if len(exp_digits) > 5:  # 10**±100000 is far outside float64 whatever the digits
+        raise out_of_range
+    power += -int(exp_digits) if negative else int(exp_digits)
+    if not -330 <= len(significant) + power <= 330:  # outside float64 by decimal length
+        raise out_of_range
+    value = (Fraction(int(significant) * 10**power) if power >= 0
+             else Fraction(int(significant), 10**-power))
+    if not _FLOAT_MIN <= value <= _FLOAT_MAX:
+        raise out_of_range
+    return value
 
 
 class _Builder:
@@ -179,13 +224,7 @@ class _Builder:
         kind = node.data
         if kind == "number":
             tok = node.children[0]
-            mantissa, _, exponent = str(tok).lower().partition("e")
-            value = None
-            if not exponent or abs(int(exponent)) <= 300:  # else slow to hold exactly
-                value = Fraction(str(tok))
-            if value is None or abs(value) > _FLOAT_MAX:
-                raise ParseError(f"number {tok} is out of range", self.span(tok))
-            return ast.Number(value, str(tok), self.span(tok))
+            return ast.Number(_number_value(str(tok), self.span(tok)), str(tok), self.span(tok))
         if kind == "var":
             name, *prime = node.children
             return ast.Var(str(name), bool(prime), self.span(name, len(name) + len(prime)))
