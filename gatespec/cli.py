@@ -148,7 +148,8 @@ def _check(args) -> int:
     failed = False
     for spec in _specs(args):
         (name, text), = pipeline.generate(spec, "numpy").items()
-        result = finite_difference_check(load_module(text, name[:-3]), seed=args.seed)
+        result = finite_difference_check(load_module(text, name[:-3]), seed=args.seed,
+                                         tol=args.tol)
         ok = result.worst <= args.tol and result.step_error <= 1e-12
         failed |= not ok
         print(f"{'ok  ' if ok else 'FAIL'} {spec}: worst relative gradient error "

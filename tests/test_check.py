@@ -1,10 +1,12 @@
 """Central finite differences for every built-in cell (gatespec/check.py)."""
 
+import numpy as np
 import pytest
 from helpers import numpy_module
 
 from gatespec import cells
-from gatespec.check import finite_difference_check
+from gatespec.check import finite_difference_check, load_module
+from gatespec.pipeline import generate
 
 
 @pytest.mark.parametrize("name", cells.names())
@@ -31,3 +33,60 @@ def test_check_detects_a_wrong_gradient():
 
     result = finite_difference_check(Broken(), seed=1)
     assert result.worst > 1e-4 and result.worst_name == "W_fh"
+
+
+def _module(tmp_path, name, body):
+    path = tmp_path / f"{name}.gate"
+    path.write_text(f"cell {name}\ninput x\nstate h\n{body}")
+    (file, text), = generate(str(path), "numpy").items()
+    return load_module(text, file[:-3])
+
+
+# Correct cells whose gradients are zero or tiny somewhere: plain central differences
+# called each of them wrong (relative errors 9e-4, 0.13 and 0.19 before).
+TINY = {
+    "shut": "f = sigmoid(linear(x) - 30)\nh' = tanh(linear(x, h)) + f\n",
+    "saturated": "f = sigmoid(linear(x) + 30)\na = tanh(linear(h) + 12)\n"
+                 "h' = tanh(linear(x, h)) * f + a\n",
+    "scaled": "a = 1e-9 * tanh(linear(x))\nh' = tanh(linear(x, h)) + a\n",
+}
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_or_zero_correct_gradients_pass(tmp_path, name):
+    result = finite_difference_check(_module(tmp_path, name, TINY[name]), seed=1)
+    assert result.worst < 1e-6, result.errors
+
+
+def _perturbed(mod, key, amount):
+    """The module with one entry of one gradient moved by `amount` times the largest
+    entry of that gradient: a realistic slip (a missing term at one index)."""
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(mod, name)
+
+        @staticmethod
+        def backward(*args):
+            dx, ds0, dp = mod.backward(*args)
+            dp = dict(dp)
+            wrong = np.array(dp[key], dtype=float)
+            wrong[(0,) * wrong.ndim] += amount * np.abs(wrong).max()
+            dp[key] = wrong
+            return dx, ds0, dp
+
+    return Broken()
+
+
+@pytest.mark.parametrize(("name", "key"), [("lstm", "W_fh"), ("gru", "b_r")])
+def test_one_wrong_entry_fails(name, key):
+    result = finite_difference_check(_perturbed(numpy_module(name), key, 1e-4), seed=1)
+    assert result.worst > 1e-5 and result.worst_name == key, result.errors
+
+
+def test_one_wrong_entry_of_a_small_gradient_fails(tmp_path):
+    """The allowance for finite-difference noise does not hide a real error in a
+    gradient a thousand times smaller than the others."""
+    mod = _module(tmp_path, "small", "a = 1e-3 * tanh(linear(x))\nh' = tanh(linear(x, h)) + a\n")
+    assert finite_difference_check(mod, seed=1).worst < 1e-6
+    result = finite_difference_check(_perturbed(mod, "W_ax", 1e-2), seed=1)
+    assert result.worst > 1e-3 and result.worst_name == "W_ax", result.errors
