@@ -122,7 +122,15 @@ def test_unary_minus_and_plus():
         ("1e-3", Fraction(1, 1000)),
         ("2.5E+2", Fraction(250)),
         ("10", Fraction(10)),
+        ("00012.3400", Fraction(617, 50)),
+        ("0e999999999", Fraction(0)),
+        ("1e-307", Fraction(1, 10**307)),
+        ("0" * 5000 + "7", Fraction(7)),  # past Python's 4,300-digit int/str limit
+        ("7." + "0" * 5000, Fraction(7)),
+        ("1e+" + "0" * 5000 + "5", Fraction(10**5)),
+        ("0." + "3" * 1000, Fraction(int("3" * 1000), 10**1000)),
     ],
+    ids=lambda v: v[:12] if isinstance(v, str) else None,
 )
 def test_numbers_are_exact(text, value):
     n = parse(src(f"a = {text}")).statements[0].value

@@ -183,3 +183,28 @@ def test_line_separator_in_a_comment_does_not_shift_the_source_line():
         parse(text, PATH)
     assert (info.value.span.line, info.value.span.column) == (5, 8)
     assert info.value.render().splitlines()[1] == "    h' = h $ 2"
+
+
+@pytest.mark.parametrize("number, message", [
+    ("9" * 5000, "has 5000 significant digits; at most 1000"),
+    ("0." + "9" * 5000, "has 5000 significant digits; at most 1000"),
+    ("1e" + "9" * 5000, "this number is out of range for float64"),
+    ("1e309", "number 1e309 is out of range for float64"),
+    ("1e-400", "number 1e-400 is out of range for float64"),
+])
+def test_numbers_past_float64_or_int_limits_are_parse_errors(number, message):
+    assert_parse_error(src(*HEAD, f"h' = tanh(linear(x, h)) * {number}"), message, 4, 27, number)
+
+
+@pytest.mark.parametrize("line, text", [
+    (1, "cell {n}"), (2, "input {n}"), (3, "state {n}"), (4, "{n} = tanh(linear(x, h))"),
+    (4, "h' = tanh(linear(x, {n}))"),
+])
+def test_names_longer_than_64_characters_are_parse_errors(line, text):
+    lines = ["cell c", "input x", "state h", "h' = tanh(linear(x, h))"]
+    lines[line - 1] = text.format(n="a" * 300)
+    column = text.index("{") + 1
+    err = assert_parse_error(src(*lines), "this name is 300 characters long; names have at most 64",
+                             line, column, "a" * 300)
+    assert err.span.length == 300
+    parse(src(*[t.format(n="b" * 64) for t in (lines[:line - 1] + [text] + lines[line:])]))
