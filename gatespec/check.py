@@ -33,6 +33,7 @@ class CheckResult:
     worst_name: str
     errors: dict[str, float]
     step_error: float
+    problem: str | None = None  # why no comparison was possible
 
 
 def sizes_for(module: ModuleType) -> dict[str, int]:
@@ -60,12 +61,17 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     params = {k: v * 2.0 for k, v in params.items()}
     x = rng.normal(size=(T, B, sizes[module.INPUT_SIZE]))
     state0 = tuple(0.5 * rng.normal(size=(B, sizes[module.STATE_SIZES[s]])) for s in module.STATES)
-    outputs, final, cache = module.forward(x, state0, params)
+    with np.errstate(all="ignore"):
+        outputs, final, cache = module.forward(x, state0, params)
+    if not all(np.isfinite(a).all() for a in (outputs, *final)):
+        return CheckResult(float("nan"), "", {}, float("nan"),
+                           "the outputs are not finite (overflow?) on random data of scale 1")
     g_out = rng.normal(size=outputs.shape)
     g_fin = tuple(rng.normal(size=s.shape) for s in final)
 
     def run() -> list[np.ndarray]:
-        out, fin, _ = module.forward(x, state0, params)
+        with np.errstate(all="ignore"):  # a perturbed run may overflow; the errors say so
+            out, fin, _ = module.forward(x, state0, params)
         return [out, *fin]
 
     weights = [g_out, *g_fin]

@@ -150,6 +150,10 @@ def _check(args) -> int:
         (name, text), = pipeline.generate(spec, "numpy").items()
         result = finite_difference_check(load_module(text, name[:-3]), seed=args.seed,
                                          tol=args.tol)
+        if result.problem:
+            failed = True
+            print(f"FAIL {spec}: {result.problem}")
+            continue
         ok = result.worst <= args.tol and result.step_error <= 1e-12
         failed |= not ok
         print(f"{'ok  ' if ok else 'FAIL'} {spec}: worst relative gradient error "

@@ -35,14 +35,30 @@ HEAD_LINES, HEAD_BYTES = 5, 2000
 
 
 def is_generated(head: bytes) -> bool:
-    """Whether the first bytes of a file carry gatespec's mark line (see _MARK_LINE)."""
+    """Whether the first bytes of a file carry gatespec's mark line (see _MARK_LINE), or,
+    for a PNG, a first text chunk "Comment" that is the mark line."""
+    if head.startswith(_PNG):
+        return _png_comment(head) is not None and bool(_MARK_LINE.match(_png_comment(head)))
     text = head[:HEAD_BYTES].decode("utf-8", errors="replace")
     return any(_MARK_LINE.match(line) for line in text.split("\n")[:HEAD_LINES])
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_comment(head: bytes) -> str | None:
+    """The text of a tEXt chunk "Comment" right after a PNG's header chunk."""
+    at = 8 + 8 + int.from_bytes(head[8:12], "big") + 4  # the chunk after IHDR
+    size = int.from_bytes(head[at:at + 4], "big")
+    keyword, _, text = head[at + 8:at + 8 + size].partition(b"\0")
+    if head[at + 4:at + 8] != b"tEXt" or keyword != b"Comment":
+        return None
+    return text.decode("latin-1")
+
+
 def refuse_foreign(path: Path) -> None:
-    """Refuse to replace anything but a file gatespec wrote (PNG and PDF drawings carry
-    no mark, so an existing one is never replaced)."""
+    """Refuse to replace anything but a file gatespec wrote (a PDF drawing carries no
+    mark, so an existing one is never replaced)."""
     try:
         if not path.exists() and not path.is_symlink():
             return

@@ -14,6 +14,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import zlib
 from html import escape
 
 from gatespec import GENERATED_MARK, ir
@@ -207,6 +208,22 @@ def svg(dot_text: str) -> str:
     mark = f"<!-- {_MARK} {VERSION}; drawn from DOT sha256 {dot_hash(dot_text)} -->\n"
     head, sep, rest = text.partition("?>\n")
     return head + sep + mark + rest if sep else mark + text
+
+
+def png(dot_text: str) -> bytes:
+    """The PNG with the same mark as the SVG in a tEXt chunk right after the header
+    chunk (within the first bytes, where `gatespec.files` looks for it)."""
+    data = render(dot_text, "png")
+    header_end = 8 + 8 + int.from_bytes(data[8:12], "big") + 4  # signature, IHDR
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise EmitError("dot's PNG does not start with a PNG header")
+    text = f"{_MARK} {VERSION}; drawn from DOT sha256 {dot_hash(dot_text)}".encode("latin-1")
+    body = b"tEXt" + b"Comment\0" + text
+    chunk = len(body[4:]).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    return data[:header_end] + chunk + data[header_end:]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def dot_hash(dot_text: str) -> str:

@@ -68,4 +68,6 @@ def diagram_output(text: str, path: str, output: str | None) -> str | bytes:
         return dot
     if fmt == "svg":
         return diagram.svg(dot)
-    return diagram.render(dot, fmt)
+    if fmt == "png":
+        return diagram.png(dot)
+    return diagram.render(dot, fmt)  # a PDF carries no mark: an existing one is never replaced
