@@ -2,8 +2,8 @@
 
 A file is written to a temporary beside it and renamed over the target, so a reader
 never sees half a file. The temporary is named `.<file>.gatespec-<pid>-<random>.tmp`:
-SIGTERM, SIGINT or SIGHUP while writing removes it (then the process dies of that
-signal, as it would have), and a later write of the same file removes those a killed
+SIGTERM, SIGINT or SIGHUP while writing removes it (then the process unwinds and dies
+of that signal, as it would have), and a later write of the same file removes those a killed
 run (SIGKILL, a crash) left, judged by their owner process being gone; nothing else in
 the folder is touched. New files get the mode the umask allows (0644 under umask 022);
 a replaced file keeps its mode.
@@ -172,26 +172,40 @@ def _discard(tmp: str) -> None:
     _in_flight.discard(tmp)
 
 
+class _Terminated(BaseException):
+    """Raised by the handler so that `finally` blocks (temporary folders) run first."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _on_signal(signum: int, frame) -> None:
     for tmp in list(_in_flight):
         _discard(tmp)
-    # die of the signal itself, so the caller sees the conventional status (128 + signum)
-    signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signum,))
-    os.kill(os.getpid(), signum)
+    raise _Terminated(signum)
 
 
 @contextlib.contextmanager
 def cleanup_on_signals() -> Iterator[None]:
-    """While active, a terminating signal removes this process's temporaries first."""
+    """While active, SIGTERM/SIGINT/SIGHUP remove this process's temporaries, unwind
+    (running `finally` blocks), then end the process by that same signal, so the caller
+    sees the conventional status (128 + signal number in a shell)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers
         return
     # a signal ignored on entry (nohup, a background job's SIGINT) stays ignored
     old = {s: signal.signal(s, _on_signal) for s in _SIGNALS
            if signal.getsignal(s) is not signal.SIG_IGN}
+    received = None
     try:
         yield
+    except _Terminated as exc:
+        received = exc.signum
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if received is not None:
+        signal.signal(received, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (received,))
+        os.kill(os.getpid(), received)
