@@ -53,9 +53,9 @@ def _check(args, params, sizes=None, dtype=None):
     """
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict keyed as PARAMS, got {type(params).__name__}")
-    missing = [key for key in PARAMS if key not in params]
-    unknown = [key for key in params if key not in PARAMS]
-    if missing or unknown:
+    if params.keys() != PARAMS.keys():
+        missing = [key for key in PARAMS if key not in params]
+        unknown = [key for key in params if key not in PARAMS]
         raise ValueError("params must have the keys of PARAMS: "
                          + "; ".join(f"{kind} {keys}" for kind, keys in
                                      (("missing", missing), ("unknown", unknown)) if keys))
@@ -67,15 +67,15 @@ def _check(args, params, sizes=None, dtype=None):
         dtype = value.dtype
     if dtype not in _FLOATS:
         raise TypeError(f"{source} must be float32 or float64, got {dtype}")
-    arrays = [(f"params[{key!r}]", params[key], shape) for key, shape in PARAMS.items()]
+    # (argument, key or index, value, shape); names are printed only for an error
+    arrays = [("params", key, params[key], shape) for key, shape in PARAMS.items()]
     for name, value, shape in args:
         if value is None:
             continue
         if not isinstance(shape, str):
-            arrays.append((name, value, shape))
+            arrays.append((name, None, value, shape))
         elif isinstance(value, tuple | list) and len(value) == len(STATES):
-            arrays += [(f"{name}[{k}] ({s})", v, (_B, STATE_SIZES[s]))
-                       for k, (s, v) in enumerate(zip(STATES, value))
+            arrays += [(name, k, v, (_B, STATE_SIZES[STATES[k]])) for k, v in enumerate(value)
                        if v is not None or shape == "states"]
         else:
             what = (f"{type(value).__name__} of length {len(value)}" if isinstance(value, tuple | list)
@@ -84,27 +84,39 @@ def _check(args, params, sizes=None, dtype=None):
             raise TypeError(f"{name} must be a tuple of {len(STATES)} arrays in STATES order "
                             f"{STATES}, or None; got {what}")
     sizes = dict(sizes or {})
+    shapes = {}  # shape in size names -> in numbers, once known
+
+    def label(name, key):
+        return (name if key is None else f"{name}[{key!r}]" if isinstance(key, str)
+                else f"{name}[{key}] ({STATES[key]})")
 
     def text(items):
         return "(" + ", ".join(map(str, items)) + ("," if len(items) == 1 else "") + ")"
 
-    for name, value, shape in arrays:
+    for name, key, value, shape in arrays:
         if not isinstance(value, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array, got {type(value).__name__}")
+            raise TypeError(f"{label(name, key)} must be a NumPy array, got {type(value).__name__}")
         if value.dtype != dtype:
-            raise TypeError(f"{name} has dtype {value.dtype}, but {source} has {dtype}: "
-                            "all arrays must have one dtype")
-        if value.ndim == len(shape):
-            for s, n in zip(shape, value.shape):
-                if s not in sizes and n == 0:
-                    raise ValueError(f"{name} has shape {value.shape}: "
-                                     f"{_AXES.get(s, s)} must be at least 1")
-                sizes.setdefault(s, n)
-        if value.shape != tuple(sizes.get(s) for s in shape):
+            raise TypeError(f"{label(name, key)} has dtype {value.dtype}, but {source} has "
+                            f"{dtype}: all arrays must have one dtype")
+        got = value.shape
+        expected = shapes.get(shape)
+        if expected is None:  # the first array of this shape: it may fix sizes
+            if len(got) == len(shape):
+                for s, n in zip(shape, got):
+                    if s not in sizes:
+                        if n == 0:
+                            raise ValueError(f"{label(name, key)} has shape {got}: "
+                                             f"{_AXES.get(s, s)} must be at least 1")
+                        sizes[s] = n
+            expected = tuple([sizes.get(s) for s in shape])
+            if None not in expected:
+                shapes[shape] = expected
+        if got != expected:
             names = [_AXES.get(s, s) for s in shape]
             known = [sizes.get(s, n) for s, n in zip(shape, names)]
-            raise ValueError(f"{name} must have shape {text(names)} = {text(known)}, "
-                             f"got {value.shape}")
+            raise ValueError(f"{label(name, key)} must have shape {text(names)} = {text(known)}, "
+                             f"got {got}")
     return sizes
 
 
