@@ -31,6 +31,7 @@ STATES = ("h",)
 OUTPUT = "h"
 INPUT_SIZE = "input"
 STATE_SIZES = {"h": "hidden"}
+OUTPUT_SIZE = "hidden"
 PARAMS = {
     "W_rx": ("hidden", "input"),
     "W_rh": ("hidden", "hidden"),
@@ -42,10 +43,107 @@ PARAMS = {
     "W_nh": ("hidden", "hidden"),
     "b_n": ("hidden",),
 }
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_T, _B = 0, 1  # the time and batch axes, as size keys that no size name can clash with
+_AXES = {_T: "T", _B: "B"}
+
+
+def _check(args, params, sizes=None, dtype=None):
+    """Check a call's arguments once, before any work; return the sizes they agree on.
+
+    args: (argument name, value, shape) triples; a shape is a tuple of size names and _T, _B,
+    or "states", a tuple in STATES order of (B, size) arrays, or "gradients", the same with
+    None for zeros. A value None is skipped (the caller makes zeros). The dtype is `dtype`
+    (backward: forward's) or else the first argument's; a size is fixed by `sizes` (backward:
+    forward's), then by the parameters (as torch.nn trusts its weights), then by args in order.
+    Raises TypeError or ValueError naming the argument and the shape it must have.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict keyed as PARAMS, got {type(params).__name__}")
+    if params.keys() != PARAMS.keys():
+        missing = [key for key in PARAMS if key not in params]
+        unknown = [key for key in params if key not in PARAMS]
+        raise ValueError("params must have the keys of PARAMS: "
+                         + "; ".join(f"{kind} {keys}" for kind, keys in
+                                     (("missing", missing), ("unknown", unknown)) if keys))
+    source = "forward's x"
+    if dtype is None:
+        source, value, _ = args[0]
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{source} must be a NumPy array, got {type(value).__name__}")
+        dtype = value.dtype
+    if dtype not in _FLOATS:
+        raise TypeError(f"{source} must be float32 or float64, got {dtype}")
+    # (argument, key or index, value, shape); names are printed only for an error
+    arrays = [("params", key, params[key], shape) for key, shape in PARAMS.items()]
+    for name, value, shape in args:
+        if value is None:
+            continue
+        if not isinstance(shape, str):
+            arrays.append((name, None, value, shape))
+        elif isinstance(value, tuple | list) and len(value) == len(STATES):
+            arrays += [(name, k, v, (_B, STATE_SIZES[STATES[k]])) for k, v in enumerate(value)
+                       if v is not None or shape == "states"]
+        else:
+            what = (f"{type(value).__name__} of length {len(value)}" if isinstance(value, tuple | list)
+                    else f"array of shape {value.shape}" if isinstance(value, np.ndarray)
+                    else type(value).__name__)
+            raise TypeError(f"{name} must be a tuple of {len(STATES)} arrays in STATES order "
+                            f"{STATES}, or None; got {what}")
+    sizes = dict(sizes or {})
+    shapes = {}  # shape in size names -> in numbers, once known
+
+    def label(name, key):
+        return (name if key is None else f"{name}[{key!r}]" if isinstance(key, str)
+                else f"{name}[{key}] ({STATES[key]})")
+
+    def text(items):
+        return "(" + ", ".join(map(str, items)) + ("," if len(items) == 1 else "") + ")"
+
+    for name, key, value, shape in arrays:
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{label(name, key)} must be a NumPy array, got {type(value).__name__}")
+        if value.dtype != dtype:
+            raise TypeError(f"{label(name, key)} has dtype {value.dtype}, but {source} has "
+                            f"{dtype}: all arrays must have one dtype")
+        got = value.shape
+        expected = shapes.get(shape)
+        if expected is None:  # the first array of this shape: it may fix sizes
+            if len(got) == len(shape):
+                for s, n in zip(shape, got):
+                    if s not in sizes:
+                        if n == 0:
+                            raise ValueError(f"{label(name, key)} has shape {got}: "
+                                             f"{_AXES.get(s, s)} must be at least 1")
+                        sizes[s] = n
+            expected = tuple([sizes.get(s) for s in shape])
+            if None not in expected:
+                shapes[shape] = expected
+        if got != expected:
+            names = [_AXES.get(s, s) for s in shape]
+            known = [sizes.get(s, n) for s, n in zip(shape, names)]
+            raise ValueError(f"{label(name, key)} must have shape {text(names)} = {text(known)}, "
+                             f"got {got}")
+    return sizes
 
 
 def init_params(sizes, rng=None, dtype=np.float64):
     """Every parameter uniform in (-1/sqrt(hidden), 1/sqrt(hidden)), as torch.nn's RNN layers."""
+    if not isinstance(sizes, dict):
+        raise TypeError(f"sizes must be a dict keyed as SIZES, got {type(sizes).__name__}")
+    missing = [key for key in SIZES if key not in sizes]
+    unknown = [key for key in sizes if key not in SIZES]
+    if missing or unknown:
+        raise ValueError("sizes must have the keys of SIZES: "
+                         + "; ".join(f"{kind} {keys}" for kind, keys in
+                                     (("missing", missing), ("unknown", unknown)) if keys))
+    for key, n in sizes.items():
+        if not isinstance(n, int | np.integer) or isinstance(n, bool):
+            raise TypeError(f"sizes[{key!r}] must be an integer, got {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"sizes[{key!r}] must be at least 1, got {n}")
+    if np.dtype(dtype) not in _FLOATS:
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     rng = np.random.default_rng() if rng is None else rng
     bound = 1.0 / np.sqrt(sizes["hidden"])
     params = {
@@ -81,6 +179,12 @@ def forward(x, state0, params, keep_cache=True):
     for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
     with keep_cache=False nothing is saved for backward() and cache is None.
     """
+    sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
+    return _forward(x, state0, params, keep_cache, sizes)
+
+
+def _forward(x, state0, params, keep_cache, sizes):
+    """forward() on checked arguments."""
     T, B = x.shape[:2]
     dtype = x.dtype
     size_hidden = params["W_rx"].shape[0]
@@ -144,6 +248,7 @@ def forward(x, state0, params, keep_cache=True):
         return h_all[1:], final_state, None
     cache = {
         "shape": (T, B, dtype),
+        "sizes": sizes,
         "x": x,
         "h_all": h_all,
         "r_all": r_all,
@@ -159,7 +264,11 @@ def backward(d_outputs, d_final_state, cache, params):
 
     Returns (dx, d_state0, d_params), with d_params keyed as PARAMS.
     """
+    if not isinstance(cache, dict) or "sizes" not in cache:
+        raise TypeError("cache must be the cache that forward() returned (keep_cache=True)")
     T, B, dtype = cache["shape"]
+    _check((("d_outputs", d_outputs, (_T, _B, "hidden")),
+            ("d_final_state", d_final_state, "gradients")), params, cache["sizes"], dtype)
     x = cache["x"]
     h_all = cache["h_all"]
     r_all = cache["r_all"]
@@ -235,5 +344,6 @@ def step(x_t, state, params):
 
     Returns (output, new_state).
     """
-    outputs, final_state, _ = forward(x_t[None], state, params, keep_cache=False)
+    sizes = _check((("x_t", x_t, (_B, "input")), ("state", state, "states")), params)
+    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes)
     return outputs[0], final_state

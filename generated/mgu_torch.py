@@ -382,6 +382,12 @@ class MGU(nn.Module):
             if INPUT_SIZE != "input" and layer_input != sizes[INPUT_SIZE]:
                 raise ValueError(f"this cell reads its input at size {INPUT_SIZE!r}: "
                                  f"layer {layer} would get {layer_input}")
+            if layer_input != input_size and "input" in STATE_SIZES.values():
+                held = ", ".join(s for s, n in STATE_SIZES.items() if n == "input")
+                raise ValueError(f"the state {held} has size 'input', which layer {layer} would "
+                                 f"need at {layer_input} and layer 0 at {input_size}, but the "
+                                 f"layers' states are stacked in one tensor: use num_layers=1 "
+                                 f"(or input_size={layer_input})")
             self._layer_sizes.append(layer_sizes)
             for suffix in ("", "_reverse")[:directions]:
                 for name, shape in PARAMS.items():
@@ -412,22 +418,69 @@ class MGU(nn.Module):
             params[name] = value
         return params
 
+    def _checked_state(self, input, state, sizes):
+        """Refuse what torch.nn's recurrent layers refuse, in their words, once per call with
+        plain shape comparisons (torch.compile traces them); the state as a tuple, or None."""
+        if not isinstance(input, torch.Tensor):
+            raise TypeError(f"input must be a tensor, got {type(input).__name__}")
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, "
+                             f"got {input.dim()}D instead")
+        like = next(self.parameters(), input)
+        if input.dtype != like.dtype:
+            raise ValueError(f"input dtype ({input.dtype}) does not match weight dtype "
+                             f"({like.dtype}): convert input, input.to({like.dtype})"
+                             + (f", or the module, module.to({input.dtype})"
+                                if input.is_floating_point() else ""))
+        if input.device != like.device:
+            raise ValueError(f"input is on {input.device}, the weights on {like.device}: "
+                             f"move input, input.to({str(like.device)!r}), or the module")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input.size(-1) must be equal to input_size. "
+                             f"Expected {self.input_size}, got {input.shape[-1]}")
+        if input.shape[1 if self.batch_first and input.dim() == 3 else 0] == 0:
+            raise ValueError("Expected sequence length to be larger than 0")
+        if state is None:
+            return None
+        names = [f"{s}_0" for s in STATES]
+        if isinstance(state, torch.Tensor) and len(STATES) == 1:
+            state = (state,)
+        if not isinstance(state, tuple | list) or len(state) != len(STATES):
+            what = (f"{names[0]}, a (num_layers * num_directions, B, size) tensor" if len(STATES) == 1
+                    else f"the tuple ({', '.join(names)}) of (num_layers * num_directions, B, size) tensors")
+            got = (f"{type(state).__name__} of length {len(state)}" if isinstance(state, tuple | list)
+                   else f"a tensor of size {list(state.shape)}" if isinstance(state, torch.Tensor)
+                   else type(state).__name__)
+            raise TypeError(f"state must be {what}, or None; got {got}")
+        batch = () if input.dim() == 2 else (input.shape[0 if self.batch_first else 1],)
+        for k, (value, name) in enumerate(zip(state, names, strict=True)):
+            arg = f"state ({name})" if len(STATES) == 1 else f"state[{k}] ({name})"
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{arg} must be a tensor, got {type(value).__name__}")
+            expected = (self.num_layers * (2 if self.bidirectional else 1), *batch,
+                        sizes[STATE_SIZES[STATES[k]]])
+            if tuple(value.shape) != expected:
+                raise ValueError(f"Expected {arg} size {expected}, got {list(value.shape)}")
+            if value.dtype != input.dtype or value.device != input.device:
+                raise ValueError(f"{arg} must have the dtype and device of input, {input.dtype} "
+                                 f"on {input.device}; got {value.dtype} on {value.device}")
+        return tuple(state)
+
     def forward(self, input, state=None):
+        sizes = {"input": self.input_size, "hidden": self.hidden_size}
+        state = self._checked_state(input, state, sizes)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else input
         if self.batch_first and not unbatched:
             x = x.transpose(0, 1)
         directions = 2 if self.bidirectional else 1
         B = x.shape[1]
-        sizes = {"input": self.input_size, "hidden": self.hidden_size}
         if state is None:
             state = tuple(
                 torch.zeros(self.num_layers * directions, B, sizes[STATE_SIZES[s]],
                             dtype=x.dtype, device=x.device)
                 for s in STATES
             )
-        elif isinstance(state, torch.Tensor):
-            state = (state,)
         if unbatched:
             state = tuple(s.unsqueeze(1) for s in state)
         finals = [[] for _ in STATES]

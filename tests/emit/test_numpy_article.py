@@ -101,7 +101,7 @@ def test_article_gru_differs_from_torch_gru():
     rng = np.random.default_rng(5)
     p = article.init_params({"input": 3, "hidden": 4}, rng)
     q = dict(p)
-    q["W_nx"], q["b_nx"], q["b_nh"] = p["W_nx"], p["b_n"], np.zeros(4)
+    q["W_nx"], q["b_nx"], q["b_nh"] = p["W_nx"], q.pop("b_n"), np.zeros(4)
     x = rng.normal(size=(3, 2, 3))
     h0 = (rng.normal(size=(2, 4)),)
     a, _, _ = article.forward(x, h0, p)
