@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 
+from gatespec.emit import escape
 from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines
@@ -30,7 +31,7 @@ def template_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -38,6 +39,9 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    # user text reaches every output through these (escape.py), one per language
+    env.filters.update(escape.FILTERS)
+    return env
 
 
 def render(template: str, context: dict) -> str:
