@@ -160,13 +160,9 @@ def md_text(text: str) -> str:
 
 
 def md_code(text: str) -> str:
-    """An inline code span: a backtick fence longer than any run of backticks in `text`;
-    line breaks and other invisible characters as \\uXXXX (a line break would end the
-    paragraph). Not for table cells."""
-    shown = "".join(ch if ch.isprintable() else _code_point(ch, "\\u00", 2) for ch in text)
-    fence = "`" * (1 + max((len(r) for r in re.findall("`+", shown)), default=0))
-    pad = " " if shown.startswith("`") or shown.endswith("`") or shown.startswith(" ") else ""
-    return f"{fence}{pad}{shown}{pad}{fence}"
+    """Text in code type: an HTML <code> element around `md_text(text)`, as a backtick
+    code span would show `<` raw, and cannot hold a line break."""
+    return f"<code>{md_text(text)}</code>"
 
 
 def md_fence(text: str) -> str:
@@ -184,11 +180,12 @@ def dot_string(text: str) -> str:
 
 
 def dot_html(text: str) -> str:
-    """Text in a Graphviz HTML-like label: Graphviz reads it as XML and writes it into SVG,
-    where control characters are not allowed even as references: those (and other
-    invisible characters) print as the text \\uXXXX."""
-    return "".join(_HTML.get(ch) or (ch if ch.isprintable() else _code_point(ch))
-                   for ch in text)
+    """Text in a Graphviz HTML-like label: Graphviz reads it as XML and then expands
+    backslash escapes (`\\N` is the node's name), so a backslash is doubled; it writes the
+    text into SVG, where control characters are not allowed even as references: those
+    (and other invisible characters) print as the text \\uXXXX."""
+    return "".join("\\\\" if ch == "\\" else _HTML.get(ch) or
+                   (ch if ch.isprintable() else "\\" + _code_point(ch)) for ch in text)
 
 
 FILTERS = {f.__name__: f for f in (py_str, py_doc, c_comment, ident, latex_text,
