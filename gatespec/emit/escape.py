@@ -82,6 +82,12 @@ def ident(name: str) -> str:
     return name
 
 
+def terminal_text(text: str) -> str:
+    """Text for a terminal (`gatespec show`): control characters, which could move the
+    cursor or recolour the screen, as \\xNN / \\uXXXX."""
+    return "".join(ch if ch.isprintable() else _code_point(ch) for ch in text)
+
+
 # pdflatex's default setup covers these; any other non-ASCII character would stop it.
 _LATEX_UNICODE = {"–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''",
                   "é": r"\'e", "ö": r"\"o", "ü": r"\"u", "ä": r"\"a", "×": r"$\times$"}

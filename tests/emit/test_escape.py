@@ -27,9 +27,11 @@ from gatespec.parse import parse
 from gatespec.pipeline import generate
 from gatespec.schedule import schedule
 
-FAST = settings(max_examples=30, deadline=None,
+FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-SLOW = settings(max_examples=8, deadline=None,
+WHOLE = settings(max_examples=15, deadline=None,  # through the whole pipeline
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+SLOW = settings(max_examples=4, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # A file of this name appears only if some generated code runs user text.
@@ -202,7 +204,7 @@ def test_latex_text_compiles_and_reads_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.aux", "t.log", "t.pdf", "t.tex"]
 
 
-@FAST
+@WHOLE
 @given(st.text(max_size=30))
 def test_dot_label_and_name_read_back(text):
     dot = require_program("dot")
@@ -216,6 +218,10 @@ def test_dot_label_and_name_read_back(text):
         assert [t.replace("\xa0", " ") for t in label] == [shown]
     r = subprocess.run([dot, "-Tcanon"], input=graph.encode(), capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_terminal_text_has_no_control_characters():
+    assert escape.terminal_text("a\x1b[2Jb\u2028") == "a\\x1b[2Jb\\u2028"
 
 
 def test_identifiers_only_as_code():
@@ -247,7 +253,7 @@ def docstring_parts(doc: str, cf, stem: str, title: str) -> None:
         assert f"\n\n{cf.header}\n\nParameters" in doc
 
 
-@FAST
+@WHOLE
 @given(header=st.lists(HEADER_LINE, min_size=1, max_size=3), description=DESCRIPTION,
        stem=FILE_STEM)
 def test_python_targets_hold_user_text_verbatim_and_run_none(
@@ -281,6 +287,7 @@ def test_python_targets_hold_user_text_verbatim_and_run_none(
     x = np.ones((2, 1, 3))
     outputs, final, cache = module.forward(x, None, params)
     module.backward(np.ones_like(outputs), (np.zeros((1, 2)),), cache, params)
+    assert main(["check", str(path)]) == 0  # imports the module it generates
 
 
 @SLOW
@@ -316,7 +323,7 @@ def benign_docs(tmp_path_factory):
     return {fmt: latex.render(text, str(path), fmt, diagram="c") for fmt in ("md", "tex")}
 
 
-@FAST
+@WHOLE
 @given(header=st.lists(HEADER_LINE, max_size=3), description=DESCRIPTION, stem=FILE_STEM)
 def test_documents_keep_their_structure(tmp_path_factory, benign_docs, header, description,
                                         stem):
