@@ -16,10 +16,11 @@ from gatespec.errors import EmitError
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _code_point(ch: str, short: str = "\\x", width: int = 2) -> str:
+def _code_point(ch: str) -> str:
+    """`\\x1f`, `\\u2028`, `\\U0001f600`: Python's (and C's) escape for a character."""
     n = ord(ch)
-    if n < 0x100 and short:
-        return f"{short}{n:0{width}x}"
+    if n < 0x100:
+        return f"\\x{n:02x}"
     return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
