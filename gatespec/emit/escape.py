@@ -136,8 +136,8 @@ _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 
 
 def html_text(text: str) -> str:
-    """Text for HTML (an HTML comment, a Graphviz HTML-like label): no markup, one line;
-    control and other invisible characters as numeric references."""
+    """Text for HTML (the comment that marks a Markdown page): no markup, so no `-->`
+    either; one line, control and other invisible characters as numeric references."""
     return "".join(_HTML.get(ch) or (ch if ch.isprintable() else _html_char(ch)) for ch in text)
 
 
