@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gatespec.derive import functions as fn
 from gatespec.derive.functions import DESCRIPTIONS
+from gatespec.emit.escape import terminal_text
 from gatespec.emit.printer import CodePrinter
 from gatespec.schedule import GemmOp, LayerNormOp, Plan
 
@@ -20,7 +21,7 @@ def _printer() -> CodePrinter:
 def render_plan(plan: Plan) -> str:
     cell = plan.cell
     pr = _printer()
-    out = [f"cell {cell.name}: {cell.description}", ""]
+    out = [f"cell {cell.name}: {terminal_text(cell.description)}", ""]
     out.append("sizes:  " + ", ".join(cell.sizes))
     out.append(f"input:  {cell.input.label} [{cell.input.size}]")
     out.append("states: " + ", ".join(f"{s.label} [{s.size}]" for s in cell.states))

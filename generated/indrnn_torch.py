@@ -24,6 +24,9 @@ import types
 import torch
 from torch import nn
 
+# the cell and its file, for messages (user text stays in these literals, out of code)
+CELL_NAME = "indrnn"
+SOURCE_NAME = "indrnn.gate"
 SIZES = ("input", "hidden")
 STATES = ("h",)
 OUTPUT = "h"
@@ -178,7 +181,7 @@ def _backend(impl, x):
 
 
 def _sibling_path(kind):
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"indrnn_{kind}.py")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{CELL_NAME}_{kind}.py")
 
 
 def _sibling_exists(kind):
@@ -191,8 +194,8 @@ def _sibling(kind):
     path = _sibling_path(kind)
     if not os.path.exists(path):
         raise RuntimeError(f"impl={kind!r} needs {path}: run `gatespec generate "
-                           f"indrnn --target {kind}` into the same folder")
-    spec = importlib.util.spec_from_file_location(f"indrnn_{kind}", path)
+                           f"{CELL_NAME} --target {kind}` into the same folder")
+    spec = importlib.util.spec_from_file_location(f"{CELL_NAME}_{kind}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -453,14 +456,14 @@ class IndRNN(nn.Module):
     def from_torch(cls, module, impl="auto"):
         """Refused: this cell declares no equivalent torch.nn layer."""
         raise TypeError(
-            f"{cls.__name__} cannot load the weights of {type(module).__name__}: indrnn.gate "
+            f"{cls.__name__} cannot load the weights of {type(module).__name__}: {SOURCE_NAME} "
             "declares no equivalent torch.nn layer, so the two compute different functions "
             "and the same weights would give different outputs"
         )
 
     def to_torch(self):
         """Refused: this cell declares no equivalent torch.nn layer."""
-        raise TypeError(f"{type(self).__name__} has no equivalent torch.nn layer (indrnn.gate)")
+        raise TypeError(f"{type(self).__name__} has no equivalent torch.nn layer ({SOURCE_NAME})")
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"

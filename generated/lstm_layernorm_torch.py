@@ -52,6 +52,9 @@ import types
 import torch
 from torch import nn
 
+# the cell and its file, for messages (user text stays in these literals, out of code)
+CELL_NAME = "lstm_layernorm"
+SOURCE_NAME = "lstm_layernorm.gate"
 SIZES = ("input", "hidden")
 STATES = ("h", "c")
 OUTPUT = "h"
@@ -520,7 +523,7 @@ def _backend(impl, x):
 
 
 def _sibling_path(kind):
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"lstm_layernorm_{kind}.py")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{CELL_NAME}_{kind}.py")
 
 
 def _sibling_exists(kind):
@@ -533,8 +536,8 @@ def _sibling(kind):
     path = _sibling_path(kind)
     if not os.path.exists(path):
         raise RuntimeError(f"impl={kind!r} needs {path}: run `gatespec generate "
-                           f"lstm_layernorm --target {kind}` into the same folder")
-    spec = importlib.util.spec_from_file_location(f"lstm_layernorm_{kind}", path)
+                           f"{CELL_NAME} --target {kind}` into the same folder")
+    spec = importlib.util.spec_from_file_location(f"{CELL_NAME}_{kind}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -799,14 +802,14 @@ class LSTMLayernorm(nn.Module):
     def from_torch(cls, module, impl="auto"):
         """Refused: this cell declares no equivalent torch.nn layer."""
         raise TypeError(
-            f"{cls.__name__} cannot load the weights of {type(module).__name__}: lstm_layernorm.gate "
+            f"{cls.__name__} cannot load the weights of {type(module).__name__}: {SOURCE_NAME} "
             "declares no equivalent torch.nn layer, so the two compute different functions "
             "and the same weights would give different outputs"
         )
 
     def to_torch(self):
         """Refused: this cell declares no equivalent torch.nn layer."""
-        raise TypeError(f"{type(self).__name__} has no equivalent torch.nn layer (lstm_layernorm.gate)")
+        raise TypeError(f"{type(self).__name__} has no equivalent torch.nn layer ({SOURCE_NAME})")
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"

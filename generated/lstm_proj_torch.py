@@ -42,6 +42,9 @@ import types
 import torch
 from torch import nn
 
+# the cell and its file, for messages (user text stays in these literals, out of code)
+CELL_NAME = "lstm_proj"
+SOURCE_NAME = "lstm_proj.gate"
 SIZES = ("input", "hidden", "proj")
 STATES = ("h", "c")
 OUTPUT = "h"
@@ -358,7 +361,7 @@ def _backend(impl, x):
 
 
 def _sibling_path(kind):
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"lstm_proj_{kind}.py")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{CELL_NAME}_{kind}.py")
 
 
 def _sibling_exists(kind):
@@ -371,8 +374,8 @@ def _sibling(kind):
     path = _sibling_path(kind)
     if not os.path.exists(path):
         raise RuntimeError(f"impl={kind!r} needs {path}: run `gatespec generate "
-                           f"lstm_proj --target {kind}` into the same folder")
-    spec = importlib.util.spec_from_file_location(f"lstm_proj_{kind}", path)
+                           f"{CELL_NAME} --target {kind}` into the same folder")
+    spec = importlib.util.spec_from_file_location(f"{CELL_NAME}_{kind}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

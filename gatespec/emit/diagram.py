@@ -15,9 +15,9 @@ import re
 import shutil
 import subprocess
 import zlib
-from html import escape
 
 from gatespec import GENERATED_MARK, ir
+from gatespec.emit.escape import c_comment, dot_html, dot_string
 from gatespec.emit.latex_forward import dependency_order, reads
 from gatespec.emit.python_module import VERSION
 from gatespec.errors import EmitError, UsageError
@@ -50,7 +50,7 @@ def unicode_name(name: str, latex: str | None) -> str:
 def _sub(text: str) -> str:
     """name_sub → name<SUB>sub</SUB> in an HTML label; a Greek name is its letter."""
     head, _, tail = text.partition("_")
-    return escape(_GREEK.get(head, head)) + (f"<SUB>{escape(tail)}</SUB>" if tail else "")
+    return dot_html(_GREEK.get(head, head)) + (f"<SUB>{dot_html(tail)}</SUB>" if tail else "")
 
 
 class _Graph:
@@ -75,7 +75,7 @@ class _Graph:
 
     def value(self, name: str, time: str) -> str:
         shown = unicode_name(name, self.cell.latex.get(name))
-        return f"<B>{escape(shown)}</B><SUB>{time}</SUB>"
+        return f"<B>{dot_html(shown)}</B><SUB>{time}</SUB>"
 
     def build(self) -> str:
         lines = self.lines
@@ -103,8 +103,9 @@ class _Graph:
         for s in self.cell.states:  # the new value is read as the previous one next step
             self.edge(self.where[s.label + "'"], self.where[s.label], "next step",
                       style="dashed", constraint="false", color="gray50", fontcolor="gray50")
-        head = [f"// {_MARK} {VERSION} from {self.cell.path.rsplit('/', 1)[-1]}; do not edit",
-                f'digraph "{self.cell.name}" {{',
+        source = c_comment(self.cell.path.rsplit("/", 1)[-1])
+        head = [f"// {_MARK} {VERSION} from {source}; do not edit",
+                f"digraph {dot_string(self.cell.name)} {{",
                 "  rankdir=LR;",
                 '  node [fontname="Helvetica", fontsize=12];',
                 '  edge [fontname="Helvetica", fontsize=10, arrowsize=0.7];',
@@ -116,7 +117,7 @@ class _Graph:
         if isinstance(e, ast.Var):
             return self.where[e.label]
         if isinstance(e, ast.Number):
-            return self.node(escape(e.text), shape="plaintext", fontsize="10")
+            return self.node(dot_html(e.text), shape="plaintext", fontsize="10")
         if isinstance(e, ast.Neg):
             op = self.node("−", shape="circle", width="0.3", fixedsize="true")
             self.edge(self.expr(e.operand), op)
@@ -153,7 +154,7 @@ class _Graph:
             box = self.node("LN<BR/>" + ", ".join(_sub(p) for p in params), shape="box")
             self.edge(self.expr(c.args[0]), box)
             return box
-        name = escape(_FUNCTIONS.get(c.func, c.func))
+        name = dot_html(_FUNCTIONS.get(c.func, c.func))
         box = self.node(name + ("(a, b)" if len(c.args) > 1 else ""), shape="box",
                         style="rounded")
         for k, a in enumerate(c.args):

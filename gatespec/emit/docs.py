@@ -36,7 +36,7 @@ def index_page() -> str:
     rows = []
     for name in cells.names():
         cf = parse(cells.source(name), f"gatespec/cells/{name}.gate")
-        rows.append({"name": name, "description": cf.description.replace("|", "\\|")})
+        rows.append({"name": name, "description": cf.description})
     return render_template("markdown/index.md.jinja",
                            {"mark": f"{GENERATED_MARK} {VERSION}; do not edit",
                             "cells": rows})

@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from gatespec import GENERATED_MARK
+from gatespec.emit import escape
 from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines
@@ -40,6 +41,8 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.globals["generated_mark"] = GENERATED_MARK  # the start of every mark line (files.py)
+    # user text reaches every output through these (escape.py), one per language
+    env.filters.update(escape.FILTERS)
     return env
 
 

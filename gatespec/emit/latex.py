@@ -82,11 +82,6 @@ def render(text: str, path: str, fmt: str, backward: bool = True,
         "parameters": _parameter_rows(cell, eqs.forward.names),
         "diagram": diagram,
     }
-    if fmt == "tex":
-        context = {**context, "description": ln.escape_text(cell.description),
-                   "parameters": [{**r, "shape": ln.escape_text(r["shape"]),
-                                   "role": ln.escape_text(r["role"])}
-                                  for r in context["parameters"]]}
     template = {"tex": "latex/document.tex.jinja", "md": "markdown/page.md.jinja"}[fmt]
     return render_template(template, context)
 

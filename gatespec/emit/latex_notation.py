@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from gatespec.emit.escape import latex_text
+
 # Precedence of a printed piece, to decide where parentheses go.
 SUM, MATVEC, PROD, UNARY, ATOM = 1, 1.5, 2, 3, 4
 
@@ -65,7 +67,7 @@ def subscript(text: str) -> str:
 
 
 def _escape(name: str) -> str:
-    return name.replace("_", r"\_")
+    return latex_text(name)  # a name in maths: `_` is the only character it needs escaped
 
 
 def _bold_name(name: str) -> tuple[str, str]:
@@ -106,8 +108,11 @@ class Names:
         """(symbol, subscript text) of a variable, without its time index."""
         if name in self.latex:
             text = self.latex[name]
-            # a user's symbol with its own subscript takes the time index after a group
-            return (f"{{{text}}}" if _has_top_level_script(text) else text), ""
+            # a user's symbol with its own subscript takes the time index after a group;
+            # one that starts with a letter is grouped too, so `\delta` before it stays one
+            # command (the parser checked the text: parse/latex_check.py)
+            grouped = _has_top_level_script(text) or text[:1].isalpha()
+            return (f"{{{text}}}" if grouped else text), ""
         return _bold_name(name)
 
     def var(self, name: str, step: int) -> str:
@@ -163,27 +168,3 @@ def number(text: str) -> str:
     digits = exponent.lstrip("+-").lstrip("0") or "0"
     power = rf"10^{{{'-' if exponent.startswith('-') and digits != '0' else ''}{digits}}}"
     return power if mantissa in ("1", "1.", "1.0") else rf"{mantissa} \times {power}"
-
-
-def escape_text(text: str) -> str:
-    """Plain text (a cell's description) for a LaTeX paragraph."""
-    out = []
-    for ch in text:
-        if ch in "&%$#_{}":
-            out.append("\\" + ch)
-        elif ch == "\\":
-            out.append(r"\textbackslash{}")
-        elif ch == "~":
-            out.append(r"\textasciitilde{}")
-        elif ch == "^":
-            out.append(r"\textasciicircum{}")
-        elif ord(ch) > 127:
-            out.append(_UNICODE_TEXT.get(ch, "?"))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-# pdflatex's default input encoding covers these; anything else would stop the build.
-_UNICODE_TEXT = {"–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''",
-                 "é": r"\'e", "ö": r"\"o", "ü": r"\"u", "ä": r"\"a", "×": r"$\times$"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gatespec import __version__
 from gatespec.emit.dialects import Dialect
+from gatespec.emit.escape import py_str
 from gatespec.emit.lines import ModuleLines, drop_unused_bindings, prune_assignments
 from gatespec.schedule import Plan
 
@@ -59,7 +60,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "shape_width": max((len(p["shape_text"]) for p in params), default=0),
         "sizes": tuple_text(cell.sizes),
         "states": tuple_text(cell.state_names),
-        "output": f'"{cell.output_label}"',
+        "output": py_str(cell.output_label),
         "init_size": "hidden" if "hidden" in cell.sizes else cell.sizes[-1],
         "size_var": lines.size_var,
         "state_sizes": ", ".join(lines.size_var(s.size) for s in cell.states),
@@ -92,7 +93,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "helpers": lines.helpers(),
         # parameters that start at a constant instead of uniform noise (layer-norm gain, bias)
         "constant_init": "{" + ", ".join(
-            f'"{p.name}": {1.0 if p.role == "ln_gain" else 0.0}' for p in cell.params.values()
+            f'{py_str(p.name)}: {1.0 if p.role == "ln_gain" else 0.0}' for p in cell.params.values()
             if p.role in ("ln_gain", "ln_bias")) + "}",
         "zeros": dialect.zeros,
         "lines": lines,
@@ -106,7 +107,7 @@ def _tuple_expr(items: list[str]) -> str:
 
 def tuple_text(items: list[str]) -> str:
     """A tuple of strings as Python source."""
-    return "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
+    return "(" + ", ".join(py_str(i) for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
 def _role_text(p) -> str:

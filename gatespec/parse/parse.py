@@ -11,6 +11,7 @@ import lark
 
 from gatespec.errors import ParseError, Span
 from gatespec.parse import ast
+from gatespec.parse.latex_check import LatexError, check_latex
 
 _TOKEN_NAMES = {
     "NAME": "a name",
@@ -76,7 +77,7 @@ def _check_name_lengths(tree: lark.Tree, source: str, path: str) -> None:
 
 def _header_comment(source: str) -> str:
     lines = []
-    for line in source.splitlines():
+    for line in source.split("\n"):  # as the grammar counts lines: a comment ends only at \n
         stripped = line.strip()
         if not stripped.startswith("#"):
             break
@@ -206,6 +207,12 @@ class _Builder:
         name, text = item.children
         if str(name) in self.cell.latex:
             raise ParseError(f"the latex of '{name}' is given twice", self.span(name))
+        try:
+            check_latex(str(text)[1:-1])
+        except LatexError as exc:  # the place of the offending command, inside the quotes
+            raise ParseError(exc.message, Span(self.cell.path, text.line,
+                                               text.column + 1 + exc.offset,
+                                               self.cell.source, exc.length)) from None
         self.cell.latex[str(name)] = (str(text)[1:-1], self.span(name))
 
     def equivalent_decl(self, item: lark.Tree) -> None:
