@@ -13,11 +13,24 @@ from sympy.printing.str import StrPrinter
 
 
 def number_text(value: sympy.Rational) -> str:
-    """A rational constant as a Python literal: integers stay integers, others become floats."""
+    """A rational constant as a Python literal: integers that float64 holds exactly stay
+    integers, others become floats (a Python float takes the arrays' dtype, where an int
+    past int64 would be an object or an overflow)."""
     frac = Fraction(int(value.p), int(value.q))
-    if frac.denominator == 1:
+    if frac.denominator == 1 and abs(frac.numerator) <= 2**53:
         return str(frac.numerator)
-    return repr(float(frac))
+    f = to_float(value)
+    return repr(f) if abs(f) != float("inf") else "-1e999" if f < 0 else "1e999"
+
+
+def to_float(value: sympy.Rational) -> float:
+    """The float64 nearest a constant; past the largest one (a derivative's 2 * 1e308, the
+    user's constants are checked when the cell is built) infinity, as IEEE rounds; Python
+    reads the literal 1e999 as infinity."""
+    try:
+        return float(Fraction(int(value.p), int(value.q)))
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
 class CodePrinter(StrPrinter):
