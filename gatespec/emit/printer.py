@@ -9,6 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import sympy
+from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 
@@ -21,6 +22,11 @@ def number_text(value: sympy.Rational) -> str:
         return str(frac.numerator)
     f = to_float(value)
     return repr(f) if abs(f) != float("inf") else "-1e999" if f < 0 else "1e999"
+
+
+def inexact_fraction(value: sympy.Expr) -> bool:
+    """A fraction that is not a short ratio of integers: print it as one float."""
+    return value.is_Rational and not value.is_Integer and (value.q > 1000 or abs(value.p) > 2**53)
 
 
 def to_float(value: sympy.Rational) -> float:
@@ -63,6 +69,15 @@ class CodePrinter(StrPrinter):
         if text.startswith("_"):
             self.used.add(text.split("(")[0])
         return text
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        # a folded constant (sigmoid(2), held exactly as p / 2**53) is one float factor,
+        # not p * ... / q; simple fractions keep SymPy's form (h / 3)
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff.is_Rational and not inexact_fraction(coeff) or rest == 1:
+            return super()._print_Mul(expr)
+        sign, coeff = ("-", -coeff) if coeff < 0 else ("", coeff)
+        return f"{sign}{self._print(coeff)}*{self.parenthesize(rest, precedence(expr))}"
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         base, exp = expr.args
