@@ -239,9 +239,12 @@ class _Builder:
         args = tuple(v for v, _ in lowered)
         if all(a.is_Number for a in args):  # sigmoid(2): a number, not a call in the code
             try:
-                return fold(LANGUAGE_FUNCTIONS[c.func], args), size
+                value = fold(LANGUAGE_FUNCTIONS[c.func], args)
             except ValueError as exc:
                 raise CheckError(f"{c.func}() of constants {exc}", c.span, note=_FOLDED) from None
+            if out_of_range(value):
+                raise CheckError(f"{c.func}() of constants {OUT_OF_RANGE}", c.span, note=_FOLDED)
+            return value, size
         return LANGUAGE_FUNCTIONS[c.func](*args), size
 
     def _arity(self, c: ast.Call, n: int) -> None:

@@ -136,10 +136,9 @@ OUT_OF_RANGE = "exceeds the largest float64 (about 1.8e308)"
 
 def fold(fn: type[Elementwise], args: tuple[sympy.Rational, ...]) -> sympy.Rational:
     """fn(args) as a number: exact where the value is rational (sqrt(1e20) = 1e10,
-    relu(-1) = 0), else rounded once to 53 significant bits (float64's precision, with no
-    limit on the exponent, so exp(-1000) * exp(1000) still folds to 1) and held exactly.
-    Raises ValueError when the value is not a real number (log(0), sqrt(-1)) or is far
-    beyond float64 (exp(1e300)); the range of a final constant is checked where it is used."""
+    relu(-1) = 0), else rounded once to 53 significant bits (float64's precision) and held
+    exactly. Raises ValueError when the value is not a real number (log(0), sqrt(-1)) or is
+    far beyond float64 (exp(1e300)); the caller checks the range of the value it keeps."""
     value = _EXACT[fn](*args)
     if not value.is_Rational:
         approx = value.evalf(40)
