@@ -404,11 +404,21 @@ class _Builder:
         used.update(d.node for label, d in self.defs.items() if label.endswith("'"))
         x = self.cf.inputs[0]
         if x.name not in used:
-            raise CheckError(f"input '{x.name}' is never used", x.span)
+            raise CheckError(f"input '{x.name}' is never used", x.span,
+                             note=self._vanished(x.name))
         for stmt in self.cf.statements:
             d = self.defs[stmt.target.label]
             if d.node not in used:
-                raise CheckError(f"'{stmt.target.label}' is computed but never used", d.span)
+                raise CheckError(f"'{stmt.target.label}' is computed but never used", d.span,
+                                 note=self._vanished(stmt.target.label))
+
+    def _vanished(self, label: str) -> str | None:
+        """Why a value that statements do mention is not read: its terms are gone."""
+        for stmt in self.cf.statements:
+            if any(v.label == label for v in _vars(stmt.value)):
+                return (f"line {stmt.span.line} mentions it, but in terms that cancel or are "
+                        "multiplied by a constant that folds to 0")
+        return None
 
     def _output_def(self) -> _Def:
         out = self.cf.output

@@ -86,10 +86,10 @@ class ModuleLines:
     # -- sections --------------------------------------------------------------------
     def size_lines(self, backward: bool = False) -> list[str]:
         """Sizes read off the arguments, so the module works for any sizes. The backward
-        pass has x only when it is cached: it reads the input's size off a parameter."""
+        pass has x only when it is cached; else it reads the input's size off a parameter."""
         lines = []
         for size in self.cell.sizes:
-            if size == self.cell.input.size and not (backward and self.param_of_size(size)):
+            if size == self.cell.input.size and (not backward or self.caches_x()):
                 lines.append(f"{self.size_var(size)} = x.shape[-1]")
                 continue
             for p in self.cell.params.values():
@@ -101,8 +101,11 @@ class ModuleLines:
                 raise EmitError(f"size {size} cannot be read off any parameter")
         return lines
 
-    def param_of_size(self, size: str) -> bool:
-        return any(size in p.shape for p in self.cell.params.values())
+    def caches_x(self) -> bool:
+        """Whether the cache keeps x: the backward reads it, or only it gives its size (as a
+        reference, no copy)."""
+        return (self.cell.input.name in self.plan.saved_static
+                or not any(self.cell.input.size in p.shape for p in self.cell.params.values()))
 
     def stack_lines(self, backward: bool = False) -> list[str]:
         lines = []
@@ -344,9 +347,7 @@ class ModuleLines:
 
     def cache_entries(self) -> list[tuple[str, str]]:
         entries = [(s, s) for s in self.plan.saved_static if s != self.cell.input.name]
-        # x is also kept (a reference, no copy) where only it tells the backward its size
-        if (self.cell.input.name in self.plan.saved_static
-                or not self.param_of_size(self.cell.input.size)):
+        if self.caches_x():
             entries.insert(0, ("x", "x"))
         entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
         entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]
