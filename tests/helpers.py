@@ -57,3 +57,56 @@ def layer_grads(layer, x, state, impl):
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     return out, finals, [torch.zeros_like(v) if g is None else g
                          for v, g in zip(leaves, grads, strict=True)]
+
+
+def numpy_dx_error(spec: str, seed: int = 0, eps: float = 1e-6) -> float:
+    """Relative error of a NumPy module's dx against central differences of its own forward
+    (the loss: fixed random projections of the outputs and final states)."""
+    import numpy as np
+
+    mod = numpy_module(spec)
+    rng = np.random.default_rng(seed)
+    sizes = small_sizes(mod)
+    params = {k: 2.0 * v for k, v in mod.init_params(sizes, rng).items()}
+    x = rng.normal(size=(4, 3, sizes[mod.INPUT_SIZE]))
+    state0 = tuple(0.5 * rng.normal(size=(3, sizes[mod.STATE_SIZES[s]])) for s in mod.STATES)
+    out, final, cache = mod.forward(x, state0, params)
+    g_out, g_fin = rng.normal(size=out.shape), tuple(rng.normal(size=f.shape) for f in final)
+
+    def loss() -> float:
+        o, f, _ = mod.forward(x, state0, params, keep_cache=False)
+        return float(np.sum(o * g_out) + sum(np.sum(a * b) for a, b in zip(f, g_fin, strict=True)))
+
+    dx = mod.backward(g_out, g_fin, cache, params)[0]
+    assert dx.shape == x.shape
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        keep = x[idx]
+        x[idx] = keep + eps
+        up = loss()
+        x[idx] = keep - eps
+        numeric[idx] = (up - loss()) / (2 * eps)
+        x[idx] = keep
+    return float(np.abs(dx - numeric).max() / np.abs(numeric).max())
+
+
+def torch_grad_errors(spec: str) -> dict[str, float]:
+    """Relative error of each gradient (x, initial states, parameters) of the torch module's
+    derived backward against autograd through its step-by-step reference, one layer."""
+    import torch
+
+    mod = torch_module(spec)
+    sizes = small_sizes(mod)
+    torch.manual_seed(0)
+    layer = module_class(mod)(sizes["input"], sizes["hidden"],
+                              *(sizes[s] for s in mod.SIZES if s not in ("input", "hidden")),
+                              dtype=torch.float64)
+    x = torch.randn(5, 3, sizes[mod.INPUT_SIZE], dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(1, 3, sizes[mod.STATE_SIZES[s]], dtype=torch.float64,
+                              requires_grad=True) for s in mod.STATES)
+    state = state[0] if len(state) == 1 else state
+    _, _, derived = layer_grads(layer, x, state, "torch")
+    _, _, reference = layer_grads(layer, x, state, "autograd")
+    names = ["x", *mod.STATES, *(n for n, _ in layer.named_parameters())]
+    return {n: ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+            for n, a, b in zip(names, derived, reference, strict=True)}

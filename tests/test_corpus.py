@@ -60,6 +60,9 @@ def _layer(name, torch):
     extra = [sizes[s] for s in mod.SIZES if s not in ("input", "hidden")]
     both = mod.INPUT_SIZE == "input"  # a cell reading x at another size stacks one direction
     stackable = both or sizes[mod.OUTPUT_SIZE] == sizes[mod.INPUT_SIZE]
+    # a state of the input's size changes size from layer to layer (the next layer's input
+    # is this one's output): one layer only
+    stackable = stackable and "input" not in mod.STATE_SIZES.values()
     torch.manual_seed(0)
     layer = module_class(mod)(sizes["input"], sizes["hidden"], *extra, dtype=torch.float64,
                               num_layers=2 if stackable else 1, bidirectional=both)

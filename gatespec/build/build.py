@@ -17,7 +17,7 @@ from gatespec import ir
 from gatespec.build.layouts import resolve_torch
 from gatespec.build.names import is_reserved, name_problem, size_name_problem
 from gatespec.build.sizes import SCALAR, Sizes
-from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS
+from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS, OUT_OF_RANGE, fold, out_of_range
 from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
 
@@ -152,10 +152,14 @@ class _Builder:
         self.operand_count = 0
         self.biased_linears = sum(1 for c in _calls(stmt.value, "linear") if _has_bias(c))
         expr, size = self._expr(stmt.value)
+        # like terms combine across operators (1e308 * h + x + 1e308 * h): check every constant
+        if any(out_of_range(n) for n in expr.atoms(sympy.Number)):
+            raise CheckError(f"a constant in the value of '{stmt.target.label}' {OUT_OF_RANGE}",
+                             _span_of(stmt.value), note=_FOLDED)
         if not expr.free_symbols:  # e.g. `sigmoid(h - h)`: terms cancel to a number
             raise CheckError(
                 f"'{stmt.target.label}' is a constant: it reads no input, state or parameter",
-                stmt.target.span, note=f"it simplifies to {expr}; write that where it is used")
+                stmt.target.span, note=f"it simplifies to {_number_text(expr)}; write that where it is used")
         self.sizes.unify(target.size, size, stmt.target.span,
                          f"the assignment to '{stmt.target.label}'")
         self._add(ir.Pointwise(target.node, stmt.target.label, target.size, expr))
@@ -186,14 +190,21 @@ class _Builder:
             rv, rs = self._expr(e.right)
             size = self.sizes.unify(ls, rs, e.span, f"'{e.op}'")
             if e.op == "+":
-                return lv + rv, size
-            if e.op == "-":
-                return lv - rv, size
-            if e.op == "*":
-                return lv * rv, size
-            if rv == 0:
-                raise CheckError("division by zero", e.span)
-            return lv / rv, size
+                value = lv + rv
+            elif e.op == "-":
+                value = lv - rv
+            elif e.op == "*":
+                value = lv * rv
+            else:
+                if rv == 0:
+                    raise CheckError("division by zero", e.span)
+                value = lv / rv
+            # SymPy folds numbers exactly (1e300 * 1e10, or h / 1e-300 / 1e-300); each
+            # constant must still be a float64 in the generated code
+            if out_of_range(_coefficient(value)):
+                raise CheckError(f"this '{e.op}' folds to a constant that {OUT_OF_RANGE}", e.span,
+                                 note=_FOLDED)
+            return value, size
         return self._call(e)
 
     def _lookup(self, v: ast.Var) -> _Def:
@@ -225,7 +236,16 @@ class _Builder:
             size = self.sizes.unify(size, s, _span_of(a), f"the operands of {c.func}()")
         if c.func == "identity":
             return lowered[0][0], size
-        return LANGUAGE_FUNCTIONS[c.func](*(v for v, _ in lowered)), size
+        args = tuple(v for v, _ in lowered)
+        if all(a.is_Number for a in args):  # sigmoid(2): a number, not a call in the code
+            try:
+                value = fold(LANGUAGE_FUNCTIONS[c.func], args)
+            except ValueError as exc:
+                raise CheckError(f"{c.func}() of constants {exc}", c.span, note=_FOLDED) from None
+            if out_of_range(value):
+                raise CheckError(f"{c.func}() of constants {OUT_OF_RANGE}", c.span, note=_FOLDED)
+            return value, size
+        return LANGUAGE_FUNCTIONS[c.func](*args), size
 
     def _arity(self, c: ast.Call, n: int) -> None:
         if c.kwargs:
@@ -384,11 +404,21 @@ class _Builder:
         used.update(d.node for label, d in self.defs.items() if label.endswith("'"))
         x = self.cf.inputs[0]
         if x.name not in used:
-            raise CheckError(f"input '{x.name}' is never used", x.span)
+            raise CheckError(f"input '{x.name}' is never used", x.span,
+                             note=self._vanished(x.name))
         for stmt in self.cf.statements:
             d = self.defs[stmt.target.label]
             if d.node not in used:
-                raise CheckError(f"'{stmt.target.label}' is computed but never used", d.span)
+                raise CheckError(f"'{stmt.target.label}' is computed but never used", d.span,
+                                 note=self._vanished(stmt.target.label))
+
+    def _vanished(self, label: str) -> str | None:
+        """Why a value that statements do mention is not read: its terms are gone."""
+        for stmt in self.cf.statements:
+            if any(v.label == label for v in _vars(stmt.value)):
+                return (f"line {stmt.span.line} mentions it, but in terms that cancel or are "
+                        "multiplied by a constant that folds to 0")
+        return None
 
     def _output_def(self) -> _Def:
         out = self.cf.output
@@ -485,6 +515,23 @@ def _suffix(e: ast.Expr, leaves: set[str]) -> str:
         return e.name
     names = list(dict.fromkeys(v.name for v in _vars(e)))
     return "".join([n for n in names if n in leaves] or names)
+
+
+_FOLDED = "constants are folded exactly, then written into the code as float64 numbers"
+
+
+def _number_text(n: sympy.Rational) -> str:
+    """1/2 as 1/2; a folded value such as sigmoid(2), held exactly, as its float64 digits."""
+    return str(n) if n.q < 1000 else repr(float(n))
+
+
+def _coefficient(e: sympy.Expr) -> sympy.Expr:
+    """The number a sum or product starts with (SymPy puts it first), or 0."""
+    if e.is_Number:
+        return e
+    if isinstance(e, sympy.Add | sympy.Mul) and e.args[0].is_Number:
+        return e.args[0]
+    return sympy.Integer(0)
 
 
 def _span_of(e: ast.Expr) -> Span:

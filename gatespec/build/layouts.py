@@ -3,6 +3,8 @@ parameter sits in the framework layer's stacked weights."""
 
 from __future__ import annotations
 
+import sympy
+
 from gatespec import ir
 from gatespec.errors import CheckError, Span
 
@@ -16,7 +18,11 @@ def resolve_torch(layer: str, gates: tuple[str, ...], span: Span, cell: ir.Cell)
     if len(gates) != TORCH_LAYERS[layer]:
         raise CheckError(f"{layer} stacks {TORCH_LAYERS[layer]} gates; {len(gates)} are named",
                          span)
-    x, r = cell.input.label, cell.output_label
+    state = _carried_state(cell)
+    if state is None:
+        raise CheckError(f"{layer} outputs its state at every step; this cell's output "
+                         f"'{cell.output_label}' is neither a state nor copied into one", span)
+    x, r = cell.input.label, state.label
     params = cell.params
 
     def need(name: str, why: str) -> str:
@@ -36,7 +42,6 @@ def resolve_torch(layer: str, gates: tuple[str, ...], span: Span, cell: ir.Cell)
         else:
             raise CheckError(f"{layer} has a bias for gate {g}; this cell has none", span)
     weights = [("weight_ih", weight_ih), ("weight_hh", weight_hh)]
-    state = next(s for s in cell.states if s.label == r)
     if state.size != "hidden":
         projection = [p.name for p in params.values() if p.owner == r and p.role == "weight"]
         if layer != "torch.nn.LSTM" or state.size != "proj" or len(projection) != 1:
@@ -50,9 +55,21 @@ def resolve_torch(layer: str, gates: tuple[str, ...], span: Span, cell: ir.Cell)
                              span)
     options: tuple[tuple[str, str], ...] = ()
     if layer == "torch.nn.RNN":
-        update = next(n for n in cell.nodes if n.name == cell.updates[r])
+        update = next(n for n in cell.nodes if n.name == cell.output)
         kind = type(update.expr).__name__ if isinstance(update, ir.Pointwise) else ""
         if kind not in ("tanh", "relu"):
             raise CheckError("torch.nn.RNN applies tanh or relu to its update", span)
         options = (("nonlinearity", kind),)
     return ir.TorchLayout(layer.rsplit(".", 1)[1], tuple(weights), tuple(biases), options)
+
+
+def _carried_state(cell: ir.Cell) -> ir.Leaf | None:
+    """The state a torch layer carries and returns at every step: the output, or a state
+    whose update copies the output (`h' = y` with `output y`)."""
+    copies = {n.name: n.expr.name for n in cell.nodes
+              if isinstance(n, ir.Pointwise) and isinstance(n.expr, sympy.Symbol)}
+    for s in cell.states:
+        new = cell.updates[s.label]
+        if new == cell.output or copies.get(new) == cell.output:
+            return s
+    return None

@@ -8,6 +8,7 @@ pass reuses saved activations instead of recomputing exponentials.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import sympy
@@ -104,3 +105,52 @@ PARTIALS: dict[type[Elementwise], Partials] = {
 ARITY = {name: cls.nargs.args[0] if hasattr(cls.nargs, "args") else 1
          for name, cls in LANGUAGE_FUNCTIONS.items()}
 ARITY["identity"] = 1
+
+
+# -- constant folding --------------------------------------------------------------------
+# Each function's value at a number, in SymPy's exact functions (which do evaluate): a
+# function of constants is folded when the cell is built, so generated code never calls
+# an array function on a Python number.
+_EXACT: dict[type[Elementwise], Callable[..., sympy.Expr]] = {
+    Sigmoid: lambda a: 1 / (1 + sympy.exp(-a)),
+    Tanh: sympy.tanh,
+    Relu: lambda a: sympy.Max(a, 0),
+    Exp: sympy.exp,
+    Log: sympy.log,
+    Softplus: lambda a: sympy.log(1 + sympy.exp(a)),
+    LogSigmoid: lambda a: -sympy.log(1 + sympy.exp(-a)),
+    HardSigmoid: lambda a: sympy.Min(sympy.Max(a / 6 + sympy.Rational(1, 2), 0), 1),
+    HardTanh: lambda a: sympy.Min(sympy.Max(a, -1), 1),
+    Abs: sympy.Abs,
+    Sqrt: sympy.sqrt,
+    Softsign: lambda a: a / (1 + sympy.Abs(a)),
+    Silu: lambda a: a / (1 + sympy.exp(-a)),
+    Max: sympy.Max,
+    Min: sympy.Min,
+}
+
+FLOAT_MAX = sympy.Rational(sys.float_info.max)
+_FAR = sympy.Integer(2) ** 4000  # far outside float64 (2 ** ±1024), either way
+OUT_OF_RANGE = "exceeds the largest float64 (about 1.8e308)"
+
+
+def fold(fn: type[Elementwise], args: tuple[sympy.Rational, ...]) -> sympy.Rational:
+    """fn(args) as a number: exact where the value is rational (sqrt(1e20) = 1e10,
+    relu(-1) = 0), else rounded once to 53 significant bits (float64's precision) and held
+    exactly. Raises ValueError when the value is not a real number (log(0), sqrt(-1)) or is
+    far beyond float64 (exp(1e300)); the caller checks the range of the value it keeps."""
+    value = _EXACT[fn](*args)
+    if not value.is_Rational:
+        approx = value.evalf(40)
+        if not approx.is_real or not approx.is_finite:
+            raise ValueError("is not a real number")
+        if abs(approx) > _FAR:
+            raise ValueError(OUT_OF_RANGE)
+        value = sympy.Integer(0) if abs(approx) < 1 / _FAR else sympy.Rational(
+            sympy.Float(approx, precision=53))
+    return value
+
+
+def out_of_range(value: sympy.Rational) -> bool:
+    """Whether a constant is too large for float64, the widest type the code computes in."""
+    return abs(value) > FLOAT_MAX

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy
 
 from gatespec.derive import functions as fn
-from gatespec.emit.printer import CodePrinter
+from gatespec.emit.printer import CodePrinter, to_float
 
 TRITON = {
     fn.Sigmoid: "tl.sigmoid({0})",
@@ -67,16 +67,21 @@ CUDA = {
 class KernelPrinter(CodePrinter):
     """Integer powers as products (neither target has a fast generic pow); floats explicit."""
 
-    def __init__(self, functions: dict, float_fmt: str, prefix: str = ""):
+    def __init__(self, functions: dict, float_fmt: str, prefix: str = "",
+                 infinity: str = "1e999"):
         super().__init__(functions)
         self.float_fmt = float_fmt
+        self.infinity = infinity
         self.prefix = prefix  # CUDA locals get v_, so no name shadows a math function
 
     def _print_Symbol(self, s: sympy.Symbol) -> str:
         return self.prefix + s.name
 
     def _print_Rational(self, r: sympy.Rational) -> str:
-        return self.float_fmt.format(float(r))
+        f = to_float(r)
+        if abs(f) == float("inf"):  # see to_float; C++ has no literal for it
+            return self.float_fmt.format(f).replace("inf", self.infinity)
+        return self.float_fmt.format(f)
 
     _print_Integer = _print_Rational
 
@@ -97,4 +102,4 @@ def triton_printer() -> KernelPrinter:
 
 
 def cuda_printer() -> KernelPrinter:
-    return KernelPrinter(CUDA, "S({!r})", prefix="v_")
+    return KernelPrinter(CUDA, "S({!r})", prefix="v_", infinity="INFINITY")

@@ -21,6 +21,7 @@ from gatespec.derive import Derived
 from gatespec.derive.functions import Elementwise
 from gatespec.emit import latex_notation as ln
 from gatespec.emit.latex_notation import ATOM, MATVEC, PROD, SUM
+from gatespec.emit.printer import inexact_fraction, number_text
 
 LATER = "@1"
 
@@ -145,6 +146,8 @@ class SympyLatex:
     def _number(n: sympy.Expr) -> tuple[str, float]:
         if n.is_Integer:
             return str(n), (ATOM if n >= 0 else SUM)
+        if inexact_fraction(n):  # a folded constant such as sigmoid(2): its float64 digits
+            return number_text(n), (ATOM if n >= 0 else SUM)
         p, q = abs(n.p), n.q
         text = rf"\frac{{{p}}}{{{q}}}"
         return ("-" + text, SUM) if n < 0 else (text, ATOM)

@@ -39,7 +39,8 @@ class ModuleLines:
         return f"size_{size}"
 
     def printer(self, loop: bool, backward: bool = False) -> CodePrinter:
-        names: dict[str, str] = {}
+        # the input is the argument `x` whatever the cell calls it (`input u`)
+        names: dict[str, str] = {self.cell.input.name: "x"}
         if loop:
             names[self.cell.input.name] = "x[t]"
             for n in self.plan.derived.static:
@@ -72,6 +73,8 @@ class ModuleLines:
             return f"{self.state_label(name)}_all[1:]"
         if kind == "loop":
             return f"{name}_all"
+        if kind == "input":
+            return "x"
         return name
 
     def state_label(self, name: str) -> str:
@@ -81,11 +84,12 @@ class ModuleLines:
         raise EmitError(f"{name} is not a state value")
 
     # -- sections --------------------------------------------------------------------
-    def size_lines(self) -> list[str]:
-        """Sizes read off the arguments, so the module works for any sizes."""
+    def size_lines(self, backward: bool = False) -> list[str]:
+        """Sizes read off the arguments, so the module works for any sizes. The backward
+        pass has x only when it is cached; else it reads the input's size off a parameter."""
         lines = []
         for size in self.cell.sizes:
-            if size == self.cell.input.size:
+            if size == self.cell.input.size and (not backward or self.caches_x()):
                 lines.append(f"{self.size_var(size)} = x.shape[-1]")
                 continue
             for p in self.cell.params.values():
@@ -96,6 +100,12 @@ class ModuleLines:
             else:
                 raise EmitError(f"size {size} cannot be read off any parameter")
         return lines
+
+    def caches_x(self) -> bool:
+        """Whether the cache keeps x: the backward reads it, or only it gives its size (as a
+        reference, no copy)."""
+        return (self.cell.input.name in self.plan.saved_static
+                or not any(self.cell.input.size in p.shape for p in self.cell.params.values()))
 
     def stack_lines(self, backward: bool = False) -> list[str]:
         lines = []
@@ -337,7 +347,7 @@ class ModuleLines:
 
     def cache_entries(self) -> list[tuple[str, str]]:
         entries = [(s, s) for s in self.plan.saved_static if s != self.cell.input.name]
-        if self.cell.input.name in self.plan.saved_static:
+        if self.caches_x():
             entries.insert(0, ("x", "x"))
         entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
         entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]

@@ -46,7 +46,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
     backward_body = [*backward_allocs, *backward_loads, *loop_backward, *carry_lines,
                      *static_backward, *weight_grad_lines, input_grad]
     backward_setup = prune_assignments(
-        [*cache_loads, *lines.size_lines(), *param_loads, *lines.stack_lines()],
+        [*cache_loads, *lines.size_lines(backward=True), *param_loads, *lines.stack_lines()],
         # the NumPy backward makes zeros for gradients passed as None; torch passes zeros
         [*backward_body, *([dialect.zeros(f"T, B, {output_size}"),
                             *(dialect.zeros(f"B, {lines.size_var(s.size)}") for s in cell.states)]

@@ -306,9 +306,12 @@ class _Scheduler:
                         size = (cell.params[name].shape[0] if name in cell.params
                                 else d.node(name).size)
                         loop_buffers.append((st.buffer, size))
+        # One copy map per context: `d_v` of a static value read in the loop is its
+        # per-step part there and its total in the static context, two different values.
         alias: dict[sympy.Symbol, sympy.Expr] = {}
         loop_backward = propagate_copies(loop_backward, alias)
         carries = {k: v.xreplace(alias) for k, v in carries.items()}
+        loop_alias, alias = alias, {}
         static_backward = propagate_copies(static_backward, alias)
         input_grad = input_grad.xreplace(alias)
         param_grads: dict[str, list[sympy.Expr]] = {}
@@ -318,9 +321,10 @@ class _Scheduler:
                 parts += [ir.symbol(f"d_{p}").xreplace(alias)] if p in pex_s else []
                 param_grads[p] = parts
 
-        for op in [*loop_backward, *static_backward]:
-            if isinstance(op, LayerNormOp):  # its adjoint may have been copy-propagated away
-                op.adjoint = adjoint(op.node.name).xreplace(alias)
+        for ops, copies in ((loop_backward, loop_alias), (static_backward, alias)):
+            for op in ops:
+                if isinstance(op, LayerNormOp):  # its adjoint may have been copy-propagated
+                    op.adjoint = adjoint(op.node.name).xreplace(copies)
         saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop,
                                   {v for terms in self.param_products.values() for _, v in terms})
         self.needed_later = set(saved)

@@ -463,3 +463,22 @@ def test_only_spec_errors_escape(snippet):
         build(parse(src(*HEAD, snippet), PATH))
     except SpecError as err:
         assert err.span is not None and err.span.line >= 1 and err.span.column >= 1
+
+
+def test_torch_layer_whose_output_no_state_carries():
+    # issue 9: the output names an intermediate that is not a state's value; the layout
+    # looked up a state named like the output (StopIteration, exit 3)
+    source = src("cell c", "input x", "state h", "output y", "y = identity(h)",
+                 "h' = tanh(linear(x, y))", "equivalent torch.nn.RNN gates h")
+    assert_check_error(source, "torch.nn.RNN outputs its state at every step; this cell's "
+                       "output 'y' is neither a state nor copied into one", 7, 12,
+                       at="torch.nn.RNN")
+
+
+def test_torch_layer_whose_state_copies_the_output():
+    # h' = y with output y: the layer carries h, which equals y at every step
+    source = src("cell c", "input x", "state h", "output y", "y = tanh(linear(x, h))",
+                 "h' = y", "equivalent torch.nn.RNN gates y")
+    layout = build(parse(source, PATH)).torch_layout
+    assert layout.weights == (("weight_ih", ("W_yx",)), ("weight_hh", ("W_yh",)))
+    assert layout.options == (("nonlinearity", "tanh"),)

@@ -165,3 +165,23 @@ def test_projection_must_match():
         lstm.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(TypeError, match="with proj_size > 0"):
         proj.from_torch(torch.nn.LSTM(3, 4))
+
+
+def test_output_copied_into_the_state_is_torch_rnn(tmp_path):
+    """Issue 9: `output y` with `h' = y` claims torch.nn.RNN; it ended in StopIteration.
+    Weights copied from torch.nn.RNN give its outputs, final state and input gradient."""
+    path = tmp_path / "rnn_copy.gate"
+    path.write_text("cell rnn_copy\ninput x\nstate h\noutput y\ny = tanh(linear(x, h))\n"
+                    "h' = y\nequivalent torch.nn.RNN gates y\n")
+    torch.manual_seed(4)
+    ref = torch.nn.RNN(3, 4, num_layers=2, bidirectional=True, dtype=F64)
+    ours = module_class(torch_module(str(path))).from_torch(ref)
+    x1 = torch.randn(5, 2, 3, dtype=F64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    h0 = torch.randn(4, 2, 4, dtype=F64)
+    (out1, fin1), (out2, fin2) = ref(x1, h0), ours(x2, h0)
+    assert _rel(out2, out1) <= 1e-12 and _rel(fin2, fin1) <= 1e-12
+    g = torch.randn_like(out1)
+    (out1 * g).sum().backward()
+    (out2 * g).sum().backward()
+    assert _rel(x2.grad, x1.grad) <= 1e-10
