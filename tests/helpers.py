@@ -67,7 +67,7 @@ def numpy_dx_error(spec: str, seed: int = 0, eps: float = 1e-6) -> float:
     mod = numpy_module(spec)
     rng = np.random.default_rng(seed)
     sizes = small_sizes(mod)
-    params = {k: 2.0 * v for k, v in mod.init_params(sizes, rng).items()}
+    params = {k: 2.0 * v for k, v in mod.init_params({s: sizes[s] for s in mod.SIZES}, rng).items()}
     x = rng.normal(size=(4, 3, sizes[mod.INPUT_SIZE]))
     state0 = tuple(0.5 * rng.normal(size=(3, sizes[mod.STATE_SIZES[s]])) for s in mod.STATES)
     out, final, cache = mod.forward(x, state0, params)

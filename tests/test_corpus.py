@@ -96,7 +96,7 @@ def test_numpy_matches_torch(name):
     npm, tm = numpy_module(spec(name)), torch_module(spec(name))
     rng = np.random.default_rng(3)
     sizes = sizes_for(npm)
-    params = {k: 2.0 * v for k, v in npm.init_params(sizes, rng).items()}
+    params = {k: 2.0 * v for k, v in npm.init_params({s: sizes[s] for s in npm.SIZES}, rng).items()}
     x = rng.normal(size=(4, 3, sizes[npm.INPUT_SIZE]))
     state0 = tuple(0.5 * rng.normal(size=(3, sizes[npm.STATE_SIZES[s]])) for s in npm.STATES)
     out, final, cache_np = npm.forward(x, state0, params)
