@@ -17,6 +17,8 @@ goes through common subexpression elimination.
 
 from __future__ import annotations
 
+import heapq
+
 import sympy
 
 from gatespec import ir
@@ -37,6 +39,9 @@ from gatespec.schedule.plan import (
 
 STATIC, LOOP = "static", "loop"
 TAIL = -1  # block position after the last transposed GEMM of a context
+# the most nodes an adjoint's expression may have and still be inlined into its readers
+# (the built-in cells stay under it: their largest inlined block output has 99)
+INLINE_LIMIT = 100
 
 
 def adjoint(name: str) -> sympy.Symbol:
@@ -254,9 +259,15 @@ class _Scheduler:
             inline: dict[sympy.Symbol, sympy.Expr] = {}
             outs: list[tuple[sympy.Symbol, sympy.Expr]] = []
             for sym, e in items:
-                # inline every adjoint of this block; CSE shares what several outputs use
-                e = inline[sym] = e.xreplace(inline)
-                if sym in keep:
+                # Inline the adjoints of this block, and let CSE share what several outputs
+                # use; but a big one keeps its name: inlined, a chain of adjoints read twice
+                # each (q2 = q1 * q1 + sigmoid(q1), ...) would double at every link.
+                e = e.xreplace(inline)
+                if _tree_size(e) <= INLINE_LIMIT:
+                    inline[sym] = e
+                    if sym in keep:
+                        outs.append((sym, e))
+                else:
                     outs.append((sym, e))
             if outs:
                 ops.append(BlockOp(Block(self.cse(outs), stores[pos])))
@@ -269,7 +280,8 @@ class _Scheduler:
         temps = sympy.numbered_symbols("_e", start=self.cse_count, real=True)
         replacements, reduced = sympy.cse([e for _, e in outs], symbols=temps, order="canonical")
         self.cse_count += len(replacements)
-        return [*replacements, *((s, e) for (s, _), e in zip(outs, reduced, strict=True))]
+        return _dependency_order(
+            [*replacements, *((s, e) for (s, _), e in zip(outs, reduced, strict=True))])
 
     # -- the whole plan --------------------------------------------------------------
     def run(self) -> Plan:
@@ -379,3 +391,39 @@ class _Scheduler:
                         raise ScheduleError(f"{sym} reads {sorted(missing)} before they exist")
                     defined.add(sym.name)
                 defined |= {f"d_{st.buffer}" for st in op.block.stores}
+
+
+def _dependency_order(assigns: list[tuple[sympy.Symbol, sympy.Expr]]):
+    """The assignments with each one after those it reads, otherwise in the given order.
+    CSE puts its temporaries first, but one may read a named adjoint of the block."""
+    index = {sym: k for k, (sym, _) in enumerate(assigns)}
+    waiting = [0] * len(assigns)  # how many of the block's symbols each one still waits for
+    readers: dict[int, list[int]] = {}
+    for k, (_, e) in enumerate(assigns):
+        for s in e.free_symbols:
+            j = index.get(s)
+            if j is not None:
+                waiting[k] += 1
+                readers.setdefault(j, []).append(k)
+    ready = [k for k, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(assigns[k])
+        for r in readers.get(k, []):
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) != len(assigns):
+        raise ScheduleError("common subexpressions of a block read each other in a cycle")
+    return order
+
+
+def _tree_size(e: sympy.Expr) -> int:
+    """Nodes of an expression as printed (a shared subexpression counts each time)."""
+    count, stack = 0, [e]
+    while stack:
+        count += 1
+        stack.extend(stack.pop().args)
+    return count
