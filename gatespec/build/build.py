@@ -182,19 +182,27 @@ class _Builder:
             v, s = self._expr(e.operand)
             return -v, s
         if isinstance(e, ast.BinOp):
-            lv, ls = self._expr(e.left)
-            rv, rs = self._expr(e.right)
-            size = self.sizes.unify(ls, rs, e.span, f"'{e.op}'")
-            if e.op == "+":
-                return lv + rv, size
-            if e.op == "-":
-                return lv - rv, size
-            if e.op == "*":
-                return lv * rv, size
-            if rv == 0:
-                raise CheckError("division by zero", e.span)
-            return lv / rv, size
+            return self._chain(e)
         return self._call(e)
+
+    def _chain(self, e: ast.BinOp):
+        """`a + b - c + ...` or `a * b / c * ...` as one SymPy sum or product: built one
+        operator at a time, each would re-sort all the terms before it (quadratic)."""
+        additive = e.op in "+-"
+        links: list[ast.BinOp] = []
+        first: ast.Expr = e
+        while isinstance(first, ast.BinOp) and (first.op in "+-") == additive:
+            links.append(first)
+            first = first.left
+        value, size = self._expr(first)
+        parts = [value]
+        for link in reversed(links):  # left to right, as the statement reads
+            rv, rs = self._expr(link.right)
+            size = self.sizes.unify(size, rs, link.span, f"'{link.op}'")
+            if link.op == "/" and rv == 0:
+                raise CheckError("division by zero", link.span)
+            parts.append({"+": rv, "-": -rv, "*": rv, "/": 1 / rv}[link.op])
+        return (sympy.Add(*parts) if additive else sympy.Mul(*parts)), size
 
     def _lookup(self, v: ast.Var) -> _Def:
         if v.label in self.defs:
