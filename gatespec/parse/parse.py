@@ -51,12 +51,46 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
     cell = ast.CellFile(path=path, source=source, header=_header_comment(source))
     builder = _Builder(cell)
     for item in tree.children:
+        if item.data == "assign":
+            _check_depth(item.children[1], builder)
         try:
             builder.build_item(item)
         except RecursionError:  # a statement of thousands of terms
             raise ParseError("this statement is too long to compile: split it into several",
                              builder.span(item)) from None
     return cell
+
+
+# Every stage walks expressions recursively (and so does SymPy), and generated Python
+# nests parentheses as the statement does: deep nesting is refused at the parser.
+MAX_DEPTH = 100  # levels of parentheses, calls and signs (a chain `a + b + c` is one level)
+MAX_LENGTH = 400  # operators in a row, `a * b * ... * z`, counting the nested ones
+
+
+def _check_depth(root: lark.Tree, builder: _Builder) -> None:
+    """Refuse an expression nested deeper than MAX_DEPTH (or with more than MAX_LENGTH
+    operators in a row), iteratively: the tree may be far too deep to recurse on."""
+    stack = [(root, 1, 1)]  # node, nesting depth, operators above it and itself
+    while stack:
+        node, depth, raw = stack.pop()
+        if not isinstance(node, lark.Tree) or node.data in ("var", "number"):
+            continue
+        if depth > MAX_DEPTH:
+            raise ParseError(f"expressions nested deeper than {MAX_DEPTH} levels: name a part "
+                             "of it in its own statement", builder.span_of_tree(node))
+        if raw > MAX_LENGTH:
+            raise ParseError(f"more than {MAX_LENGTH} operations in a row: split the statement "
+                             "into several", builder.span_of_tree(node))
+        if node.data == "binop":
+            left, op, right = node.children
+            kind = "+" if str(op) in "+-" else "*"
+            # the left operand of `a + b + c` continues the chain: build flattens it
+            same = isinstance(left, lark.Tree) and left.data == "binop" and (
+                "+" if str(left.children[1]) in "+-" else "*") == kind
+            stack.append((left, depth if same else depth + 1, raw + 1))
+            stack.append((right, depth + 1, raw + 1))
+        else:
+            stack.extend((c, depth + 1, raw + 1) for c in node.children)
 
 
 def _header_comment(source: str) -> str:
