@@ -18,6 +18,7 @@ goes through common subexpression elimination.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 
 import sympy
 
@@ -39,9 +40,9 @@ from gatespec.schedule.plan import (
 
 STATIC, LOOP = "static", "loop"
 TAIL = -1  # block position after the last transposed GEMM of a context
-# the most nodes an adjoint's expression may have and still be inlined into its readers
-# (the built-in cells stay under it: their largest inlined block output has 99)
-INLINE_LIMIT = 100
+# An adjoint is inlined into the adjoints of its block that read it while its nodes times
+# its readers stay under this; the built-in cells stay under it (their most: 99 x 2).
+INLINE_LIMIT = 200
 
 
 def adjoint(name: str) -> sympy.Symbol:
@@ -258,12 +259,14 @@ class _Scheduler:
             keep |= {sym for sym, _ in items if uses.get(sym, set()) - {pos}}
             inline: dict[sympy.Symbol, sympy.Expr] = {}
             outs: list[tuple[sympy.Symbol, sympy.Expr]] = []
+            readers = Counter(s for _, e in items for s in e.free_symbols)
             for sym, e in items:
                 # Inline the adjoints of this block, and let CSE share what several outputs
-                # use; but a big one keeps its name: inlined, a chain of adjoints read twice
-                # each (q2 = q1 * q1 + sigmoid(q1), ...) would double at every link.
+                # use; but one whose copies would be big keeps its name: inlined, a chain of
+                # adjoints read twice each (q2 = q1 * q1 + sigmoid(q1), ...) would double at
+                # every link, and CSE's work with it.
                 e = e.xreplace(inline)
-                if _tree_size(e) <= INLINE_LIMIT:
+                if _tree_size(e) * readers[sym] <= INLINE_LIMIT:
                     inline[sym] = e
                     if sym in keep:
                         outs.append((sym, e))
