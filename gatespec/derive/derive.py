@@ -41,9 +41,13 @@ class Derived:
 
     def __post_init__(self) -> None:
         self._by_name = {n.name: n for n in self.nodes}
+        self._matmuls: dict[str, list[ir.MatMul]] = {}
+        for n in self.nodes:
+            if isinstance(n, ir.MatMul):
+                self._matmuls.setdefault(n.operand, []).append(n)
 
     def matmuls_of(self, operand: str) -> list[ir.MatMul]:
-        return [n for n in self.nodes if isinstance(n, ir.MatMul) and n.operand == operand]
+        return list(self._matmuls.get(operand, []))
 
 
 def derive(cell: ir.Cell) -> Derived:
