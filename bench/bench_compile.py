@@ -8,12 +8,12 @@ latex, markdown with its diagram, show) and prints seconds per statement and in 
 * product: `h' = g1 * g2 * ... * gN` with `gk = sigmoid(linear(x, h))`;
 * lstm: N LSTM-like gate pairs, `ik = sigmoid(linear(x, h))`, `gk = tanh(linear(x, h))`,
   `c' = f * c + i1 * g1 + ... + iN * gN`;
-* fraction: `q{k} = 1 / (1 + q{k-1})` as named statements, and a nested one
-  `h' = 1 / (1 + 1 / (1 + ...))` of depth min(N, 100) in one statement;
-* calls: `tanh(sigmoid(tanh(...)))` nested min(N, 100) deep in one statement.
+* fraction: `q{k} = 1 / (1 + q{k-1})` as named statements, and a nested fraction
+  `1 / (1 + 1 / (1 + ...))` of min(N, 49) levels (98 of nesting) in the last statement;
+* calls: `tanh(sigmoid(tanh(...linear(x, h))))`, min(N, 99) calls deep in one statement.
 
-The nested shapes stop at 100 levels: deeper nesting is refused with a message
-(gatespec.parse.MAX_DEPTH). A stage over --budget seconds skips the larger sizes of
+The nested shapes stop at the parser's limit of 100 levels (gatespec.parse.MAX_DEPTH):
+deeper nesting is refused with a message asking to name a part. A stage over --budget seconds skips the larger sizes of
 its shape. Wall times on a shared machine are noisy; the shape of the growth is the point.
 
 Run:  python bench/bench_compile.py [--sizes 10 50 200] [--shapes diamond product ...]
@@ -36,8 +36,6 @@ from gatespec.emit.emit import emit_cuda, emit_triton  # noqa: E402
 from gatespec.parse import parse  # noqa: E402
 from gatespec.schedule import schedule  # noqa: E402
 from gatespec.show import render_plan  # noqa: E402
-
-NESTED_MAX = 100
 
 
 def diamond(n: int) -> str:
@@ -67,18 +65,16 @@ def lstm(n: int) -> str:
 def fraction(n: int) -> str:
     lines = ["cell fraction", "input x", "state h", "q0 = sigmoid(linear(x, h))"]
     lines += [f"q{k} = 1 / (1 + q{k - 1})" for k in range(1, n)]
-    depth = min(n, NESTED_MAX)
     nested = "q0"
-    for _ in range(depth - 1):
+    for _ in range(min(n, 49)):  # two levels each: the division and the sum
         nested = f"1 / (1 + {nested})"
     lines.append(f"h' = tanh(linear(q{n - 1})) * ({nested})")
     return "\n".join(lines) + "\n"
 
 
 def calls(n: int) -> str:
-    depth = min(n, NESTED_MAX)
     nested = "linear(x, h)"
-    for k in range(depth):
+    for k in range(min(n, 99)):
         nested = f"{('tanh', 'sigmoid')[k % 2]}({nested})"
     return f"cell calls\ninput x\nstate h\nh' = {nested}\n"
 
