@@ -11,8 +11,9 @@ The backward pass mirrors it: per step, the stages in reverse, each a fused
 pointwise adjoint block followed by the transposed GEMMs (dX = dY W); the
 weight gradients are one GEMM per stacked weight after the loop; bias and
 diagonal gradients are sums over time and batch of per-step buffers.
-Adjoints that are used only inside their block are inlined, then each block
-goes through common subexpression elimination.
+Adjoints that are used only inside their block are inlined (while small: a large one
+keeps its name, so the cost stays linear in the statements), then each block goes
+through common subexpression elimination.
 """
 
 from __future__ import annotations
