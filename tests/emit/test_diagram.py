@@ -95,3 +95,16 @@ def test_cli_diagram_without_dot(tmp_path, capsys, monkeypatch):
     assert "Graphviz's `dot` program" in err and "not installed" in err
     assert not (tmp_path / "lstm.svg").exists()
     assert main(["diagram", "lstm", "-o", str(tmp_path / "lstm.dot")]) == 0  # needs no dot
+
+
+def test_a_chain_of_one_operator_is_one_node(tmp_path):
+    """`a * b * c * d` is one ⊙ with four inputs (a chain of nodes as long as a long product
+    would take Graphviz minutes to lay out); `a - b - c` keeps its sides, node by node."""
+    path = tmp_path / "chain.gate"
+    path.write_text("cell chain\ninput x\nstate h\na = sigmoid(linear(x, h))\n"
+                    "b = tanh(linear(x, h))\nh' = a * b * a * h - a - b\n", "utf-8")
+    e = edges(diagram_text(path.read_text("utf-8"), str(path)))
+    into_product = [src for src, dst, _ in e if dst == "⊙"]
+    assert sorted(into_product) == sorted(["<B>a</B><SUB>t</SUB>", "<B>b</B><SUB>t</SUB>",
+                                           "<B>a</B><SUB>t</SUB>", "<B>h</B><SUB>t−1</SUB>"])
+    assert [label for src, dst, label in e if dst == "a − b"] == ["a", "b", "a", "b"]
