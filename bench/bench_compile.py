@@ -2,7 +2,8 @@
 
 For chains of N statements of five shapes, this times every stage of the in-process
 pipeline (parse, build, derive, schedule) and every target (numpy, torch, triton, cuda,
-latex, markdown with its diagram, show) and prints seconds per statement and in total:
+show, latex, markdown, the diagram's DOT text; not Graphviz's drawing) and prints
+milliseconds per statement and the total:
 
 * diamond: `q{k} = q{k-1} * q{k-1} + sigmoid(q{k-1})`, each statement reads the previous twice;
 * product: `h' = g1 * g2 * ... * gN` with `gk = sigmoid(linear(x, h))`;
@@ -121,8 +122,8 @@ def main() -> None:
     args = ap.parse_args()
     columns = [*STAGES, *TARGETS]
     head = f"{'shape':>9} {'N':>4} {'stmts':>5} " + " ".join(f"{c:>8}" for c in columns)
-    print("seconds per statement (ms), then the total in seconds; "
-          "'all' = every stage and every target")
+    print("milliseconds per statement for each stage and target, then every stage and "
+          "target together: seconds, and milliseconds per statement")
     print(head + f" {'all (s)':>8} {'ms/stmt':>8}")
     for shape in args.shapes:
         for n in sorted(args.sizes):
