@@ -134,8 +134,9 @@ def _split_products(nodes: list[ir.Node], names: set[str]) -> list[ir.Node]:
             head, rest = list(factors[:MAX_FACTORS]), list(factors[MAX_FACTORS:])
             while rest:
                 name = _fresh(f"{_owner(node)}_product", names)
-                pieces.append(ir.Pointwise(name, name, node.size, sympy.Mul(*head),
-                                           kind="lifted"))
+                label = f"{_owner(node)}{len(pieces) + 1}"  # the documents' π_{h1}, π_{h2}
+                pieces.append(ir.Pointwise(name, label, node.size, sympy.Mul(*head),
+                                           kind="product"))
                 head, rest = [ir.symbol(name), *rest[:MAX_FACTORS - 1]], rest[MAX_FACTORS - 1:]
             return coeff * sympy.Mul(*head)
 

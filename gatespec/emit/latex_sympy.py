@@ -82,6 +82,8 @@ class SympyLatex:
         node = self.d.node(name)
         if isinstance(node, ir.Leaf) and node.kind == "state":
             return self.names.var(node.label, step - 1)
+        if isinstance(node, ir.Pointwise) and node.kind == "product":
+            return self.names.labelled(r"\pi", node.label, step)  # a partial product
         return self.names.var(node.label.rstrip("'"), step)
 
     def expr(self, e: sympy.Expr) -> str:
@@ -135,7 +137,7 @@ class SympyLatex:
         if isinstance(node, ir.MatMul):
             text, prec = self._print(ir.symbol(node.operand), step)
             return ln.Names.param(node.weight) + _wrap(text, prec < ATOM), MATVEC
-        if isinstance(node, ir.Pointwise) and node.kind != "user":
+        if isinstance(node, ir.Pointwise) and node.kind not in ("user", "product"):
             return self._print(node.expr, step)  # a helper node: what it computes
         return self.value(name, step), ATOM
 
@@ -147,7 +149,7 @@ class SympyLatex:
         if ir.is_param_name(name) or ":" in name:
             return e, 0
         node = self.d.node(name)
-        if isinstance(node, ir.Pointwise) and node.kind != "user":
+        if isinstance(node, ir.Pointwise) and node.kind not in ("user", "product"):
             return node.expr, step
         return e, 0
 
