@@ -10,7 +10,7 @@ milliseconds per statement and the total:
 * lstm: N LSTM-like gate pairs, `ik = sigmoid(linear(x, h))`, `gk = tanh(linear(x, h))`,
   `c' = f * c + i1 * g1 + ... + iN * gN`;
 * fraction: `q{k} = 1 / (1 + q{k-1})` as named statements, and a nested fraction
-  `1 / (1 + 1 / (1 + ...))` of min(N, 49) levels (98 of nesting) in the last statement;
+  `1 / (1 + 1 / (1 + ...))` of min(N, 33) fractions (99 levels) in the last statement;
 * calls: `tanh(sigmoid(tanh(...linear(x, h))))`, min(N, 99) calls deep in one statement.
 
 The nested shapes stop at the parser's limit of 100 levels (gatespec.parse.MAX_DEPTH):
@@ -67,7 +67,7 @@ def fraction(n: int) -> str:
     lines = ["cell fraction", "input x", "state h", "q0 = sigmoid(linear(x, h))"]
     lines += [f"q{k} = 1 / (1 + q{k - 1})" for k in range(1, n)]
     nested = "q0"
-    for _ in range(min(n, 49)):  # two levels each: the division and the sum
+    for _ in range(min(n, 33)):  # three levels each, as SymPy nests 1 / (1 + q)
         nested = f"1 / (1 + {nested})"
     lines.append(f"h' = tanh(linear(q{n - 1})) * ({nested})")
     return "\n".join(lines) + "\n"

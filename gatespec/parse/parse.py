@@ -63,7 +63,10 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
 
 # Every stage walks expressions recursively (and so does SymPy), and generated Python
 # nests parentheses as the statement does: deep nesting is refused at the parser.
-MAX_DEPTH = 100  # levels of parentheses, calls and signs (a chain `a + b + c` is one level)
+# Levels are counted as SymPy nests: a call, a sign, an operand of another operator is one
+# level; the right operand of - and / two (a - b is a + (-1) * b, a / b is a * b**-1); a
+# chain `a + b - c` or `a * b / c` is one sum or product.
+MAX_DEPTH = 100
 MAX_LENGTH = 400  # operators in a row, `a * b * ... * z`, counting the nested ones
 
 
@@ -88,7 +91,7 @@ def _check_depth(root: lark.Tree, builder: _Builder) -> None:
             same = isinstance(left, lark.Tree) and left.data == "binop" and (
                 "+" if str(left.children[1]) in "+-" else "*") == kind
             stack.append((left, depth if same else depth + 1, raw + 1))
-            stack.append((right, depth + 1, raw + 1))
+            stack.append((right, depth + (2 if str(op) in "-/" else 1), raw + 1))
         else:
             stack.extend((c, depth + 1, raw + 1) for c in node.children)
 

@@ -25,10 +25,11 @@ def nested_calls(levels: int) -> str:
 
 
 def nested_fractions(levels: int) -> str:
-    """`h' = tanh(linear(x, h)) * (1 / (1 + 1 / (1 + ... h)))`: each fraction is two levels
-    (the division and the sum in its denominator), the product one."""
+    """`h' = tanh(linear(x, h)) * (1 / (1 + 1 / (1 + ... h)))`, as deep as fits in `levels`:
+    the product is one level, each fraction three (its denominator is two levels below the
+    division, as SymPy writes 1 / d: d**-1)."""
     e = "h"
-    for _ in range((levels - 1) // 2):
+    for _ in range((levels - 1) // 3):
         e = f"1 / (1 + {e})"
     return HEAD + f"h' = tanh(linear(x, h)) * ({e})\n"
 
@@ -55,9 +56,10 @@ def test_a_long_product_at_the_limit_compiles_everywhere():
     every_target(product(MAX_LENGTH))
 
 
-@pytest.mark.parametrize("shape", [nested_calls, nested_fractions])
-def test_one_level_more_is_a_parse_error(shape):
-    text = shape(MAX_DEPTH + 1)
+@pytest.mark.parametrize("shape, levels", [(nested_calls, MAX_DEPTH + 1),
+                                           (nested_fractions, MAX_DEPTH + 3)])
+def test_one_level_more_is_a_parse_error(shape, levels):
+    text = shape(levels)
     with pytest.raises(ParseError) as info:
         parse(text, "deep.gate")
     err = info.value
