@@ -51,7 +51,9 @@ class Pointwise:
     label: str
     size: str
     expr: sympy.Expr
-    kind: str = "user"  # "user" | "operand" (a linear map's operand) | "lifted" | "static"
+    # "user" | "operand" (a linear map's operand) | "lifted" | "static" | "product" (a piece
+    # of a long product, see derive._split_products)
+    kind: str = "user"
 
 
 @dataclass(frozen=True)

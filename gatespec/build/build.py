@@ -186,26 +186,38 @@ class _Builder:
             v, s = self._expr(e.operand)
             return -v, s
         if isinstance(e, ast.BinOp):
-            lv, ls = self._expr(e.left)
-            rv, rs = self._expr(e.right)
-            size = self.sizes.unify(ls, rs, e.span, f"'{e.op}'")
-            if e.op == "+":
-                value = lv + rv
-            elif e.op == "-":
-                value = lv - rv
-            elif e.op == "*":
-                value = lv * rv
-            else:
-                if rv == 0:
-                    raise CheckError("division by zero", e.span)
-                value = lv / rv
-            # SymPy folds numbers exactly (1e300 * 1e10, or h / 1e-300 / 1e-300); each
-            # constant must still be a float64 in the generated code
-            if out_of_range(_coefficient(value)):
-                raise CheckError(f"this '{e.op}' folds to a constant that {OUT_OF_RANGE}", e.span,
-                                 note=_FOLDED)
-            return value, size
+            return self._chain(e)
         return self._call(e)
+
+    def _chain(self, e: ast.BinOp):
+        """`a + b - c + ...` or `a * b / c * ...` as one SymPy sum or product: built one
+        operator at a time, each would re-sort all the terms before it (quadratic)."""
+        additive = e.op in "+-"
+        links: list[ast.BinOp] = []
+        first: ast.Expr = e
+        while isinstance(first, ast.BinOp) and (first.op in "+-") == additive:
+            links.append(first)
+            first = first.left
+        value, size = self._expr(first)
+        parts = [value]
+        # SymPy folds numbers exactly (1e300 * 1e10, or h / 1e-300 / 1e-300); each constant
+        # must still be a float64 in the generated code: check the folded one at each operator
+        number = _number_part(value, additive)
+        for link in reversed(links):  # left to right, as the statement reads
+            rv, rs = self._expr(link.right)
+            size = self.sizes.unify(size, rs, link.span, f"'{link.op}'")
+            if link.op == "/" and rv == 0:
+                raise CheckError("division by zero", link.span)
+            part = {"+": rv, "-": -rv, "*": rv, "/": 1 / rv}[link.op]
+            parts.append(part)
+            if additive:
+                number += _number_part(part, additive)
+            else:
+                number *= _number_part(part, additive)
+            if out_of_range(number):
+                raise CheckError(f"this '{link.op}' folds to a constant that {OUT_OF_RANGE}",
+                                 link.span, note=_FOLDED)
+        return (sympy.Add(*parts) if additive else sympy.Mul(*parts)), size
 
     def _lookup(self, v: ast.Var) -> _Def:
         if v.label in self.defs:
@@ -525,13 +537,9 @@ def _number_text(n: sympy.Rational) -> str:
     return str(n) if n.q < 1000 else repr(float(n))
 
 
-def _coefficient(e: sympy.Expr) -> sympy.Expr:
-    """The number a sum or product starts with (SymPy puts it first), or 0."""
-    if e.is_Number:
-        return e
-    if isinstance(e, sympy.Add | sympy.Mul) and e.args[0].is_Number:
-        return e.args[0]
-    return sympy.Integer(0)
+def _number_part(e: sympy.Expr, additive: bool) -> sympy.Number:
+    """The constant term of a sum's operand (0 if none), or a product's numeric factor (1)."""
+    return e.as_coeff_Add()[0] if additive else e.as_coeff_Mul()[0]
 
 
 def _span_of(e: ast.Expr) -> Span:

@@ -41,14 +41,18 @@ class Derived:
 
     def __post_init__(self) -> None:
         self._by_name = {n.name: n for n in self.nodes}
+        self._matmuls: dict[str, list[ir.MatMul]] = {}
+        for n in self.nodes:
+            if isinstance(n, ir.MatMul):
+                self._matmuls.setdefault(n.operand, []).append(n)
 
     def matmuls_of(self, operand: str) -> list[ir.MatMul]:
-        return [n for n in self.nodes if isinstance(n, ir.MatMul) and n.operand == operand]
+        return list(self._matmuls.get(operand, []))
 
 
 def derive(cell: ir.Cell) -> Derived:
     names = {n.name for n in cell.nodes} | set(cell.params)
-    nodes = _lift_functions(cell.nodes, names)
+    nodes = _split_products(_lift_functions(cell.nodes, names), names)
     # New states and the output are computed in the loop even when they read only the
     # input, so that their seeds (the gradients from the next step) enter in one place.
     in_loop = {*cell.updates.values(), cell.output}
@@ -98,6 +102,46 @@ def _lift_functions(nodes: list[ir.Node], names: set[str]) -> list[ir.Node]:
 
         expr = lift(node.expr, True)
         out.extend(lifted)
+        out.append(replace(node, expr=expr))
+    return out
+
+
+# The most factors a product may have before it is split into nodes: the partial of a
+# product for each of its k factors has k - 1 factors, so one product of 300 gates would
+# give gradients of 300 * 299 factors; in pieces of 8 it gives about 300 * 8.
+MAX_FACTORS = 8
+
+
+def _split_products(nodes: list[ir.Node], names: set[str]) -> list[ir.Node]:
+    """A long product `g1 * g2 * ... * gN` becomes a chain of nodes of at most
+    MAX_FACTORS factors each: p = g1 * ... * g8, p2 = p * g9 * ... * g15, ..."""
+    out: list[ir.Node] = []
+    for node in nodes:
+        if not isinstance(node, ir.Pointwise) or not any(
+                len(m.args) > MAX_FACTORS for m in node.expr.atoms(sympy.Mul)):
+            out.append(node)
+            continue
+        pieces: list[ir.Node] = []
+
+        def split(e: sympy.Expr, node=node, pieces=pieces) -> sympy.Expr:
+            if not e.args:
+                return e
+            args = [split(a) for a in e.args]
+            new = e if args == list(e.args) else e.func(*args)
+            if not isinstance(new, sympy.Mul) or len(new.args) <= MAX_FACTORS:
+                return new
+            coeff, factors = new.as_coeff_mul()
+            head, rest = list(factors[:MAX_FACTORS]), list(factors[MAX_FACTORS:])
+            while rest:
+                name = _fresh(f"{_owner(node)}_product", names)
+                label = f"{_owner(node)}{len(pieces) + 1}"  # the documents' π_{h1}, π_{h2}
+                pieces.append(ir.Pointwise(name, label, node.size, sympy.Mul(*head),
+                                           kind="product"))
+                head, rest = [ir.symbol(name), *rest[:MAX_FACTORS - 1]], rest[MAX_FACTORS - 1:]
+            return coeff * sympy.Mul(*head)
+
+        expr = split(node.expr)
+        out.extend(pieces)
         out.append(replace(node, expr=expr))
     return out
 
@@ -182,5 +226,17 @@ def _partial(c: ir.Pointwise, s: sympy.Symbol) -> sympy.Expr:
     e = c.expr
     if isinstance(e, Elementwise) and type(e) in LANGUAGE_FUNCTIONS.values():
         outer = PARTIALS[type(e)](ir.symbol(c.name), e.args)
-        return sympy.Add(*(o * sympy.diff(a, s) for o, a in zip(outer, e.args, strict=True)))
+        return sympy.Add(*(o * _diff(a, s) for o, a in zip(outer, e.args, strict=True)))
+    return _diff(e, s)
+
+
+def _diff(e: sympy.Expr, s: sympy.Symbol) -> sympy.Expr:
+    """sympy.diff, differentiating only the terms and factors that read s: a statement
+    of n terms has n partials, and SymPy would differentiate every term for each."""
+    if isinstance(e, sympy.Add):
+        return sympy.Add(*(_diff(t, s) for t in e.args if s in t.free_symbols))
+    if isinstance(e, sympy.Mul):
+        args = e.args
+        return sympy.Add(*(sympy.Mul(*args[:k], _diff(f, s), *args[k + 1:])
+                           for k, f in enumerate(args) if s in f.free_symbols))
     return sympy.diff(e, s)

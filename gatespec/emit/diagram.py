@@ -122,17 +122,25 @@ class _Graph:
             op = self.node("−", shape="circle", width="0.3", fixedsize="true")
             self.edge(self.expr(e.operand), op)
             return op
-        if isinstance(e, ast.BinOp):
+        if isinstance(e, ast.BinOp) and e.op in "-/":
             left, right = self.expr(e.left), self.expr(e.right)
-            if e.op in "-/":  # which side is which matters: the node says a − b
-                op = self.node(f"a {_OPS[e.op]} b", shape="circle", width="0.45",
-                               fixedsize="true", fontsize="10")
-                self.edge(left, op, "a")
-                self.edge(right, op, "b")
-                return op
-            op = self.node(_OPS[e.op], shape="circle", width="0.3", fixedsize="true")
-            self.edge(left, op)
-            self.edge(right, op)
+            # which side is which matters: the node says a − b
+            op = self.node(f"a {_OPS[e.op]} b", shape="circle", width="0.45",
+                           fixedsize="true", fontsize="10")
+            self.edge(left, op, "a")
+            self.edge(right, op, "b")
+            return op
+        if isinstance(e, ast.BinOp):
+            # `a * b * c`: one node with an edge from each operand, not a chain of nodes
+            # (a long chain would be as many ranks, which Graphviz lays out slowly)
+            symbol, operands = e.op, []
+            while isinstance(e, ast.BinOp) and e.op == symbol:
+                operands.append(e.right)
+                e = e.left
+            values = [self.expr(o) for o in [e, *reversed(operands)]]
+            op = self.node(_OPS[symbol], shape="circle", width="0.3", fixedsize="true")
+            for v in values:
+                self.edge(v, op)
             return op
         return self.call(e)
 

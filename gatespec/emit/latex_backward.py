@@ -88,6 +88,11 @@ class BackwardEquations:
         self.order = {n.name: k for k, n in enumerate(derived.nodes)}
         self.user = {n.name for n in derived.nodes
                      if isinstance(n, ir.Pointwise) and n.kind == "user"}
+        # the pieces of a long product (derive splits one of more than 8 factors) are named
+        # π, with adjoints of their own: written out, every factor's adjoint would repeat
+        # all the others
+        self.pieces = {n.name for n in derived.nodes
+                       if isinstance(n, ir.Pointwise) and n.kind == "product"}
         self.new_state = {new: label for label, new in self.cell.updates.items()}
         self.pre = {p.node: p for p in map(self._preactivation, sorted(self.user)) if p}
         self.calls = self._calls(cell_file)
@@ -192,7 +197,7 @@ class BackwardEquations:
     def ref(self, name: str) -> sympy.Expr:
         """What stands for a node's adjoint in its readers' sums: its own symbol if it
         is named, else its sum written out."""
-        if name in self.user:
+        if name in self.user or name in self.pieces:
             return self.adjoint(name)
         if name in self.call_of:
             return self.call_ref(self.call_of[name])
@@ -239,6 +244,16 @@ class BackwardEquations:
         out.append(StepEquation(self.ln_input_adjoint(node.name),
                                 [sympy.Mul(centred, 1 / self.ln_std(node.name))]))
         return out
+
+    def _pieces_of(self, name: str) -> list[str]:
+        """The product pieces a statement reads, through one another: last piece first."""
+        found, todo = [], [name]
+        while todo:
+            for dep in ir.deps(self.d.node(todo.pop())):
+                if dep in self.pieces and dep not in found:
+                    found.append(dep)
+                    todo.append(dep)
+        return sorted(found, key=lambda n: -self.order[n])
 
     def _layernorms_of(self, owner: str) -> list[ir.LayerNorm]:
         """The layer norms on a statement's line, each after those that read it."""
@@ -306,6 +321,9 @@ class BackwardEquations:
             pre = self.pre.get(name)
             if pre:
                 out.append(StepEquation(self.pre_adjoint(name), [self.adjoint(name) * pre.outer]))
+            for piece in self._pieces_of(name):
+                out.append(StepEquation(ir.symbol(piece), [self.d.node(piece).expr]))
+                out.append(StepEquation(self.adjoint(piece), _collect(self.terms(piece))))
             for node in self._layernorms_of(self._label(name)):
                 out += self.layernorm_equations(node)
             for call in self.named_calls:

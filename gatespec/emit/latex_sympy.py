@@ -73,12 +73,18 @@ class SympyLatex:
         self.names = names
         self.adjoint = adjoint
         self.auxiliary = auxiliary
+        # printing is a function of (expression, step): the adjoints of a long product
+        # repeat the same factors, each printed once
+        self._printed: dict[tuple[sympy.Expr, int], tuple[str, float]] = {}
+        self._sort_keys: dict[sympy.Expr, tuple] = {}
 
     def value(self, name: str, step: int) -> str:
         """A leaf or a statement's target at a step offset."""
         node = self.d.node(name)
         if isinstance(node, ir.Leaf) and node.kind == "state":
             return self.names.var(node.label, step - 1)
+        if isinstance(node, ir.Pointwise) and node.kind == "product":
+            return self.names.labelled(r"\pi", node.label, step)  # a partial product
         return self.names.var(node.label.rstrip("'"), step)
 
     def expr(self, e: sympy.Expr) -> str:
@@ -86,6 +92,12 @@ class SympyLatex:
 
     # -- the recursion: (text, precedence) ----------------------------------------------
     def _print(self, e: sympy.Expr, step: int) -> tuple[str, float]:
+        key = (e, step)
+        if key not in self._printed:
+            self._printed[key] = self._print_new(e, step)
+        return self._printed[key]
+
+    def _print_new(self, e: sympy.Expr, step: int) -> tuple[str, float]:
         if isinstance(e, sympy.Symbol):
             return self._symbol(e, step)
         if e.is_Number:
@@ -126,7 +138,7 @@ class SympyLatex:
         if isinstance(node, ir.MatMul):
             text, prec = self._print(ir.symbol(node.operand), step)
             return ln.Names.param(node.weight) + _wrap(text, prec < ATOM), MATVEC
-        if isinstance(node, ir.Pointwise) and node.kind != "user":
+        if isinstance(node, ir.Pointwise) and node.kind not in ("user", "product"):
             return self._print(node.expr, step)  # a helper node: what it computes
         return self.value(name, step), ATOM
 
@@ -138,7 +150,7 @@ class SympyLatex:
         if ir.is_param_name(name) or ":" in name:
             return e, 0
         node = self.d.node(name)
-        if isinstance(node, ir.Pointwise) and node.kind != "user":
+        if isinstance(node, ir.Pointwise) and node.kind not in ("user", "product"):
             return node.expr, step
         return e, 0
 
@@ -199,11 +211,13 @@ class SympyLatex:
     def _factors(self, factors: list[sympy.Expr], step: int) -> str:
         """Vectors joined by ⊙, then the scalars (means over the units), juxtaposed."""
         def key(f):
-            base = f.base if isinstance(f, sympy.Pow) else f
-            rank = (4 if isinstance(base, UnitMean) else 0 if _has_adjoint(f)
-                    else 1 if isinstance(base, sympy.Symbol)
-                    else 2 if isinstance(base, Elementwise) else 3)
-            return rank, sympy.default_sort_key(f)
+            if f not in self._sort_keys:
+                base = f.base if isinstance(f, sympy.Pow) else f
+                rank = (4 if isinstance(base, UnitMean) else 0 if _has_adjoint(f)
+                        else 1 if isinstance(base, sympy.Symbol)
+                        else 2 if isinstance(base, Elementwise) else 3)
+                self._sort_keys[f] = rank, sympy.default_sort_key(f)
+            return self._sort_keys[f]
 
         vectors, scalars = [], []
         for f in sorted(factors, key=key):

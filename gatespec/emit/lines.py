@@ -33,6 +33,7 @@ class ModuleLines:
                                                    for f in n.expr.free_symbols):
                 self.unbatched.add(n.name)
         self.bindings: set[str] = set()  # `name = slot` lines, dropped where name is unused
+        self._offsets: dict[str, list[str]] = {}
 
     # -- naming ----------------------------------------------------------------------
     def size_var(self, size: str) -> str:
@@ -56,12 +57,16 @@ class ModuleLines:
         return text
 
     def offsets(self, gemm: Gemm) -> list[str]:
-        """Column ranges of each weight's rows in a stacked product."""
-        spans, start = [], sympy.Integer(0)
-        for size in gemm.out_sizes:
-            end = start + ir.symbol(self.size_var(size))
-            spans.append(f"{_plain(start)}:{_plain(end)}")
-            start = end
+        """Column ranges of each weight's rows in a stacked product (computed once per
+        GEMM: every store into it asks)."""
+        spans = self._offsets.get(gemm.grad_buffer)
+        if spans is None:
+            spans, start = [], sympy.Integer(0)
+            for size in gemm.out_sizes:
+                end = start + ir.symbol(self.size_var(size))
+                spans.append(f"{_plain(start)}:{_plain(end)}")
+                start = end
+            self._offsets[gemm.grad_buffer] = spans
         return spans
 
     def history(self, name: str) -> str:
@@ -401,17 +406,23 @@ def _plain(e: sympy.Expr) -> str:
     return str(e).replace("*", " * ") if e != 0 else "0"
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> set[str]:
+    """The identifiers (and numbers) of some code: a name is read there when it is one."""
+    return set(_WORD.findall(text))
+
+
 def drop_unused_bindings(lines: list[str], bindings: set[str], after: list[str]) -> list[str]:
     """Remove `name = slot` bindings whose name no later line reads."""
+    later = _words("\n".join(after))  # grows backwards: one pass, not one per binding
     kept = []
-    for k, line in enumerate(lines):
-        if line.strip() in bindings:
-            name = line.split(" = ")[0].strip()
-            later = "\n".join([*lines[k + 1:], *after])
-            if not re.search(rf"\b{re.escape(name)}\b", later):
-                continue
-        kept.append(line)
-    return kept
+    for line in reversed(lines):
+        if line.strip() not in bindings or line.split(" = ")[0].strip() in later:
+            kept.append(line)
+        later |= _words(line)
+    return kept[::-1]
 
 
 def prune_assignments(lines: list[str], body: list[str]) -> list[str]:
@@ -419,13 +430,12 @@ def prune_assignments(lines: list[str], body: list[str]) -> list[str]:
     def code(text: str) -> str:  # without string literals and comments
         return re.sub(r'"[^"]*"|#.*', "", text)
 
-    text = code("\n".join(body))
+    read = _words(code("\n".join(body)))
     kept: list[str] = []
     for line in reversed(lines):
-        name = line.split(" = ")[0].strip()
-        if re.search(rf"\b{re.escape(name)}\b", text):
+        if line.split(" = ")[0].strip() in read:
             kept.append(line)
-            text += "\n" + code(line)
+            read |= _words(code(line))
     return kept[::-1]
 
 

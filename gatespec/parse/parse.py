@@ -58,6 +58,8 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
     _check_name_lengths(tree, source, path)
     builder = _Builder(cell)
     for item in tree.children:
+        if item.data == "assign":
+            _check_depth(item.children[1], builder)
         try:
             builder.build_item(item)
         except RecursionError:  # a statement of thousands of terms
@@ -67,12 +69,52 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
 
 
 def _check_name_lengths(tree: lark.Tree, source: str, path: str) -> None:
-    long = [t for t in tree.scan_values(lambda v: isinstance(v, lark.Token))
-            if t.type == "NAME" and len(t) > MAX_NAME_LENGTH]
+    long, stack = [], [tree]
+    while stack:  # iteratively: the tree may be too deep for lark's recursive scan_values
+        node = stack.pop()
+        if isinstance(node, lark.Tree):
+            stack.extend(node.children)
+        elif isinstance(node, lark.Token) and node.type == "NAME" and len(node) > MAX_NAME_LENGTH:
+            long.append(node)
     if long:
         tok = min(long, key=lambda t: (t.line, t.column))
         raise ParseError(f"this name is {len(tok)} characters long; names have at most "
                          f"{MAX_NAME_LENGTH}", Span(path, tok.line, tok.column, source, len(tok)))
+
+
+# Every stage walks expressions recursively (and so does SymPy), and generated Python
+# nests parentheses as the statement does: deep nesting is refused at the parser.
+# Levels are counted as SymPy nests: a call, a sign, an operand of another operator is one
+# level; the right operand of - and / two (a - b is a + (-1) * b, a / b is a * b**-1); a
+# chain `a + b - c` or `a * b / c` is one sum or product.
+MAX_DEPTH = 100
+MAX_LENGTH = 400  # operators in a row, `a * b * ... * z`, counting the nested ones
+
+
+def _check_depth(root: lark.Tree, builder: _Builder) -> None:
+    """Refuse an expression nested deeper than MAX_DEPTH (or with more than MAX_LENGTH
+    operators in a row), iteratively: the tree may be far too deep to recurse on."""
+    stack = [(root, 1, 1)]  # node, nesting depth, operators above it and itself
+    while stack:
+        node, depth, raw = stack.pop()
+        if not isinstance(node, lark.Tree) or node.data in ("var", "number"):
+            continue
+        if depth > MAX_DEPTH:
+            raise ParseError(f"expressions nested deeper than {MAX_DEPTH} levels: name a part "
+                             "of it in its own statement", builder.span_of_tree(node))
+        if raw > MAX_LENGTH:
+            raise ParseError(f"more than {MAX_LENGTH} operations in a row: split the statement "
+                             "into several", builder.span_of_tree(node))
+        if node.data == "binop":
+            left, op, right = node.children
+            kind = "+" if str(op) in "+-" else "*"
+            # the left operand of `a + b + c` continues the chain: build flattens it
+            same = isinstance(left, lark.Tree) and left.data == "binop" and (
+                "+" if str(left.children[1]) in "+-" else "*") == kind
+            stack.append((left, depth if same else depth + 1, raw + 1))
+            stack.append((right, depth + (2 if str(op) in "-/" else 1), raw + 1))
+        else:
+            stack.extend((c, depth + 1, raw + 1) for c in node.children)
 
 
 def _header_comment(source: str) -> str:

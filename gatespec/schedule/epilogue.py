@@ -24,12 +24,13 @@ def fuse_epilogues(plan: Plan, saved: set[str]) -> None:
             for target, base in op.block.inplace.items():
                 inplace[target.name] = (base.name, gemm_of_output[base.name].key)
     blocks = [op.block for op in plan.loop_forward if isinstance(op, BlockOp)]
+    readers = _readers(blocks)  # one pass, not one per product
     statics = {g.key: g for g in plan.gemms if g.context == STATIC}
     for op in plan.loop_forward:
         if not isinstance(op, GemmOp) or op.gemm.context == STATIC:
             continue
         g = op.gemm
-        pairs = [_partner(m, blocks, inplace) for m in g.outputs]
+        pairs = [_partner(m, readers, inplace) for m in g.outputs]
         if not all(pairs) or len({key for _, _, key in pairs}) != 1:
             continue
         addend = statics[pairs[0][2]]
@@ -42,19 +43,28 @@ def fuse_epilogues(plan: Plan, saved: set[str]) -> None:
         zero = {ir.symbol(s): sympy.Integer(0) for s, _, _ in pairs}
         for block in blocks:
             block.assigns = [(sym, e.xreplace(zero)) for sym, e in block.assigns]
+        readers = _readers(blocks)
 
 
-def _partner(m: str, blocks, inplace) -> tuple[str, str, str] | None:
+def _readers(blocks) -> dict[sympy.Symbol, list[sympy.Expr]]:
+    """symbol -> the expressions of the blocks that read it"""
+    readers: dict[sympy.Symbol, list[sympy.Expr]] = {}
+    for block in blocks:
+        for _, e in block.assigns:
+            for s in e.free_symbols:
+                readers.setdefault(s, []).append(e)
+    return readers
+
+
+def _partner(m: str, readers, inplace) -> tuple[str, str, str] | None:
     """The input-only sum s_k added to m_k in its only reader, if there is exactly one."""
-    readers = [e for block in blocks for _, e in block.assigns if ir.symbol(m) in e.free_symbols]
-    if len(readers) != 1:
+    mine = readers.get(ir.symbol(m), [])
+    if len(mine) != 1:
         return None
-    for add in readers[0].atoms(sympy.Add):
+    for add in mine[0].atoms(sympy.Add):
         if ir.symbol(m) in add.args:
             for term in add.args:
                 if isinstance(term, sympy.Symbol) and term.name in inplace:
-                    others = [e for block in blocks for _, e in block.assigns
-                              if term in e.free_symbols]
-                    if len(others) == 1:
+                    if len(readers.get(term, [])) == 1:
                         return (term.name, *inplace[term.name])
     return None

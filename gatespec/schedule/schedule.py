@@ -11,11 +11,15 @@ The backward pass mirrors it: per step, the stages in reverse, each a fused
 pointwise adjoint block followed by the transposed GEMMs (dX = dY W); the
 weight gradients are one GEMM per stacked weight after the loop; bias and
 diagonal gradients are sums over time and batch of per-step buffers.
-Adjoints that are used only inside their block are inlined, then each block
-goes through common subexpression elimination.
+Adjoints that are used only inside their block are inlined (while small: a large one
+keeps its name, so the cost stays linear in the statements), then each block goes
+through common subexpression elimination.
 """
 
 from __future__ import annotations
+
+import heapq
+from collections import Counter
 
 import sympy
 
@@ -37,6 +41,9 @@ from gatespec.schedule.plan import (
 
 STATIC, LOOP = "static", "loop"
 TAIL = -1  # block position after the last transposed GEMM of a context
+# An adjoint is inlined into the adjoints of its block that read it while its nodes times
+# its readers stay under this; the built-in cells stay under it (their most: 99 x 2).
+INLINE_LIMIT = 200
 
 
 def adjoint(name: str) -> sympy.Symbol:
@@ -253,10 +260,18 @@ class _Scheduler:
             keep |= {sym for sym, _ in items if uses.get(sym, set()) - {pos}}
             inline: dict[sympy.Symbol, sympy.Expr] = {}
             outs: list[tuple[sympy.Symbol, sympy.Expr]] = []
+            readers = Counter(s for _, e in items for s in e.free_symbols)
             for sym, e in items:
-                # inline every adjoint of this block; CSE shares what several outputs use
-                e = inline[sym] = e.xreplace(inline)
-                if sym in keep:
+                # Inline the adjoints of this block, and let CSE share what several outputs
+                # use; but one whose copies would be big keeps its name: inlined, a chain of
+                # adjoints read twice each (q2 = q1 * q1 + sigmoid(q1), ...) would double at
+                # every link, and CSE's work with it.
+                e = e.xreplace(inline)
+                if _tree_size(e) * readers[sym] <= INLINE_LIMIT:
+                    inline[sym] = e
+                    if sym in keep:
+                        outs.append((sym, e))
+                else:
                     outs.append((sym, e))
             if outs:
                 ops.append(BlockOp(Block(self.cse(outs), stores[pos])))
@@ -269,7 +284,8 @@ class _Scheduler:
         temps = sympy.numbered_symbols("_e", start=self.cse_count, real=True)
         replacements, reduced = sympy.cse([e for _, e in outs], symbols=temps, order="canonical")
         self.cse_count += len(replacements)
-        return [*replacements, *((s, e) for (s, _), e in zip(outs, reduced, strict=True))]
+        return _dependency_order(
+            [*replacements, *((s, e) for (s, _), e in zip(outs, reduced, strict=True))])
 
     # -- the whole plan --------------------------------------------------------------
     def run(self) -> Plan:
@@ -383,3 +399,39 @@ class _Scheduler:
                         raise ScheduleError(f"{sym} reads {sorted(missing)} before they exist")
                     defined.add(sym.name)
                 defined |= {f"d_{st.buffer}" for st in op.block.stores}
+
+
+def _dependency_order(assigns: list[tuple[sympy.Symbol, sympy.Expr]]):
+    """The assignments with each one after those it reads, otherwise in the given order.
+    CSE puts its temporaries first, but one may read a named adjoint of the block."""
+    index = {sym: k for k, (sym, _) in enumerate(assigns)}
+    waiting = [0] * len(assigns)  # how many of the block's symbols each one still waits for
+    readers: dict[int, list[int]] = {}
+    for k, (_, e) in enumerate(assigns):
+        for s in e.free_symbols:
+            j = index.get(s)
+            if j is not None:
+                waiting[k] += 1
+                readers.setdefault(j, []).append(k)
+    ready = [k for k, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(assigns[k])
+        for r in readers.get(k, []):
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) != len(assigns):
+        raise ScheduleError("common subexpressions of a block read each other in a cycle")
+    return order
+
+
+def _tree_size(e: sympy.Expr) -> int:
+    """Nodes of an expression as printed (a shared subexpression counts each time)."""
+    count, stack = 0, [e]
+    while stack:
+        count += 1
+        stack.extend(stack.pop().args)
+    return count
