@@ -10,6 +10,7 @@ if anything failed."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import sys
@@ -25,8 +26,8 @@ _TOKEN = re.compile(rb"[A-Za-z0-9_.]+|\s+|.", re.S)
 
 
 class Collector:
-    def __init__(self, budget: float):
-        self.budget = budget
+    def __init__(self, budget: float, dump: str | None):
+        self.budget, self.dump = budget, dump
         self.classes: dict[tuple, dict] = {}
         self.examples = 0
         self.failed = 0
@@ -45,6 +46,10 @@ class Collector:
         if self.examples % 25 == 0:
             print(f"{self.examples} examples, {self.failed} failing, {len(self.classes)} "
                   f"classes, {time.perf_counter() - self.start:.0f} s", flush=True)
+            if self.dump:  # what is found so far survives an interrupted run
+                Path(self.dump).write_text(json.dumps(
+                    [_entry_json(e, e["data"], e["filename"]) for e in self.classes.values()],
+                    indent=1, ensure_ascii=False))
 
 
 def commands_for(p: Problem) -> tuple[tuple[str, ...], ...]:
@@ -57,14 +62,21 @@ def commands_for(p: Problem) -> tuple[tuple[str, ...], ...]:
                  == p.command)
 
 
-def minimise(entry: dict, budget: float, max_tries: int = 400) -> tuple[bytes, str]:
-    """Delta debugging over lines, then tokens: the smallest input that keeps the class."""
+def _entry_json(entry: dict, data: bytes, filename: str) -> dict:
+    p = entry["problem"]
+    return {"kind": p.kind, "command": p.command, "detail": p.detail, "count": entry["count"],
+            "what": entry["what"], "filename": filename,
+            "text": data.decode("utf-8", "backslashreplace"),
+            "base64": base64.b64encode(data).decode()}
+
+
+def minimise(entry: dict, budget: float, seconds: float = 60) -> tuple[bytes, str]:
+    """Delta debugging over lines, then tokens: the smallest input that keeps the class
+    (within `seconds`)."""
     key, cmds = entry["problem"].key(), commands_for(entry["problem"])
-    tries = 0
+    stop = time.perf_counter() + seconds
 
     def keeps(data: bytes, filename: str) -> bool:
-        nonlocal tries
-        tries += 1
         return any(p.key() == key for p in problems(data, filename, budget, cmds).problems)
 
     data, filename = entry["data"], entry["filename"]
@@ -73,9 +85,9 @@ def minimise(entry: dict, budget: float, max_tries: int = 400) -> tuple[bytes, s
     for split in (lambda d: d.splitlines(keepends=True), _TOKEN.findall):
         parts = split(data)
         size = max(len(parts) // 2, 1)
-        while size >= 1 and tries < max_tries:
+        while size >= 1 and time.perf_counter() < stop:
             i, changed = 0, False
-            while i < len(parts) and tries < max_tries:
+            while i < len(parts) and time.perf_counter() < stop:
                 candidate = parts[:i] + parts[i + size:]
                 if candidate and keeps(b"".join(candidate), filename):
                     parts, changed = candidate, True
@@ -87,15 +99,44 @@ def minimise(entry: dict, budget: float, max_tries: int = 400) -> tuple[bytes, s
     return data, filename
 
 
+def minimise_from(args) -> int:
+    report = []
+    for old in json.loads(Path(args.minimise_from).read_text()):
+        data = base64.b64decode(old["base64"])
+        found = [p for p in problems(data, old["filename"], args.budget).problems
+                 if p.kind == old["kind"] and p.command == old["command"]]
+        if not found:
+            print(f"== not reproduced: [{old['kind']}] {old['command']}: {old['detail'][:200]}")
+            continue
+        entry = {**old, "problem": found[0], "data": data}
+        if found[0].kind != "timeout":
+            data, filename = minimise(entry, args.budget, args.minimise_seconds)
+        else:
+            filename = old["filename"]
+        p = found[0]
+        print(f"== [{p.kind}] {p.command}: {p.detail[:300]}\n   {old['count']} inputs; "
+              f"file name {filename!r}; from {old['what']}\n   "
+              + data.decode("utf-8", "backslashreplace").replace("\n", "\n   "), flush=True)
+        report.append(_entry_json(entry, data, filename))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--examples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per command")
     ap.add_argument("--no-minimise", action="store_true")
+    ap.add_argument("--minimise-seconds", type=float, default=60, help="per failure class")
     ap.add_argument("--json", help="write the classes and reproducers here")
+    ap.add_argument("--minimise-from", metavar="JSON",
+                    help="only minimise the classes of an earlier run's JSON (or .raw.json)")
     args = ap.parse_args()
-    col = Collector(args.budget)
+    if args.minimise_from:
+        return minimise_from(args)
+    col = Collector(args.budget, args.json and args.json + ".raw.json")
     common = settings(max_examples=args.examples // 2, deadline=None, database=None,
                       phases=[Phase.generate], suppress_health_check=list(HealthCheck))
 
@@ -121,16 +162,15 @@ def main() -> int:
     for key, entry in sorted(col.classes.items(), key=lambda kv: (kv[0][0], -kv[1]["count"])):
         data, filename = entry["data"], entry["filename"]
         if not args.no_minimise and entry["problem"].kind != "timeout":
-            data, filename = minimise(entry, args.budget)
+            data, filename = minimise(entry, args.budget, args.minimise_seconds)
         p = entry["problem"]
         print(f"== [{p.kind}] {p.command}: {p.detail[:300]}\n   {entry['count']} inputs; "
               f"file name {filename!r}; from {entry['what']}")
-        print("   " + data.decode("utf-8", "backslashreplace").replace("\n", "\n   "))
-        report.append({"kind": p.kind, "command": p.command, "detail": p.detail,
-                       "count": entry["count"], "filename": filename,
-                       "text": data.decode("utf-8", "backslashreplace")})
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
+        print("   " + data.decode("utf-8", "backslashreplace").replace("\n", "\n   "),
+              flush=True)
+        report.append(_entry_json(entry, data, filename))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
     return 1 if col.classes else 0
 
 
