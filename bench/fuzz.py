@@ -130,6 +130,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per command")
     ap.add_argument("--no-minimise", action="store_true")
     ap.add_argument("--minimise-seconds", type=float, default=60, help="per failure class")
+    ap.add_argument("--only", choices=("grammar", "mutants"), help="one generator")
     ap.add_argument("--json", help="write the classes and reproducers here")
     ap.add_argument("--minimise-from", metavar="JSON",
                     help="only minimise the classes of an earlier run's JSON (or .raw.json)")
@@ -154,8 +155,10 @@ def main() -> int:
         data, filename, edits = case
         col.run(data, filename, f"mutant, edits {edits}")
 
-    from_grammar()
-    from_mutants()
+    if args.only != "mutants":
+        from_grammar()
+    if args.only != "grammar":
+        from_mutants()
     print(f"\n{col.examples} examples in {time.perf_counter() - col.start:.0f} s, "
           f"{col.failed} failing, {len(col.classes)} failure classes\n")
     report = []

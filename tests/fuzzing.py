@@ -347,8 +347,8 @@ free_text = st.one_of(st.sampled_from(PAYLOADS),
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "exp", "log", "softplus", "logsigmoid",
                "hard_sigmoid", "hard_tanh", "abs", "sqrt", "softsign", "silu", "identity")
-NUMBERS = ("1", "2", "0.5", ".5", "3.", "1e-3", "2E+1", "0", "1e300", "1e-320", "7",
-           "123456789012345678901234567890")
+NUMBERS = ("1", "2", "0.5", ".5", "3.", "1e-3", "2E+1", "0", "1e300", "7", "1.0e+2")
+ODD_NUMBERS = ("1e-320", "1e999", "123456789012345678901234567890", "0.0", "00012")
 NAMES = ("i", "f", "g", "o", "r", "z", "n", "a", "u", "v", "q0", "gate", "cand", "mix",
          "Big", "g2")
 # names that are taken elsewhere: Python/C keywords, generated names, the language's words
@@ -367,11 +367,27 @@ FAULTS = ("unknown_name", "unknown_function", "arity", "bias_kw", "kw_on_diag", 
 class _Scope:
     vectors: list[str]  # hidden-size values readable element-wise
     operands: list[str]  # anything a linear map may read (the input, states of any size)
+    leaves: set[str]  # the input and states: what names a compound operand's parameters
+    taken: set[str] = field(default_factory=set)  # parameters made on this statement's line
+    biased: bool = False  # a biased linear() is on this line already
+
+    def key(self, kind: str, operand: str) -> str | None:
+        """The parameter `kind` of an operand makes on this line, or None if it is taken
+        (named after the operand, or after the inputs and states a compound one reads)."""
+        names = {n.rstrip("'") for n in re.findall(r"[A-Za-z_]\w*'?", operand)}
+        if not re.fullmatch(r"[A-Za-z_]\w*'?", operand):
+            names = (names & self.leaves) or names
+        key = f"{kind}:{','.join(sorted(names))}"
+        if key in self.taken:
+            return None
+        self.taken.add(key)
+        return key
 
 
 @st.composite
 def _expr(draw, scope: _Scope, depth: int) -> str:
-    """An element-wise expression of hidden size that reads at least one value."""
+    """An element-wise expression of hidden size that reads at least one value; no two
+    parts of a line make the same parameter."""
     if depth <= 0:
         return draw(_leaf(scope))
     kind = draw(st.sampled_from(("leaf", "binop", "binop", "act", "act", "neg", "minmax",
@@ -379,7 +395,7 @@ def _expr(draw, scope: _Scope, depth: int) -> str:
     if kind == "leaf":
         return draw(_leaf(scope))
     if kind == "binop":
-        op = draw(st.sampled_from(" + - * /".split(" ")[1:]))
+        op = draw(st.sampled_from(("+", "-", "*", "/")))
         a = draw(_expr(scope, depth - 1))
         b = draw(st.one_of(_expr(scope, depth - 1), st.sampled_from(NUMBERS)))
         return f"{a} {op} {b}" if draw(st.booleans()) else f"{b} {op} {a}"
@@ -390,18 +406,21 @@ def _expr(draw, scope: _Scope, depth: int) -> str:
     if kind == "minmax":
         fn = draw(st.sampled_from(("max", "min")))
         return f"{fn}({draw(_expr(scope, depth - 1))}, {draw(_expr(scope, depth - 1))})"
-    if kind == "diag":
-        return f"diag({draw(_expr(scope, depth - 1))})"
-    if kind == "ln":
+    if kind in ("diag", "ln"):
+        operand = draw(_expr(scope, depth - 1))
+        if scope.key(kind, operand) is None:
+            return operand
+        if kind == "diag":
+            return f"diag({operand})"
         bias = ", bias=false" if draw(st.booleans()) else ""
-        return f"layernorm({draw(_expr(scope, depth - 1))}{bias})"
+        return f"layernorm({operand}{bias})"
     if kind == "linear":
         return draw(_linear(scope, depth - 1))
     if kind == "paren":
         return f"({draw(_expr(scope, depth - 1))})"
     # a constant operand inside a vector expression: sigmoid(2), sqrt(1e20), 1e300 * 1e10
     const = draw(st.sampled_from(("sigmoid(2)", "sqrt(1e20)", "1e300 * 1e10", "exp(1)",
-                                  "(1 - 1)", "tanh(0.5) * 2", "abs(-3)", "max(1, 2)")))
+                                  "tanh(0.5) * 2", "abs(-3)", "max(1, 2)")))
     return f"{draw(_expr(scope, depth - 1))} * {const}"
 
 
@@ -414,14 +433,18 @@ def _leaf(draw, scope: _Scope) -> str:
 
 @st.composite
 def _linear(draw, scope: _Scope, depth: int) -> str:
-    n = draw(st.integers(1, 3))
     operands = []
-    for _ in range(n):
-        if depth > 0 and draw(st.integers(0, 3)) == 0:
-            operands.append(draw(_expr(scope, depth - 1)))
+    for _ in range(draw(st.integers(1, 3))):
+        if depth > 0 and draw(st.integers(0, 5)) == 0:
+            operand = draw(_expr(scope, depth - 1))
         else:
-            operands.append(draw(st.sampled_from(scope.operands)))
-    bias = ", bias=false" if draw(st.integers(0, 3)) == 0 else ""
+            operand = draw(st.sampled_from(scope.operands))
+        if scope.key("linear", operand) is not None:
+            operands.append(operand)
+    if not operands:
+        return draw(st.sampled_from(scope.vectors))
+    bias = ", bias=false" if scope.biased or draw(st.integers(0, 3)) == 0 else ""
+    scope.biased = scope.biased or not bias
     return f"linear({', '.join(operands)}{bias})"
 
 
@@ -431,7 +454,7 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
     one input, 1-3 states (some of other sizes), 0-5 named intermediates, every value read,
     statements shuffled; payloads in comments, the description and latex strings; with
     probability 1/4 one deliberate mistake."""
-    fault = draw(st.sampled_from(FAULTS)) if draw(st.integers(0, 3)) == 0 else ""
+    fault = draw(st.sampled_from(FAULTS)) if draw(st.integers(0, 9)) >= 8 else ""
     lines: list[str] = []
     if draw(st.booleans()):
         lines += [f"# {_no_quote(draw(free_text))}" for _ in range(draw(st.integers(1, 2)))]
@@ -457,7 +480,7 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
 
     hidden_states = [s for s in states if sizes[s] == "hidden"]
     scope = _Scope(vectors=hidden_states + (["x"] if input_sized else []),
-                   operands=["x", *states])
+                   operands=["x", *states], leaves={"x", *states})
     n_mid = draw(st.integers(0, 5))
     names = list(draw(st.permutations(NAMES)))[:n_mid]
     if fault == "odd_name" and names:
@@ -465,8 +488,13 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
     statements: list[tuple[str, str]] = []
     first = True
     for target in names:
-        body = draw(_expr(scope, draw(st.integers(1, 3))))
+        scope.taken, scope.biased = set(), False  # a new line
         if first:  # the input is read
+            scope.key("linear", "x")
+            scope.key("linear", states[0])
+            scope.biased = True
+        body = draw(_expr(scope, draw(st.integers(1, 3))))
+        if first:
             body = f"{draw(st.sampled_from(ACTIVATIONS))}(linear(x, {states[0]}) + {body})"
             first = False
         statements.append((target, body))
@@ -474,6 +502,10 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
         scope.operands.append(target)
     unread = set(names)
     for s in draw(st.permutations(states)):
+        scope.taken, scope.biased = set(), False
+        if first and sizes[s] == "hidden":
+            scope.key("linear", "x")
+            scope.key("linear", states[0])
         if sizes[s] != "hidden":
             body = draw(_linear(scope, 1))
             if draw(st.booleans()):
@@ -508,7 +540,7 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
         latex = _no_quote(draw(st.one_of(st.sampled_from(
             (r"\bar{c}", r"\tilde{\boldsymbol{i}}", "h^{(1)}", r"\alpha_t", "z")), free_text)))
         lines.append(f'latex {target} "{latex}"')
-    if fault == "bad_equivalent" or (draw(st.integers(0, 7)) == 0 and len(names) >= 3):
+    if fault == "bad_equivalent":
         layer = draw(st.sampled_from(("torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN",
                                       "torch.nn.Foo", "a.b")))
         lines.append(f"equivalent {layer} gates {' '.join(names[:4] or ['i'])}")
@@ -561,7 +593,7 @@ def _apply_fault(draw, fault: str, stmts: list[str], names: list[str],
     elif fault == "size_mismatch":
         stmts[k] = f"{lhs} = {rhs} * x + linear(x) * {states[-1]}"
     elif fault == "number_only":
-        stmts[k] = f"{lhs} = {draw(st.sampled_from(NUMBERS))}"
+        stmts[k] = f"{lhs} = {rhs} * {draw(st.sampled_from(ODD_NUMBERS))}"
     elif fault == "empty_call":
         stmts[k] = f"{lhs} = {rhs} + {draw(st.sampled_from(('linear', 'tanh', 'diag')))}()"
     return stmts
