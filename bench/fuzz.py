@@ -103,8 +103,9 @@ def minimise_from(args) -> int:
     report = []
     for old in json.loads(Path(args.minimise_from).read_text()):
         data = base64.b64decode(old["base64"])
+        want = Problem(old["kind"], old["command"], old["detail"]).key()
         found = [p for p in problems(data, old["filename"], args.budget).problems
-                 if p.kind == old["kind"] and p.command == old["command"]]
+                 if p.key() == want]
         if not found:
             print(f"== not reproduced: [{old['kind']}] {old['command']}: {old['detail'][:200]}")
             continue

@@ -48,9 +48,10 @@ class Problem:
 
     def key(self) -> tuple[str, str, str]:
         """A failure class: the detail without numbers, names and quoted text."""
-        if self.kind == "file":  # one class for the NumPy, torch, Triton... files alike
-            return (self.kind, self.command, _normalise(self.detail.split(": ", 1)[-1]))
-        return (self.kind, self.command, _normalise(self.detail))
+        detail = self.detail
+        if self.kind in ("file", "check"):  # not the file (NumPy, torch...) or input's name
+            detail = detail.split(": ", 1)[-1]
+        return (self.kind, self.command, _normalise(re.sub(r"\(\S+\.py, line", "(", detail)))
 
     def __str__(self) -> str:
         return f"[{self.kind}] {self.command}: {self.detail}"
@@ -333,7 +334,12 @@ FILE_PAYLOADS = [
 
 def _no_quote(text: str) -> str:
     """A description or latex string cannot hold a double quote or a line break."""
-    return text.replace('"', "'").replace("\n", " ").replace("\r", " ")
+    return _one_line(text).replace('"', "'")
+
+
+def _one_line(text: str) -> str:
+    """A comment ends at a line break."""
+    return text.replace("\n", " ").replace("\r", " ")
 
 
 filenames = st.one_of(st.just("cell.gate"), st.just("cell.gate"), st.just("cell.gate"),
@@ -457,7 +463,7 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
     fault = draw(st.sampled_from(FAULTS)) if draw(st.integers(0, 9)) >= 8 else ""
     lines: list[str] = []
     if draw(st.booleans()):
-        lines += [f"# {_no_quote(draw(free_text))}" for _ in range(draw(st.integers(1, 2)))]
+        lines += [f"# {_one_line(draw(free_text))}" for _ in range(draw(st.integers(1, 2)))]
     name = draw(st.sampled_from(("cell", "my_cell", "Cell2", "lstm", "c")))
     if fault == "odd_name" and draw(st.booleans()):
         name = draw(st.sampled_from(ODD_NAMES))
@@ -547,7 +553,7 @@ def grammar_cells(draw) -> tuple[bytes, str, str]:
     lines.append("")
     lines += [text_statements[i] for i in order]
     if draw(st.booleans()):
-        lines.insert(draw(st.integers(0, len(lines))), f"# {_no_quote(draw(free_text))}")
+        lines.insert(draw(st.integers(0, len(lines))), f"# {_one_line(draw(free_text))}")
     text = "\n".join(lines) + "\n"
     return text.encode("utf-8"), draw(filenames), fault
 
@@ -650,8 +656,9 @@ def _mutate(draw, op: str, data: bytes) -> bytes:
         start = draw(st.integers(0, len(donor) - 1))
         lines[at:at] = donor[start:start + draw(st.integers(1, 6))]
     elif op == "payload":
-        text = _no_quote(draw(free_text)).encode("utf-8", "surrogatepass")
         where = draw(st.sampled_from(("header", "description", "latex", "comment")))
+        text = draw(free_text)
+        text = (_one_line(text) if where in ("header", "comment") else _no_quote(text)).encode()
         if where == "header":
             lines.insert(0, b"# " + text)
         elif where == "comment":
