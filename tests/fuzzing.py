@@ -267,7 +267,7 @@ def problems(data: bytes, filename: str = "cell.gate", budget: float = 20.0,
                 result.problems.append(Problem("file", path.suffix, why))
         canaries = [p for p in Path(root).rglob(CANARY)] + [p for p in Path("/tmp").glob(CANARY)]
         if canaries:
-            result.problems.append(Problem("canary", "", f"user text ran: {canaries[0]}"))
+            result.problems.append(Problem("canary", "", f"user text ran: {canaries[0].name} created"))
     return result
 
 

@@ -24,7 +24,7 @@ def run(*args, cwd=None):
 
 
 def test_help_on_every_command():
-    commands = ([], ["generate"], ["list"], ["show"], ["check"], ["latex"], ["diagram"])
+    commands = ([], ["generate"], ["list"], ["show"], ["check"])
     with ThreadPoolExecutor(max_workers=2) as pool:  # each process mostly waits on imports
         for r in pool.map(lambda cmd: run(*cmd, "--help"), commands):
             assert r.returncode == 0 and "usage: gatespec" in r.stdout
