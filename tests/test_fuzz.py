@@ -14,6 +14,8 @@ or, to collect every failure class with a minimal reproducer instead of stopping
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from fuzzing import (
     MARK,
@@ -28,11 +30,16 @@ from fuzzing import (
     python_problem,
 )
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from gatespec import cells
 
 EXAMPLES = int(os.environ.get("GATESPEC_FUZZ_EXAMPLES", "0"))
 BUDGET = float(os.environ.get("GATESPEC_FUZZ_BUDGET", "20"))  # seconds per command
+
+# Hypothesis's pytest plugin writes a patch of failing examples under its home folder
+# (.hypothesis/ in the working directory): keep it out of the repository.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "gatespec-hypothesis")
 
 # CI: the same examples every run, nothing stored (no database, no explain phase, which
 # writes .hypothesis/patches), no shrinking, whose hundreds of reruns would cost minutes on
