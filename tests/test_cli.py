@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import ROOT
@@ -23,9 +24,10 @@ def run(*args, cwd=None):
 
 
 def test_help_on_every_command():
-    for cmd in ([], ["generate"], ["list"], ["show"], ["check"]):
-        r = run(*cmd, "--help")
-        assert r.returncode == 0 and "usage: gatespec" in r.stdout
+    commands = ([], ["generate"], ["list"], ["show"], ["check"])
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each process mostly waits on imports
+        for r in pool.map(lambda cmd: run(*cmd, "--help"), commands):
+            assert r.returncode == 0 and "usage: gatespec" in r.stdout
 
 
 def test_list_shows_every_builtin_with_description(capsys):

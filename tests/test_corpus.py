@@ -12,14 +12,21 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ROOT, require_module, require_torch
-from helpers import layer_grads, module_class, numpy_module, small_sizes, torch_module
+from helpers import (
+    layer_grads,
+    module_class,
+    numpy_module,
+    nvcc_errors,
+    require_nvcc,
+    small_sizes,
+    torch_module,
+)
 
 from gatespec.build import build
 from gatespec.check import finite_difference_check, sizes_for
@@ -182,26 +189,13 @@ def test_generated_code_passes_ruff(name, tmp_path):
 def test_cuda_kernels_compile(tmp_path):
     """Every cell's .cu with nvcc, warnings as errors, as tests/emit/test_cuda.py does for
     the built-in cells (one architecture here, to keep it quick)."""
-    nvcc = shutil.which("nvcc") or shutil.which("/usr/local/cuda/bin/nvcc")
-    if nvcc is None:
-        message = "nvcc is not installed: the CUDA target cannot be checked"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    flags = ["-gencode", "arch=compute_90,code=sm_90", "-D__CUDA_NO_HALF_OPERATORS__",
-             "-D__CUDA_NO_HALF_CONVERSIONS__", "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
-             "-D__CUDA_NO_HALF2_OPERATORS__", "--expt-relaxed-constexpr", "--use_fast_math",
-             "-std=c++17", "-O2", "-Werror", "all-warnings"]
-
-    def compile_one(name):
+    nvcc = require_nvcc()
+    sources = []
+    for name in CORPUS:
         (cu,) = (text for f, text in generate(spec(name), "cuda").items() if f.endswith(".cu"))
-        source = tmp_path / f"{name}.cu"
-        source.write_text(cu)
-        r = subprocess.run([nvcc, "-c", *flags, "-o", str(tmp_path / f"{name}.o"), str(source)],
-                           capture_output=True, text=True)
-        return name, r.returncode, r.stderr
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        failures = {n: err[-2000:] for n, rc, err in pool.map(compile_one, CORPUS) if rc}
-    assert not failures, failures
+        sources.append(tmp_path / f"{name}.cu")
+        sources[-1].write_text(cu)
+    assert not nvcc_errors(nvcc, sources, ["-gencode", "arch=compute_90,code=sm_90"], tmp_path)
 
 
 @pytest.mark.parametrize("name", CORPUS)
