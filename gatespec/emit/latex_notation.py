@@ -88,14 +88,10 @@ def _bold_name(name: str) -> tuple[str, str]:
     return core, sub
 
 
-def _has_top_level_script(latex: str) -> bool:
-    depth = 0
-    for ch in latex:
-        depth += ch == "{"
-        depth -= ch == "}"
-        if depth == 0 and ch in "_^":
-            return True
-    return False
+def _plain_atom(latex: str) -> bool:
+    """No scripts, not starting with a letter, and something visible besides commands."""
+    return (not any(c in latex for c in "_^") and not latex[:1].isalpha()
+            and any(c.isalnum() for c in re.sub(r"\\[A-Za-z]+", "", latex)))
 
 
 class Names:
@@ -108,11 +104,12 @@ class Names:
         """(symbol, subscript text) of a variable, without its time index."""
         if name in self.latex:
             text = self.latex[name]
-            # a user's symbol with its own subscript takes the time index after a group;
-            # one that starts with a letter is grouped too, so `\delta` before it stays one
-            # command (the parser checked the text: parse/latex_check.py)
-            grouped = _has_top_level_script(text) or text[:1].isalpha()
-            return (f"{{{text}}}" if grouped else text), ""
+            # the user's symbol (checked by parse/latex_check.py) is grouped unless it is
+            # plainly one atom, like the article's `\bar{\boldsymbol{c}}`: so the time index
+            # cannot meet a script of its own (`c_1`, `\bm{c_1}`) or land on the atom before
+            # an empty one (`\bm{}`), and `\delta` before it stays one command; the empty
+            # group keeps TeX from taking `{\acute{x}_t}` for the accent, scripts and all
+            return (text if _plain_atom(text) else f"{{{text}{{}}}}"), ""
         return _bold_name(name)
 
     def var(self, name: str, step: int) -> str:

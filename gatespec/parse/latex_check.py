@@ -14,7 +14,8 @@ that it accepts compiles:
     script := ("_" | "^") (letter | digit | SYMBOL | "{" maths "}")
 
 with spaces anywhere, groups nested at most MAX_DEPTH deep and at most MAX_LENGTH
-characters in all.
+characters in all; and no script on an accent such as \\vec{...} whose argument holds an
+accent over a script (`\\vec{\\breve{x^k}}^t`, which amsmath cannot set).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ SYMBOLS = frozenset([*GREEK, *"ell imath jmath partial nabla infty prime ast sta
 ACCENTS = frozenset("bar hat tilde vec dot ddot check breve acute grave widehat widetilde "
                     "overline underline boldsymbol bm mathbf mathrm mathit mathsf mathtt "
                     "mathcal mathbb mathfrak".split())
+# the accents proper (not fonts, not \\overline): amsmath's nesting of these goes wrong
+MATH_ACCENTS = frozenset("bar hat tilde vec dot ddot check breve acute grave widehat "
+                         "widetilde".split())
 PUNCTUATION = frozenset("+-=,.;:()/|")
 MAX_DEPTH = 8
 MAX_LENGTH = 200
@@ -67,29 +71,42 @@ class _Checker:
         self.k += 1
         return token
 
-    def maths(self, depth: int) -> None:
+    # maths() reports two facts, (scripted, accent_over_script): whether a script sits
+    # on one of its own items (not inside a group or font), and whether it holds, at any
+    # depth, an accent whose argument is scripted so.
+
+    def maths(self, depth: int) -> tuple[bool, bool]:
+        scripted = accented = False
         while self.peek()[0] not in ("", "}"):
-            self.item(depth)
+            s, a = self.item(depth)
+            scripted, accented = scripted or s, accented or a
         if depth == 0 and self.peek()[0] == "}":
             raise LatexError("this '}' closes no '{'", self.peek()[1])
+        return scripted, accented
 
-    def item(self, depth: int) -> None:
-        self.atom(depth)
+    def item(self, depth: int) -> tuple[bool, bool]:
+        accented, fragile = self.atom(depth)
+        scripted = False
         seen: set[str] = set()
         while self.peek()[0] in ("_", "^"):
             mark, at = self.next()
             if mark in seen:
                 raise LatexError("a second " + ("subscript" if mark == "_" else "superscript")
                                  + " on one symbol: group the first, e.g. {x_1}_2", at)
+            if fragile:
+                raise LatexError("LaTeX cannot set a script on an accent over an accent over "
+                                 "a script: group the inner script, e.g. \\breve{{x^k}}", at)
             seen.add(mark)
-            self.script(mark, at, depth)
+            accented = self.script(mark, at, depth) or accented
+            scripted = True
+        return scripted, accented
 
-    def script(self, mark: str, at: int, depth: int) -> None:
+    def script(self, mark: str, at: int, depth: int) -> bool:
         token, where = self.peek()
         if token == "^" and mark == "^":
             raise LatexError("'^^' (TeX's character code escape) is not allowed", at, 2)
         if token == "{":
-            self.group(depth)
+            return self.group(depth)[1]
         elif re.fullmatch(r"[A-Za-z0-9]", token) or token[1:] in SYMBOLS:
             self.next()
         elif token.startswith("\\") and token[1:] in ACCENTS:
@@ -98,11 +115,13 @@ class _Checker:
             raise LatexError(f"'{mark}' needs something after it", at)
         else:
             self.unknown(token, where)
+        return False
 
-    def atom(self, depth: int) -> None:
+    def atom(self, depth: int) -> tuple[bool, bool]:
+        """(accent_over_script, fragile: an accent that no script may follow)."""
         token, at = self.peek()
         if token == "{":
-            self.group(depth)
+            return self.group(depth)[1], False
         elif token in ("_", "^"):
             raise LatexError(f"'{token}' needs something before it, e.g. {{}}{token}", at)
         elif re.fullmatch(r"[A-Za-z0-9]", token) or token in PUNCTUATION:
@@ -114,17 +133,22 @@ class _Checker:
             if self.peek()[0] != "{":
                 raise LatexError(f"{token} needs its argument in braces, e.g. {token}{{c}}",
                                  at, len(token))
-            self.group(depth)
+            scripted, accented = self.group(depth)
+            if token[1:] in MATH_ACCENTS:
+                return accented or scripted, accented
+            return accented, False
         else:
             self.unknown(token, at)
+        return False, False
 
-    def group(self, depth: int) -> None:
+    def group(self, depth: int) -> tuple[bool, bool]:
         _, at = self.next()
         if depth + 1 > MAX_DEPTH:
             raise LatexError(f"braces may nest at most {MAX_DEPTH} deep", at)
-        self.maths(depth + 1)
+        facts = self.maths(depth + 1)
         if self.next()[0] != "}":
             raise LatexError("this '{' is never closed", at)
+        return facts
 
     @staticmethod
     def unknown(token: str, at: int) -> None:

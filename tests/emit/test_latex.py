@@ -235,8 +235,8 @@ def test_statements_print_in_dependency_order(tmp_path):
 def test_latex_names_with_their_own_subscript(tmp_path):
     body = 'latex q "c_{\\mathrm{in}}"\nq = sigmoid(linear(x, h))\nh\' = q * h'
     got = printed(equations_of(CELL.format(body=body), tmp_path).forward_equations())
-    assert got[0][0] == r"{c_{\mathrm{in}}}_t"
-    assert got[1][1] == r"{c_{\mathrm{in}}}_t \odot \boldsymbol{h}_{t-1}"
+    assert got[0][0] == r"{c_{\mathrm{in}}{}}_t"
+    assert got[1][1] == r"{c_{\mathrm{in}}{}}_t \odot \boldsymbol{h}_{t-1}"
 
 
 def test_documents_have_the_parameter_table_and_the_mark():

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from conftest import require_program
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gatespec import cells
@@ -58,6 +58,9 @@ def error_for(latex: str) -> ParseError:
     (r"a\{", 1, r"\{ is not allowed"),
     ("\u00e9", 0, "is not allowed"),
     ("{" * (MAX_DEPTH + 1) + "}" * (MAX_DEPTH + 1), MAX_DEPTH, "nest"),
+    # pdflatex stops on these ("Double superscript"): amsmath's nested accents
+    (r"\vec{\breve{x^k}}^t", 17, "accent over an accent"),
+    (r"\vec{y {\breve{x_k}}}_t", 21, "accent over an accent"),
 ])
 def test_outside_the_whitelist_is_a_parse_error_at_the_command(latex, at, what):
     error = error_for(latex)
@@ -97,7 +100,19 @@ def _extend(inner):
 
 ATOM = st.recursive(LEAF, _extend, max_leaves=5)
 # items apart by a space, as `\\alpha b` must not read as the command `\\alphab`
-MATHS = st.lists(st.tuples(ATOM, SCRIPTS).map("".join), min_size=1, max_size=3).map(" ".join)
+def _within_limits(text: str) -> bool:
+    """The grammar below leaves out two limits of the checker: its length, and no script on
+    an accent over a scripted accent (which amsmath cannot set)."""
+    try:
+        check_latex(text)
+    except LatexError as exc:
+        if len(text) <= 200 and "accent over an accent" not in exc.message:
+            raise
+        return False
+    return True
+
+
+MATHS = st.lists(st.tuples(ATOM, SCRIPTS).map("".join), min_size=1, max_size=3).map(" ".join).filter(_within_limits)
 
 
 @settings(max_examples=50, deadline=None)
@@ -122,6 +137,9 @@ def test_anything_accepted_uses_only_whitelisted_pieces(text):
 
 @settings(max_examples=3, deadline=None)
 @given(st.lists(MATHS, min_size=4, max_size=4))
+# found by this test: an accent or \bm with scripts of its own before the time index
+@example(strings=["a", "a", "{}", "\\acute{}_t"])
+@example(strings=["a", "a", "{}", "\\bm{}"])
 def test_accepted_strings_compile_and_touch_no_file(tmp_path_factory, strings):
     pdflatex = require_program("pdflatex")
     folder = tmp_path_factory.mktemp("latex")
