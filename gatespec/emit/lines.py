@@ -177,6 +177,7 @@ class ModuleLines:
             else:
                 slots[st.value.name] = self.store_slot(st, loop)
         lines = [f"# fused pointwise block: {block.ops} operations"] if block.assigns else []
+        into_slot = set()  # values this block computed straight into their store's slot
         for sym, e in block.assigns:
             base = block.inplace.get(sym)
             slot = slots.get(sym.name)
@@ -189,13 +190,16 @@ class ModuleLines:
                 lines.append(f"{sym.name} = {slot}")
                 self.bindings.add(lines[-1])
                 self.written.add(sym.name)
+                into_slot.add(sym.name)
             else:
                 lines.append(f"{sym.name} = {self.print(printer, e)}")
                 if slot is not None and slot not in self.forward_slot_values():
                     lines.append(f"{slot} = {sym.name}")
                     self.written.add(sym.name)
+                    into_slot.add(sym.name)
         for st in block.stores:
-            if st in pending or st.value.name not in self.written:
+            # a value computed in an earlier block is stored here all the same
+            if st in pending or st.value.name not in into_slot:
                 lines.append(f"{self.store_slot(st, loop)} = {self.print(printer, st.value)}")
         return lines
 
