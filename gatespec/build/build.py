@@ -271,12 +271,19 @@ class _Builder:
         if isinstance(a, ast.Var):
             d = self._lookup(a)
             return d.node, a.name, d.size
-        value, size = self._expr(a)
-        if size is SCALAR:
-            raise CheckError("a linear map's operand must be a vector, not a constant", _span_of(a))
+        value, size = self._vector(a, "a linear map's operand")
         name = self._operand_name()
         self._add(ir.Pointwise(name, name, size, value, kind="operand"))
         return name, _suffix(a, self.leaf_labels), size
+
+    def _vector(self, a: ast.Expr, what: str):
+        """The value and size of an operand that must be a vector that varies."""
+        value, size = self._expr(a)
+        if size is SCALAR:
+            raise CheckError(f"{what} must be a vector, not a constant", _span_of(a))
+        if not value.free_symbols:  # `c - c`: its parameters would learn nothing
+            raise CheckError(f"{what} is a constant: its terms cancel", _span_of(a))
+        return value, size
 
     def _operand_name(self) -> str:
         """A fresh node name for an expression operand: `n_in1`, or `in1_b` where `b_in1`
@@ -332,9 +339,7 @@ class _Builder:
         if len(c.args) != 1:
             raise CheckError(f"layernorm() takes 1 operand, got {len(c.args)}", c.span)
         a = c.args[0]
-        value, size = self._expr(a)
-        if size is SCALAR:
-            raise CheckError("layernorm() needs a vector operand, not a constant", _span_of(a))
+        value, size = self._vector(a, "the operand of layernorm()")
         if isinstance(value, sympy.Symbol) and not ir.is_param_name(value.name):
             operand = value.name
         else:
@@ -353,9 +358,7 @@ class _Builder:
 
     def _diag(self, c: ast.Call):
         a = c.args[0]
-        value, size = self._expr(a)
-        if size is SCALAR:
-            raise CheckError("diag() needs a vector operand, not a constant", _span_of(a))
+        value, size = self._vector(a, "the operand of diag()")
         wname = f"w_{self.owner}{_suffix(a, self.leaf_labels)}"
         self._param(wname, "diag", (size,), c.span)
         self.call_params[(c.span.line, c.span.column)] = (wname,)

@@ -89,7 +89,14 @@ ARITY = [
     case("linear_constant_expression_operand", src(*HEAD, "h' = tanh(linear(x, h, 2 * 3))"),
          "a linear map's operand must be a vector", 4, 24, "2 * 3"),
     case("diag_constant_operand", src(*HEAD, "h' = tanh(linear(x, h) + diag(2))"),
-         "diag() needs a vector operand, not a constant", 4, 31, "2"),
+         "the operand of diag() must be a vector, not a constant", 4, 31, "2"),
+    # found by the fuzz test: operands whose terms cancel (a layer norm of them was exit 3)
+    case("linear_cancelling_operand", src(*HEAD, "h' = tanh(linear(x, h - h))"),
+         "a linear map's operand is a constant: its terms cancel", 4, 21, "h - h"),
+    case("diag_cancelling_operand", src(*HEAD, "h' = tanh(linear(x) + diag(h - h))"),
+         "the operand of diag() is a constant: its terms cancel", 4, 28, "h - h"),
+    case("layernorm_cancelling_operand", src(*HEAD, "h' = tanh(linear(x) + layernorm(h - h))"),
+         "the operand of layernorm() is a constant: its terms cancel", 4, 33, "h - h"),
 ]
 
 KEYWORDS = [
@@ -362,10 +369,10 @@ LAYERNORM = [
          src(*HEAD, "h' = tanh(layernorm(linear(x, h), bias=false, bias=true))"),
          "layernorm() is given bias= twice", 4, 47, "bias=true"),
     case("layernorm_constant_operand", src(*HEAD, "h' = tanh(linear(x, h) + layernorm(2))"),
-         "layernorm() needs a vector operand, not a constant", 4, 36, "2"),
+         "the operand of layernorm() must be a vector, not a constant", 4, 36, "2"),
     case("layernorm_constant_expression_operand",
          src(*HEAD, "h' = tanh(linear(x, h) + layernorm(2 * 3))"),
-         "layernorm() needs a vector operand, not a constant", 4, 36, "2 * 3"),
+         "the operand of layernorm() must be a vector, not a constant", 4, 36, "2 * 3"),
     case("layernorm_outputs_of_different_sizes_added",
          src("cell c", "input x", "state h[proj], c", "c' = layernorm(c) + layernorm(h)",
              "h' = linear(x, c')"),
