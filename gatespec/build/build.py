@@ -151,7 +151,9 @@ class _Builder:
         self.line = stmt.span.line
         self.operand_count = 0
         self.biased_linears = sum(1 for c in _calls(stmt.value, "linear") if _has_bias(c))
+        first_node, params_before = len(self.nodes), set(self.params)
         expr, size = self._expr(stmt.value)
+        self._refuse_vanished(stmt, expr, self.nodes[first_node:], params_before)
         # like terms combine across operators (1e308 * h + x + 1e308 * h): check every constant
         if any(out_of_range(n) for n in expr.atoms(sympy.Number)):
             raise CheckError(f"a constant in the value of '{stmt.target.label}' {OUT_OF_RANGE}",
@@ -163,6 +165,32 @@ class _Builder:
         self.sizes.unify(target.size, size, stmt.target.span,
                          f"the assignment to '{stmt.target.label}'")
         self._add(ir.Pointwise(target.node, stmt.target.label, target.size, expr))
+
+    def _refuse_vanished(self, stmt: ast.Assign, expr: sympy.Expr, nodes: list,
+                         params_before: set[str]) -> None:
+        """Every parameter the statement creates must reach its value: `linear(x) * (c - c)`
+        folds to 0, and weights that nothing reads would learn nothing."""
+        made = {n.name: n for n in nodes}
+        reached: set[str] = set()
+        stack = sorted(s.name for s in expr.free_symbols)
+        while stack:
+            name = stack.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            node = made.get(name)
+            if isinstance(node, ir.MatMul):
+                stack += [node.operand, node.weight]
+            elif isinstance(node, ir.LayerNorm):
+                stack += [node.operand, node.gain, *([node.bias] if node.bias else [])]
+            elif isinstance(node, ir.Pointwise):
+                stack += sorted(s.name for s in node.expr.free_symbols)
+        lost = [p for p in self.params if p not in params_before and p not in reached]
+        if lost:
+            raise CheckError(
+                f"'{lost[0]}' vanishes from the value of '{stmt.target.label}': its terms are "
+                "multiplied by zero or cancel, so it would learn nothing", self.param_spans[lost[0]],
+                note="remove the term, or check the constants around it")
 
     def _add(self, node) -> None:
         self.nodes.append(node)
@@ -276,12 +304,14 @@ class _Builder:
         self._add(ir.Pointwise(name, name, size, value, kind="operand"))
         return name, _suffix(a, self.leaf_labels), size
 
-    def _vector(self, a: ast.Expr, what: str):
-        """The value and size of an operand that must be a vector that varies."""
+    def _vector(self, a: ast.Expr, what: str, varies: bool = True):
+        """The value and size of an operand that must be a vector (that varies: a linear
+        map or layer norm of `h - h + 1` is a bias or nothing; diag() of it is a per-unit
+        bias)."""
         value, size = self._expr(a)
         if size is SCALAR:
             raise CheckError(f"{what} must be a vector, not a constant", _span_of(a))
-        if not value.free_symbols:  # `c - c`: its parameters would learn nothing
+        if varies and not value.free_symbols:
             raise CheckError(f"{what} is a constant: its terms cancel", _span_of(a))
         return value, size
 
@@ -358,7 +388,7 @@ class _Builder:
 
     def _diag(self, c: ast.Call):
         a = c.args[0]
-        value, size = self._vector(a, "the operand of diag()")
+        value, size = self._vector(a, "the operand of diag()", varies=False)
         wname = f"w_{self.owner}{_suffix(a, self.leaf_labels)}"
         self._param(wname, "diag", (size,), c.span)
         self.call_params[(c.span.line, c.span.column)] = (wname,)

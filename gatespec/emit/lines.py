@@ -371,18 +371,10 @@ class ModuleLines:
         buffers = [(g.grad_buffer, f"{g.weight}.shape[0]") for g in self.plan.gemms]
         buffers += [(name, self.size_var(size)) for name, size in self.plan.loop_buffers]
         buffers.sort(key=lambda b: b[0] in self.plan.views)  # views after their bases
-        # a GEMM slice no block stores into has a zero adjoint (`linear(x) * (c - c)`): its
-        # buffer starts at zero instead of holding whatever memory it was given
-        stored = {(st.buffer, st.index) for op in [*self.plan.loop_backward,
-                                                   *self.plan.static_backward]
-                  if isinstance(op, BlockOp) for st in op.block.stores}
-        unstored = {g.grad_buffer for g in self.plan.gemms
-                    if any((g.grad_buffer, k) not in stored for k in range(len(g.outputs)))}
         for name, width in buffers:
             view = self.plan.views.get(name)
             if view is None:
-                alloc = self.dx.zeros if name in unstored else self.dx.empty
-                lines.append(f"{name} = {alloc(f'T, B, {width}')}")
+                lines.append(f"{name} = {self.dx.empty(f'T, B, {width}')}")
             elif view[1] is None:
                 lines.append(f"{name} = {view[0]}  # the same adjoints")
             else:

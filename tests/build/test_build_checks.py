@@ -94,9 +94,15 @@ ARITY = [
     case("linear_cancelling_operand", src(*HEAD, "h' = tanh(linear(x, h - h))"),
          "a linear map's operand is a constant: its terms cancel", 4, 21, "h - h"),
     case("diag_cancelling_operand", src(*HEAD, "h' = tanh(linear(x) + diag(h - h))"),
-         "the operand of diag() is a constant: its terms cancel", 4, 28, "h - h"),
+         "'w_hh' vanishes from the value of 'h'", 4, 23, "diag"),
     case("layernorm_cancelling_operand", src(*HEAD, "h' = tanh(linear(x) + layernorm(h - h))"),
          "the operand of layernorm() is a constant: its terms cancel", 4, 33, "h - h"),
+    # found by the fuzz test: a linear map times terms that cancel (its gradient buffer's
+    # slice was never written)
+    case("linear_times_zero", src(*HEAD, "h' = tanh(linear(x) * (h - h) + linear(h))"),
+         "'W_hx' vanishes from the value of 'h'", 4, 18, "x"),
+    case("diag_times_zero", src(*HEAD, "h' = tanh(linear(x, h) + 0 * diag(h))"),
+         "'w_hh' vanishes from the value of 'h'", 4, 30, "diag"),
 ]
 
 KEYWORDS = [
