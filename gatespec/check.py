@@ -45,6 +45,9 @@ def sizes_for(module: ModuleType) -> dict[str, int]:
 # mean square of that change over the array (rounding noise, alike for its entries); and
 # the resolution of the outputs (a change below one rounding unit of an output is lost).
 NOISE_FACTOR = 5.0
+# The scales of the random data (inputs, initial states, weights) tried in turn until the
+# outputs are finite.
+DATA_SCALES = (1.0, 0.1, 0.01)
 
 
 def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: int = 3,
@@ -56,16 +59,23 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     but correct gradient passes and a wrong one still fails."""
     rng = np.random.default_rng(seed)
     sizes = sizes_for(module)
-    params = module.init_params(sizes, rng)
-    # Larger weights than the default initialisation make every nonlinearity matter.
-    params = {k: v * 2.0 for k, v in params.items()}
-    x = rng.normal(size=(T, B, sizes[module.INPUT_SIZE]))
-    state0 = tuple(0.5 * rng.normal(size=(B, sizes[module.STATE_SIZES[s]])) for s in module.STATES)
-    with np.errstate(all="ignore"):
-        outputs, final, cache = module.forward(x, state0, params)
-    if not all(np.isfinite(a).all() for a in (outputs, *final)):
+    base = module.init_params(sizes, rng)
+    x1 = rng.normal(size=(T, B, sizes[module.INPUT_SIZE]))
+    s1 = tuple(0.5 * rng.normal(size=(B, sizes[module.STATE_SIZES[s]])) for s in module.STATES)
+    # Larger weights than the default initialisation make every nonlinearity matter; a
+    # cell that overflows there (exp of a growing state) is checked on smaller data.
+    for scale in DATA_SCALES:
+        params = {k: v * 2.0 * scale for k, v in base.items()}
+        x, state0 = x1 * scale, tuple(s * scale for s in s1)
+        with np.errstate(all="ignore"):
+            outputs, final, cache = module.forward(x, state0, params)
+        if all(np.isfinite(a).all() for a in (outputs, *final)):
+            break
+    else:
         return CheckResult(float("nan"), "", {}, float("nan"),
-                           "the outputs are not finite (overflow?) on random data of scale 1")
+                           "the outputs are not finite (overflow, or a function outside its "
+                           "domain) on random data of scales "
+                           + ", ".join(f"{s:g}" for s in DATA_SCALES))
     g_out = rng.normal(size=outputs.shape)
     g_fin = tuple(rng.normal(size=s.shape) for s in final)
 
