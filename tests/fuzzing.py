@@ -251,11 +251,12 @@ def problems(data: bytes, filename: str = "cell.gate", budget: float = 20.0,
                 if why:
                     result.problems.append(Problem("message", name, why))
                 located.append(err.split("\n", 1)[0])
-            elif rc == 1 and cmd[0] == "check" and "outputs are not finite" not in out:
-                # (a cell whose outputs overflow or leave a function's domain at every data
-                # scale check tries, `sqrt(linear(x, h))`, cannot be checked: that is the
-                # cell's doing, and check says so)
-                result.problems.append(Problem("check", name, out.strip()[:300]))
+            elif rc == 1 and cmd[0] == "check":
+                # a cell whose outputs overflow or leave a function's domain at every data
+                # scale check tries (`sqrt(linear(x, h))`) cannot be checked: that is the
+                # cell's doing, and check says so
+                if "outputs are not finite" not in out:
+                    result.problems.append(Problem("check", name, out.strip()[:300]))
             elif rc != 0:
                 result.problems.append(Problem("exit", name, f"exit {rc}: {err[:200]!r}"))
         codes = {c for c in result.codes.values() if c in (0, 1, 2)}

@@ -276,14 +276,18 @@ class ModuleLines:
         return lines
 
     def carry_lines(self) -> list[str]:
-        lines = []
+        targets, values = [], []
         for s in self.cell.states:
             e = self.plan.carries[s.label]
-            if e == 0:
-                lines.append(f"d_{s.label}_next = {self.dx.zeros(f'B, {self.size_var(s.size)}')}")
-            else:
-                lines.append(f"d_{s.label}_next = {self.print(self.printer(True, True), e)}")
-        return lines
+            targets.append(f"d_{s.label}_next")
+            values.append(self.dx.zeros(f"B, {self.size_var(s.size)}") if e == 0
+                          else self.print(self.printer(True, True), e))
+        # a state that copies another (`h' = c`) carries that one's adjoint of this step:
+        # all carries are assigned at once when one reads another's
+        read = {t for t in targets if any(re.search(rf"\b{t}\b", v) for v in values)}
+        if len(targets) > 1 and read:
+            return [f"{', '.join(targets)} = {', '.join(values)}"]
+        return [f"{t} = {v}" for t, v in zip(targets, values, strict=True)]
 
     def weight_grad_lines(self) -> list[str]:
         lines = []
