@@ -80,6 +80,11 @@ DESCRIPTIONS = {
     "identity": "the operand itself",
 }
 
+# sqrt's slope is infinite at 0; taken as 1 / (2 max(sqrt(a), 1e-30)) it stays finite, so
+# where a later factor is zero (sqrt(relu(u)) for u < 0) the gradient is 0, as torch's relu
+# backward gives, not 0 * inf = NaN. It differs from the exact slope only for a < 1e-60.
+SQRT_FLOOR = sympy.Rational(1, 10**30)
+
 Partials = Callable[[sympy.Expr, tuple[sympy.Expr, ...]], list[sympy.Expr]]
 
 # d f(args) / d arg_k, written with y = the function's output where that is exact.
@@ -94,7 +99,7 @@ PARTIALS: dict[type[Elementwise], Partials] = {
     HardSigmoid: lambda y, a: [InUnit(y) / 6],
     HardTanh: lambda y, a: [InSymmetricUnit(y)],
     Abs: lambda y, a: [Sign(a[0])],
-    Sqrt: lambda y, a: [1 / (2 * y)],
+    Sqrt: lambda y, a: [1 / (2 * Max(y, SQRT_FLOOR))],
     Softsign: lambda y, a: [(1 - Abs(y)) ** 2],
     Silu: lambda y, a: [Sigmoid(a[0]) * (1 + a[0] * (1 - Sigmoid(a[0])))],
     # at a tie the whole gradient goes to the first operand
