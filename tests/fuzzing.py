@@ -37,7 +37,9 @@ _TEX_DANGER = re.compile(r"\\(input|include|openin|openout|write|read|immediate|
                          r"|renewcommand|usepackage|documentclass|end\{document\})(?![A-Za-z])"
                          r"|\^\^")
 _TEX_ALLOWED = {".tex": {"\\usepackage": 4, "\\documentclass": 1, "\\end{document}": 1}}
-_RAW_HTML = re.compile(r"<\s*(img|script|iframe|svg|object|a|style)\b|onerror\s*=", re.I)
+# any tag but the pages' own <code> (an attribute such as onerror= lives inside a tag;
+# as escaped text, `&lt;img onerror=...&gt;`, it is harmless)
+_RAW_HTML = re.compile(r"<(?!/?code>)[A-Za-z!?/]", re.I)
 
 
 @dataclass
@@ -199,8 +201,10 @@ def doc_problem(suffix: str, text: str) -> str | None:
     template's own; a .md page: no raw HTML from user text."""
     allowed = _TEX_ALLOWED.get(suffix, {})
     counts: dict[str, int] = {}
-    # a Markdown page's LaTeX is typeset by MathJax or KaTeX, which read no files
-    for m in _TEX_DANGER.finditer(text if suffix == ".tex" else ""):
+    # a Markdown page's LaTeX is typeset by MathJax or KaTeX, which read no files; TeX
+    # skips a comment (the header's file name) to the end of its line
+    tex = re.sub(r"(?<!\\)%[^\n]*", "", text) if suffix == ".tex" else ""
+    for m in _TEX_DANGER.finditer(tex):
         counts[m[0]] = counts.get(m[0], 0) + 1
     for name, count in counts.items():
         if count > allowed.get(name, 0):
