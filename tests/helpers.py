@@ -155,3 +155,22 @@ def nvcc_errors(nvcc, sources, archs, folder) -> str:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return "".join(pool.map(compile_unit, range(2)))
+
+
+def with_wrong_gradient(module, key: str, amount: float):
+    """A NumPy module whose backward moves one entry of the gradient of `key` by `amount`
+    times that gradient's largest entry: a realistic slip (a missing term at one index)."""
+    import numpy as np
+
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(module, name)
+
+        @staticmethod
+        def backward(*args):
+            dx, ds0, dp = module.backward(*args)
+            wrong = np.array(dp[key], dtype=float)
+            wrong[(0,) * wrong.ndim] += amount * np.abs(wrong).max()
+            return dx, ds0, {**dp, key: wrong}
+
+    return Broken()

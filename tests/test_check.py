@@ -1,8 +1,7 @@
 """Central finite differences for every built-in cell (gatespec/check.py)."""
 
-import numpy as np
 import pytest
-from helpers import numpy_module
+from helpers import numpy_module, with_wrong_gradient
 
 from gatespec import cells
 from gatespec.check import finite_difference_check, load_module
@@ -18,20 +17,8 @@ def test_finite_differences(name):
 
 def test_check_detects_a_wrong_gradient():
     """The check is not vacuous: a corrupted backward pass fails it."""
-    mod = numpy_module("lstm")
-
-    class Broken:
-        def __getattr__(self, name):
-            return getattr(mod, name)
-
-        @staticmethod
-        def backward(*args):
-            dx, ds0, dp = mod.backward(*args)
-            dp = dict(dp)
-            dp["W_fh"] = dp["W_fh"] * 1.001
-            return dx, ds0, dp
-
-    result = finite_difference_check(Broken(), seed=1)
+    result = finite_difference_check(with_wrong_gradient(numpy_module("lstm"), "W_fh", 1e-3),
+                                     seed=1)
     assert result.worst > 1e-4 and result.worst_name == "W_fh"
 
 
@@ -58,28 +45,9 @@ def test_tiny_or_zero_correct_gradients_pass(tmp_path, name):
     assert result.worst < 1e-6, result.errors
 
 
-def _perturbed(mod, key, amount):
-    """The module with one entry of one gradient moved by `amount` times the largest
-    entry of that gradient: a realistic slip (a missing term at one index)."""
-    class Broken:
-        def __getattr__(self, name):
-            return getattr(mod, name)
-
-        @staticmethod
-        def backward(*args):
-            dx, ds0, dp = mod.backward(*args)
-            dp = dict(dp)
-            wrong = np.array(dp[key], dtype=float)
-            wrong[(0,) * wrong.ndim] += amount * np.abs(wrong).max()
-            dp[key] = wrong
-            return dx, ds0, dp
-
-    return Broken()
-
-
 @pytest.mark.parametrize(("name", "key"), [("lstm", "W_fh"), ("gru", "b_r")])
 def test_one_wrong_entry_fails(name, key):
-    result = finite_difference_check(_perturbed(numpy_module(name), key, 1e-4), seed=1)
+    result = finite_difference_check(with_wrong_gradient(numpy_module(name), key, 1e-4), seed=1)
     assert result.worst > 1e-5 and result.worst_name == key, result.errors
 
 
@@ -88,5 +56,5 @@ def test_one_wrong_entry_of_a_small_gradient_fails(tmp_path):
     gradient a thousand times smaller than the others."""
     mod = _module(tmp_path, "small", "a = 1e-3 * tanh(linear(x))\nh' = tanh(linear(x, h)) + a\n")
     assert finite_difference_check(mod, seed=1).worst < 1e-6
-    result = finite_difference_check(_perturbed(mod, "W_ax", 1e-2), seed=1)
+    result = finite_difference_check(with_wrong_gradient(mod, "W_ax", 1e-2), seed=1)
     assert result.worst > 1e-3 and result.worst_name == "W_ax", result.errors

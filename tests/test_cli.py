@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import ROOT
+from helpers import with_wrong_gradient
 
 from gatespec.cli import main
 
@@ -175,18 +176,7 @@ def test_check_fails_on_a_wrong_gradient(monkeypatch, capsys):
     real = check.finite_difference_check
 
     def with_a_slip(module, **kw):
-        class Broken:
-            def __getattr__(self, name):
-                return getattr(module, name)
-
-            @staticmethod
-            def backward(*args):
-                dx, ds0, dp = module.backward(*args)
-                dp = {**dp, "W_hh": dp["W_hh"].copy()}
-                dp["W_hh"][0, 0] += 1e-4 * abs(dp["W_hh"]).max()
-                return dx, ds0, dp
-
-        return real(Broken(), **kw)
+        return real(with_wrong_gradient(module, "W_hh", 1e-4), **kw)
 
     monkeypatch.setattr(check, "finite_difference_check", with_a_slip)
     assert main(["check", "srnn"]) == 1
