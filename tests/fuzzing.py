@@ -211,6 +211,8 @@ def doc_problem(suffix: str, text: str) -> str | None:
             return f"TeX {name} in the page ({count}x)"
     if suffix == ".md":
         body = text.split("-->", 1)[-1]  # the generated-by comment is ours
+        # a fenced code block shows its text as it is (the fence outruns its backticks)
+        body = re.sub(r"(?ms)^(`{3,})[^\n]*\n.*?^\1[ \t]*$", "", body)
         m = _RAW_HTML.search(body)
         if m:
             return f"raw HTML in the page: {body[max(0, m.start() - 40):m.end() + 40]!r}"
@@ -259,7 +261,7 @@ def problems(data: bytes, filename: str = "cell.gate", budget: float = 20.0,
                 # a cell whose outputs overflow or leave a function's domain at every data
                 # scale check tries (`sqrt(linear(x, h))`) cannot be checked: that is the
                 # cell's doing, and check says so
-                if "outputs are not finite" not in out:
+                if "are not finite" not in out:
                     result.problems.append(Problem("check", name, out.strip()[:300]))
             elif rc != 0:
                 result.problems.append(Problem("exit", name, f"exit {rc}: {err[:200]!r}"))

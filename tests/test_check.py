@@ -58,3 +58,30 @@ def test_one_wrong_entry_of_a_small_gradient_fails(tmp_path):
     assert finite_difference_check(mod, seed=1).worst < 1e-6
     result = finite_difference_check(with_wrong_gradient(mod, "W_ax", 1e-2), seed=1)
     assert result.worst > 1e-3 and result.worst_name == "W_ax", result.errors
+
+
+def test_an_entry_whose_step_leaves_the_domain_is_counted_not_compared():
+    """A finite difference whose step makes the outputs NaN (a square root of a number
+    within the step of 0) says nothing about the gradient: that entry is skipped and
+    counted, and the others are still compared."""
+    import numpy as np
+
+    mod = numpy_module("srnn")
+    params_seen = {}
+
+    class EdgeOfDomain:
+        def __getattr__(self, name):
+            return getattr(mod, name)
+
+        @staticmethod
+        def forward(x, state0, params, **kw):
+            first = params_seen.setdefault("b_h", float(params["b_h"][0]))
+            out, final, cache = mod.forward(x, state0, params, **kw)
+            if params["b_h"][0] > first:  # one side of b_h[0]'s step: outside the domain
+                out = np.full_like(out, np.nan)
+            return out, final, cache
+
+    result = finite_difference_check(EdgeOfDomain(), seed=1)
+    assert result.unchecked == 1 and result.worst < 1e-6, result.errors
+    wrong = finite_difference_check(with_wrong_gradient(EdgeOfDomain(), "W_hh", 1e-3), seed=1)
+    assert wrong.worst_name == "W_hh" and wrong.worst > 1e-4
