@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 
@@ -12,6 +10,7 @@ import lark
 from gatespec.errors import ParseError, Span
 from gatespec.parse import ast
 from gatespec.parse.latex_check import LatexError, check_latex
+from gatespec.parse.limits import check_depth, check_name_lengths, number_value
 
 _TOKEN_NAMES = {
     "NAME": "a name",
@@ -34,14 +33,6 @@ _TOKEN_NAMES = {
 }
 
 
-_FLOAT_MAX = Fraction(sys.float_info.max)
-_FLOAT_MIN = Fraction(sys.float_info.min)  # smallest normal float64
-# Generous limits that keep every later step cheap and clear of Python's 4,300-digit
-# int/str limit; past them the file is refused with the place, not a traceback.
-MAX_SIGNIFICANT_DIGITS = 1000
-MAX_NAME_LENGTH = 64  # a cell name also names files (255 bytes at most on most systems)
-
-
 @lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
     grammar = resources.files("gatespec.parse").joinpath("grammar.lark").read_text("utf-8")
@@ -55,66 +46,17 @@ def parse(source: str, path: str = "<cell>") -> ast.CellFile:
     except lark.exceptions.UnexpectedInput as exc:
         raise _parse_error(exc, source, path) from None
     cell = ast.CellFile(path=path, source=source, header=_header_comment(source))
-    _check_name_lengths(tree, source, path)
+    check_name_lengths(tree, source, path)
     builder = _Builder(cell)
     for item in tree.children:
         if item.data == "assign":
-            _check_depth(item.children[1], builder)
+            check_depth(item.children[1], builder.span_of_tree)
         try:
             builder.build_item(item)
         except RecursionError:  # a statement of thousands of terms
             raise ParseError("this statement is too long to compile: split it into several",
                              builder.span(item)) from None
     return cell
-
-
-def _check_name_lengths(tree: lark.Tree, source: str, path: str) -> None:
-    long, stack = [], [tree]
-    while stack:  # iteratively: the tree may be too deep for lark's recursive scan_values
-        node = stack.pop()
-        if isinstance(node, lark.Tree):
-            stack.extend(node.children)
-        elif isinstance(node, lark.Token) and node.type == "NAME" and len(node) > MAX_NAME_LENGTH:
-            long.append(node)
-    if long:
-        tok = min(long, key=lambda t: (t.line, t.column))
-        raise ParseError(f"this name is {len(tok)} characters long; names have at most "
-                         f"{MAX_NAME_LENGTH}", Span(path, tok.line, tok.column, source, len(tok)))
-
-
-# Every stage walks expressions recursively (and so does SymPy), and generated Python
-# nests parentheses as the statement does: deep nesting is refused at the parser.
-# Levels are counted as SymPy nests: a call, a sign, an operand of another operator is one
-# level; the right operand of - and / two (a - b is a + (-1) * b, a / b is a * b**-1); a
-# chain `a + b - c` or `a * b / c` is one sum or product.
-MAX_DEPTH = 100
-MAX_LENGTH = 400  # operators in a row, `a * b * ... * z`, counting the nested ones
-
-
-def _check_depth(root: lark.Tree, builder: _Builder) -> None:
-    """Refuse an expression nested deeper than MAX_DEPTH (or with more than MAX_LENGTH
-    operators in a row), iteratively: the tree may be far too deep to recurse on."""
-    stack = [(root, 1, 1)]  # node, nesting depth, operators above it and itself
-    while stack:
-        node, depth, raw = stack.pop()
-        if not isinstance(node, lark.Tree) or node.data in ("var", "number"):
-            continue
-        if depth > MAX_DEPTH:
-            raise ParseError(f"expressions nested deeper than {MAX_DEPTH} levels: name a part "
-                             "of it in its own statement", builder.span_of_tree(node))
-        if raw > MAX_LENGTH:
-            raise ParseError(f"more than {MAX_LENGTH} operations in a row: split the statement "
-                             "into several", builder.span_of_tree(node))
-        if node.data == "binop":
-            left, op, right = node.children
-            kind = "+" if str(op) in "+-" else "*"
-            # the left operand of `a + b + c` continues the chain: build flattens it
-            same = isinstance(left, lark.Tree) and left.data == "binop" and (
-                "+" if str(left.children[1]) in "+-" else "*") == kind
-            stack.append((left, depth if same else depth + 1, raw + 1))
-            stack.append((right, depth + (2 if str(op) in "-/" else 1), raw + 1))
-        else:
-            stack.extend((c, depth + 1, raw + 1) for c in node.children)
 
 
 def _header_comment(source: str) -> str:
@@ -155,36 +97,6 @@ def _parse_error(exc: lark.exceptions.UnexpectedInput, source: str, path: str) -
     else:
         message = "unexpected end of file"
     return ParseError(message, Span(path, line, column, source))
-
-
-def _number_value(text: str, span: Span) -> Fraction:
-    """The exact value of a NUMBER token, computed from its digits so that neither
-    thousands of leading zeros nor a huge exponent reach int() whole."""
-    mantissa, _, exponent = text.lower().partition("e")
-    whole, _, frac = mantissa.partition(".")
-    digits = (whole + frac).lstrip("0")
-    if not digits:  # zero, whatever its exponent
-        return Fraction(0)
-    significant = digits.rstrip("0")
-    power = len(digits) - len(significant) - len(frac)  # value = significant * 10**power
-    if len(significant) > MAX_SIGNIFICANT_DIGITS:
-        raise ParseError(f"this number has {len(significant)} significant digits; at most "
-                         f"{MAX_SIGNIFICANT_DIGITS} are supported (float64 keeps 17)", span)
-    shown = f"number {text}" if len(text) <= 40 else "this number"
-    out_of_range = ParseError(f"{shown} is out of range for float64 "
-                              "(about 2.2e-308 to 1.8e308 in magnitude)", span)
-    negative = exponent.startswith("-")
-    exp_digits = exponent.lstrip("+-").lstrip("0") or "0"
-    if len(exp_digits) > 5:  # 10**±100000 is far outside float64 whatever the digits
-        raise out_of_range
-    power += -int(exp_digits) if negative else int(exp_digits)
-    if not -330 <= len(significant) + power <= 330:  # outside float64 by decimal length
-        raise out_of_range
-    value = (Fraction(int(significant) * 10**power) if power >= 0
-             else Fraction(int(significant), 10**-power))
-    if not _FLOAT_MIN <= value <= _FLOAT_MAX:
-        raise out_of_range
-    return value
 
 
 class _Builder:
@@ -273,7 +185,7 @@ class _Builder:
         kind = node.data
         if kind == "number":
             tok = node.children[0]
-            return ast.Number(_number_value(str(tok), self.span(tok)), str(tok), self.span(tok))
+            return ast.Number(number_value(str(tok), self.span(tok)), str(tok), self.span(tok))
         if kind == "var":
             name, *prime = node.children
             return ast.Var(str(name), bool(prime), self.span(name, len(name) + len(prime)))

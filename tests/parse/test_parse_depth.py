@@ -9,7 +9,7 @@ from gatespec.emit import emit_numpy, emit_torch, latex
 from gatespec.emit.docs import diagram_text
 from gatespec.errors import ParseError
 from gatespec.parse import parse
-from gatespec.parse.parse import MAX_DEPTH, MAX_LENGTH
+from gatespec.parse.limits import MAX_DEPTH, MAX_LENGTH
 from gatespec.schedule import schedule
 from gatespec.show import render_plan
 
