@@ -9,7 +9,13 @@ from pathlib import Path
 
 from gatespec import cells, pipeline
 from gatespec.errors import SpecError, UsageError
-from gatespec.files import cleanup_on_signals, make_folder, refuse_foreign, write_atomically
+from gatespec.files import (
+    cleanup_on_signals,
+    make_folder,
+    refuse_foreign,
+    write_all,
+    write_atomically,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,15 +111,8 @@ def _generate(args) -> int:
                 raise UsageError(f"two of the cells given would both write {name}: "
                                  "cells need distinct names")
             files[name] = text
-    out = Path(args.output)
-    if _exists(out) and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a folder")
-    for name in files:  # refuse before writing anything
-        refuse_foreign(out / name)
-    make_folder(out)
-    for name, text in files.items():
-        write_atomically(out / name, text)
-        print(out / name)
+    for path in write_all(Path(args.output), files):  # refuses before writing anything
+        print(path)
     return 0
 
 

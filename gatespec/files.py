@@ -209,3 +209,19 @@ def cleanup_on_signals() -> Iterator[None]:
         signal.signal(received, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (received,))
         os.kill(os.getpid(), received)
+
+
+def write_all(folder: Path, files: dict[str, str | bytes]) -> list[Path]:
+    """Write `files` (name → text) into `folder`, creating it; return the paths written.
+    Every file is checked first, so a refusal (a file gatespec did not write) writes none."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder} exists and is not a folder")
+    except OSError as exc:  # a name too long, a loop of links
+        raise UsageError(f"cannot use {folder}: {exc.strerror or exc}") from None
+    for name in files:
+        refuse_foreign(folder / name)
+    make_folder(folder)
+    for name, data in files.items():
+        write_atomically(folder / name, data)
+    return [folder / name for name in files]

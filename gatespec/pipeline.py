@@ -14,7 +14,7 @@ from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
-__all__ = ["generate", "load_source", "parse", "plan_for"]
+__all__ = ["generate", "generate_text", "load_source", "parse", "plan_for"]
 
 TARGETS = ("numpy", "torch", "triton", "cuda", *DOC_TARGETS)
 
@@ -38,17 +38,25 @@ def load_source(spec: str) -> tuple[str, str]:
 
 
 def plan_for(spec: str) -> Plan:
-    text, path = load_source(spec)
+    return _plan(*load_source(spec))
+
+
+def _plan(text: str, path: str) -> Plan:
     return schedule(derive(build(parse(text, path))))
 
 
 def generate(spec: str, target: str = "numpy") -> dict[str, str]:
-    """File name → text of the generated files for one cell."""
+    """File name → text of the generated files for one cell (a built-in name or a path)."""
+    return generate_text(*load_source(spec), target)
+
+
+def generate_text(text: str, path: str, target: str = "numpy") -> dict[str, str]:
+    """File name → text of the generated files for a cell's text; `path` names it in errors."""
     if target in DOC_TARGETS:  # documentation: from the syntax tree, no schedule
         from gatespec.emit.docs import doc_files
 
-        return doc_files(*load_source(spec), target)
-    plan = plan_for(spec)
+        return doc_files(text, path, target)
+    plan = _plan(text, path)
     source_name = Path(plan.cell.path).name
     if target == "numpy":
         return {f"{plan.cell.name}_numpy.py": emit_numpy(plan, source_name)}
