@@ -365,6 +365,10 @@ def _backend(impl, x):
     if impl == "torch":
         return _TORCH_OPS
     if impl in ("triton", "cuda"):
+        # Triton's interpreter (TRITON_INTERPRET=1) runs its kernels on the CPU, for tests
+        if not x.is_cuda and not (impl == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
+            raise ValueError(f"impl={impl!r} runs on CUDA tensors; this input is on {x.device}: "
+                             f"use impl='torch' (or 'auto'), or move the model and input to a GPU")
         return _sibling(impl)
     raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
 
@@ -456,6 +460,19 @@ def _unflatten(value, tensors):
 _GRAPHED = {}
 
 
+def _check_cuda_graphs(impl, x):
+    """Refuse cuda_graphs=True where it would change nothing: a run that silently goes
+    uncaptured would hide the setting's cost and benefit alike."""
+    if not x.is_cuda:
+        raise ValueError(f"cuda_graphs=True captures CUDA graphs, which need CUDA tensors; this "
+                         f"input is on {x.device}: pass cuda_graphs=False (or set "
+                         f"model.cuda_graphs = False), or move the model and input to a GPU")
+    if impl == "autograd":
+        raise ValueError("cuda_graphs=True captures the fused forward and backward passes, "
+                         "which impl='autograd' does not use: pass cuda_graphs=False, or "
+                         "impl='auto', 'torch', 'triton' or 'cuda'")
+
+
 def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
@@ -464,12 +481,15 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
-    replayed. Returns (outputs, final_state).
+    replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,
+    impl="autograd"). Returns (outputs, final_state).
     """
+    if cuda_graphs:
+        _check_cuda_graphs(impl, x)
     if impl == "autograd":
         return _reference(x, state0, params)
     backend = _backend(impl, x)
-    if cuda_graphs and x.is_cuda:
+    if cuda_graphs:
         backend = _GRAPHED.setdefault(id(backend), _Graphed(backend))
     values = [params[name] for name in PARAMS]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *state0, *values)):
