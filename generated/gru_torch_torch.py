@@ -36,6 +36,7 @@ from torch import nn
 # the cell and its file, for messages (user text stays in these literals, out of code)
 CELL_NAME = "gru_torch"
 SOURCE_NAME = "gru_torch.gate"
+DESCRIPTION = "GRU with the reset gate after the linear map; same function as torch.nn.GRU"
 SIZES = ("input", "hidden")
 STATES = ("h",)
 OUTPUT = "h"
@@ -429,6 +430,20 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     return outputs, final_state
 
 
+def _ours(cls):
+    """Our class in messages, named so that it cannot be read as torch.nn's namesake."""
+    return f"gatespec's {cls.__name__} ({SOURCE_NAME}" + (f": {DESCRIPTION})" if DESCRIPTION else ")")
+
+
+def _theirs(module, with_repr=False):
+    """Another module in messages, its class named in full: torch.nn.GRU, not GRU."""
+    cls = type(module)
+    name = (f"torch.nn.{cls.__name__}" if getattr(nn, cls.__name__, None) is cls
+            else f"{cls.__module__}.{cls.__qualname__}")
+    text = repr(module) if with_repr and isinstance(module, nn.Module) else ""
+    return name + text[len(cls.__name__):] if text.startswith(cls.__name__) else name
+
+
 class GRUTorch(nn.Module):
     """GRU with the reset gate after the linear map; same function as torch.nn.GRU
 
@@ -595,8 +610,8 @@ class GRUTorch(nn.Module):
     def from_torch(cls, module, impl="auto"):
         """A GRUTorch with the weights of a torch.nn.GRU (all layers and directions)."""
         if type(module) is not nn.GRU:
-            raise TypeError(f"{cls.__name__} loads the weights of torch.nn.GRU, "
-                            f"not of {module!r}")
+            raise TypeError(f"{_ours(cls)} loads the weights of torch.nn.GRU, "
+                            f"not of {_theirs(module, with_repr=True)}")
         like = next(module.parameters())
         new = cls(module.input_size, module.hidden_size,                  num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                   dropout=module.dropout, bidirectional=module.bidirectional,

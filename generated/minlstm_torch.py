@@ -37,6 +37,7 @@ from torch import nn
 # the cell and its file, for messages (user text stays in these literals, out of code)
 CELL_NAME = "minlstm"
 SOURCE_NAME = "minlstm.gate"
+DESCRIPTION = "minLSTM: normalised forget/input gates from the input only (Feng et al. 2024)"
 SIZES = ("input", "hidden")
 STATES = ("h",)
 OUTPUT = "h"
@@ -370,6 +371,20 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     return outputs, final_state
 
 
+def _ours(cls):
+    """Our class in messages, named so that it cannot be read as torch.nn's namesake."""
+    return f"gatespec's {cls.__name__} ({SOURCE_NAME}" + (f": {DESCRIPTION})" if DESCRIPTION else ")")
+
+
+def _theirs(module, with_repr=False):
+    """Another module in messages, its class named in full: torch.nn.GRU, not GRU."""
+    cls = type(module)
+    name = (f"torch.nn.{cls.__name__}" if getattr(nn, cls.__name__, None) is cls
+            else f"{cls.__module__}.{cls.__qualname__}")
+    text = repr(module) if with_repr and isinstance(module, nn.Module) else ""
+    return name + text[len(cls.__name__):] if text.startswith(cls.__name__) else name
+
+
 class MinLSTM(nn.Module):
     """minLSTM: normalised forget/input gates from the input only (Feng et al. 2024)
 
@@ -536,14 +551,15 @@ class MinLSTM(nn.Module):
     def from_torch(cls, module, impl="auto"):
         """Refused: this cell declares no equivalent torch.nn layer."""
         raise TypeError(
-            f"{cls.__name__} cannot load the weights of {type(module).__name__}: {SOURCE_NAME} "
+            f"{_ours(cls)} cannot load the weights of {_theirs(module)}: {SOURCE_NAME} "
             "declares no equivalent torch.nn layer, so the two compute different functions "
             "and the same weights would give different outputs"
         )
 
     def to_torch(self):
         """Refused: this cell declares no equivalent torch.nn layer."""
-        raise TypeError(f"{type(self).__name__} has no equivalent torch.nn layer ({SOURCE_NAME})")
+        raise TypeError(f"gatespec's {type(self).__name__} has no equivalent torch.nn layer "
+                        f"({SOURCE_NAME})")
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
