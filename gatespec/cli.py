@@ -113,7 +113,18 @@ def _generate(args) -> int:
             files[name] = text
     for path in write_all(Path(args.output), files):  # refuses before writing anything
         print(path)
+    if args.target == "markdown" and not _has_dot():
+        print("gatespec: warning: Graphviz's `dot` is not installed, so the pages show no "
+              "diagram, only the command that draws it (`gatespec diagram CELL -o CELL.svg`); "
+              "install Graphviz (e.g. apt-get install graphviz) and generate again",
+              file=sys.stderr)
     return 0
+
+
+def _has_dot() -> bool:
+    from gatespec.emit import diagram
+
+    return diagram.has_dot()
 
 
 def _exists(path: Path) -> bool:

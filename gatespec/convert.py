@@ -11,7 +11,9 @@ its gate stacking order (as gatespec gate names), whether it keeps an input and 
 recurrent bias (gatespec sums them into one `b_g`, except where the cell has two, as
 `gru_torch`'s `b_nx`, `b_nh`), and the settings the layer must have. On export a
 summed bias goes to the input bias and the recurrent one is zero; on import the two
-are added.
+are added. The torch.nn entries are not written here: they come from the cell's own
+`equivalent torch.nn.X gates ...` line, as checked by the compiler (build/layouts.py),
+which the generated module's from_torch uses too; so `CELLS` is built on first use.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 
 from gatespec.errors import UsageError
 
-__all__ = ["CELLS", "ConversionError", "Layout", "from_keras", "from_onnx", "from_torch",
+__all__ = ["CELLS",  # noqa: F822 (module __getattr__ builds it on first use)
+           "ConversionError", "Layout", "from_keras", "from_onnx", "from_torch",
            "from_torch_state", "layout", "to_keras", "to_onnx", "to_torch", "to_torch_state",
            "torch_layer"]
 
@@ -51,7 +54,6 @@ class Refusal:
 
 # Gate orders, as gatespec names. torch: i,f,g,o and r,z,n. ONNX: i,o,f,c and z,r,h.
 # Keras: i,f,c,o and z,r,h. (g is gatespec's cell candidate c̄, n its GRU candidate h̃.)
-_TORCH_LSTM = Layout("torch.nn.LSTM", ("i", "f", "g", "o"), True)
 _ONNX_LSTM = Layout("ONNX LSTM", ("i", "o", "f", "g"), True,
                     {"activations": ("Sigmoid", "Tanh", "Tanh")})
 _KERAS_LSTM = Layout("Keras LSTM", ("i", "f", "g", "o"), False,
@@ -67,20 +69,19 @@ _NO_PEEPHOLES = ("{layer} has no peephole connections; gatespec's lstm_peephole 
 _NO_PROJECTION = ("{layer} has no recurrent projection; gatespec's lstm_proj projects h with "
                   "W_hc: different functions (torch.nn.LSTM(proj_size=P) has it)")
 
-CELLS: dict[str, dict[str, Layout | Refusal]] = {
+# Cells with converters, and what torch.nn cannot hold (the rest comes from the cells).
+_TABLE: dict[str, dict[str, Layout | Refusal]] = {
     "srnn": {
-        "torch": Layout("torch.nn.RNN", ("h",), True, {"nonlinearity": "tanh"}),
         "onnx": Layout("ONNX RNN", ("h",), True, {"activations": ("Tanh",)}),
         "keras": Layout("Keras SimpleRNN", ("h",), False, {"activation": "tanh"}),
     },
-    "lstm": {"torch": _TORCH_LSTM, "onnx": _ONNX_LSTM, "keras": _KERAS_LSTM},
+    "lstm": {"onnx": _ONNX_LSTM, "keras": _KERAS_LSTM},
     "lstm_peephole": {
         "torch": Refusal(_NO_PEEPHOLES.format(layer="torch.nn.LSTM")),
         "onnx": replace(_ONNX_LSTM, peepholes=("i", "o", "f")),
         "keras": Refusal(_NO_PEEPHOLES.format(layer="Keras LSTM")),
     },
     "lstm_proj": {
-        "torch": replace(_TORCH_LSTM, layer="torch.nn.LSTM(proj_size=P)", projection="W_hc"),
         "onnx": Refusal(_NO_PROJECTION.format(layer="ONNX LSTM")),
         "keras": Refusal(_NO_PROJECTION.format(layer="Keras LSTM")),
     },
@@ -91,11 +92,49 @@ CELLS: dict[str, dict[str, Layout | Refusal]] = {
                          attributes={**_KERAS_GRU.attributes, "reset_after": False}),
     },
     "gru_torch": {
-        "torch": Layout("torch.nn.GRU", ("r", "z", "n"), True),
         "onnx": replace(_ONNX_GRU, attributes={**_ONNX_GRU.attributes, "linear_before_reset": 1}),
         "keras": replace(_KERAS_GRU, attributes={**_KERAS_GRU.attributes, "reset_after": True}),
     },
 }
+
+
+def torch_layout(cell: str) -> Layout | Refusal:
+    """torch.nn's layout of `cell`, read from the cell's `equivalent` line (the compiler
+    has checked it), or the refusal of a cell that declares no equivalent."""
+    built = _built(cell)
+    found = built.torch_layout
+    if found is None:
+        why = _TABLE.get(cell, {}).get("torch")
+        return why if isinstance(why, Refusal) else Refusal(
+            f"{built.path} declares no equivalent torch.nn layer: different functions")
+    weights = dict(found.weights)
+    gates = tuple(name[len("W_"):-len(built.input.label)] for name in weights["weight_ih"])
+    # _pack/_unpack stack W_gx, W_gh and b_g (or b_gx, b_gh): the names the layout placed
+    stacked = {"weight_ih": tuple(f"W_{g}x" for g in gates),
+               "weight_hh": tuple(f"W_{g}h" for g in gates)}
+    biases = [(name, k, kind) for k, g in enumerate(gates)
+              for name, kind in zip(_bias_names(cell, g), ("sum",) if f"b_{g}" in _table(cell)
+                                    else ("ih", "hh"))]
+    if any(weights[k] != v for k, v in stacked.items()) or tuple(biases) != found.biases:
+        raise ConversionError(f"gatespec's {cell} names its torch.nn weights other than W_gx, "
+                              f"W_gh, b_g: convert cannot stack them (the generated module's "
+                              f"from_torch can)")
+    projection = weights["weight_hr"][0] if "weight_hr" in weights else None
+    layer = f"torch.nn.{found.layer}" + ("(proj_size=P)" if projection else "")
+    return Layout(layer, gates, True, dict(found.options), projection=projection)
+
+
+@cache
+def _cells() -> dict[str, dict[str, Layout | Refusal]]:
+    return {cell: {"torch": torch_layout(cell), **fws} for cell, fws in _TABLE.items()}
+
+
+def __getattr__(name: str):
+    # CELLS builds the cells (for their torch layouts): on first use, not on import
+    if name == "CELLS":
+        return _cells()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # A setting the caller does not give has the framework's default value.
 DEFAULTS = {
@@ -117,10 +156,10 @@ def layout(cell: str, framework: str) -> Layout:
     """Where `cell`'s parameters sit in `framework` ("torch", "onnx", "keras"), or a refusal."""
     if framework not in DEFAULTS:
         raise ConversionError(f"unknown framework '{framework}' (known: torch, onnx, keras)")
-    if cell not in CELLS:
+    if cell not in _TABLE:
         raise ConversionError(f"no {framework} layer computes gatespec's {cell}: converters exist "
-                              f"for {', '.join(CELLS)}")
-    found = CELLS[cell][framework]
+                              f"for {', '.join(_TABLE)}")
+    found = _cells()[cell][framework]
     if isinstance(found, Refusal):
         raise ConversionError(f"cannot convert gatespec's {cell} to or from {framework}: "
                               f"{found.why}")
@@ -154,12 +193,16 @@ def _check_settings(cell: str, fw: str, lay: Layout, given: Mapping[str, object]
 # --- the parameter table and the framework-neutral packing -----------------------
 
 @cache
-def _table(cell: str) -> dict[str, tuple[str, ...]]:
+def _built(cell: str):
     from gatespec.build import build
     from gatespec.parse import parse
     from gatespec.pipeline import load_source
 
-    return {p.name: p.shape for p in build(parse(*load_source(cell))).params.values()}
+    return build(parse(*load_source(cell)))
+
+
+def _table(cell: str) -> dict[str, tuple[str, ...]]:
+    return {p.name: p.shape for p in _built(cell).params.values()}
 
 
 def _array(value) -> np.ndarray:

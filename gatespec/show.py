@@ -6,7 +6,7 @@ from gatespec.derive import functions as fn
 from gatespec.derive.functions import DESCRIPTIONS
 from gatespec.emit.escape import terminal_text
 from gatespec.emit.printer import CodePrinter
-from gatespec.schedule import GemmOp, LayerNormOp, Plan
+from gatespec.schedule import BlockOp, GemmOp, LayerNormOp, Plan
 
 
 def _printer() -> CodePrinter:
@@ -41,6 +41,7 @@ def render_plan(plan: Plan) -> str:
         ("backward, each time step (t = T-1 .. 0)", plan.loop_backward),
         ("backward, once for all time steps", plan.static_backward),
     ]
+    summed = _input_only_sums(plan)
     for title, ops in sections:
         if not ops:
             continue
@@ -52,6 +53,13 @@ def render_plan(plan: Plan) -> str:
                 if op.backward:
                     out.append(f"  d_{g.operand}_gemm = d_[{', '.join(g.outputs)}] @ "
                                f"[{', '.join(g.weights)}]   (one GEMM)")
+                elif op.addend:
+                    # the epilogue fusion: the block below no longer shows the s_k it adds
+                    sums = [summed.get(m, m) for m in op.addend.outputs]
+                    out.append(f"  [{', '.join(g.outputs)}] = [{', '.join(sums)}] + "
+                               f"{g.operand} @ [{', '.join(g.weights)}]^T   (one GEMM, started from the "
+                               f"input-only sums: {g.outputs[0]} = {sums[0]} + "
+                               f"{g.weights[0]} @ {g.operand})")
                 else:
                     out.append(f"  [{', '.join(g.outputs)}] = {g.operand} @ "
                                f"[{', '.join(g.weights)}]^T   (one GEMM)")
@@ -83,6 +91,12 @@ def render_plan(plan: Plan) -> str:
         out.append("functions:")
         out.extend(f"  {n}: {DESCRIPTIONS[n]}" for n in used)
     return "\n".join(out) + "\n"
+
+
+def _input_only_sums(plan: Plan) -> dict[str, str]:
+    """hoisted product slice m_ax -> the input-only sum s_a computed in its place"""
+    return {base.name: target.name for op in plan.static_forward if isinstance(op, BlockOp)
+            for target, base in op.block.inplace.items()}
 
 
 def _text(lines: list[str]) -> str:

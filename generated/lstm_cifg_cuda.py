@@ -10,9 +10,10 @@ have the signatures of lstm_cifg_torch._forward and _backward.
 
 import functools
 import os
+import shutil
 
 import torch
-from torch.utils.cpp_extension import load_inline
+from torch.utils import cpp_extension
 
 KERNELS = ("_k0_fwd", "_k1_bwd")
 
@@ -64,12 +65,30 @@ void launch(int64_t kernel, int64_t n, int64_t rows, std::vector<at::Tensor> in,
 """
 
 
+def _check_device(x):
+    """Refuse CPU tensors before the build, which would take minutes and then fail."""
+    if not x.is_cuda:
+        raise ValueError(f"impl='cuda' runs on CUDA tensors; this input is on {x.device}: "
+                         f"use impl='torch' (or 'auto'), or move the model and input to a GPU")
+
+
+def _check_toolkit():
+    """Say what is missing in our words (torch's is "CUDA_HOME environment variable is not set")."""
+    home = cpp_extension.CUDA_HOME  # read at call time: found by torch from CUDA_HOME or nvcc
+    if home is None or shutil.which("nvcc", path=os.path.join(home, "bin")) is None:
+        where = "no CUDA toolkit was found" if home is None else f"{home} has no bin/nvcc"
+        raise RuntimeError(f"impl='cuda' builds its kernels with nvcc on first use, and {where}: "
+                           f"install the CUDA toolkit and set CUDA_HOME to its folder (the one "
+                           f"holding bin/nvcc), or use impl='triton' or 'torch'")
+
+
 @functools.cache
 def _extension():
+    _check_toolkit()
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lstm_cifg_cuda.cu")
     with open(source, encoding="utf-8") as f:
         kernels = f.read()
-    return load_inline(
+    return cpp_extension.load_inline(
         name="gatespec_lstm_cifg_acab9bfd6b4a",
         cpp_sources=[_BINDING],
         cuda_sources=[kernels],
@@ -89,6 +108,7 @@ def _outer(dy, a):
 
 def forward(x, state0, params, keep_cache):
     """As lstm_cifg_torch._forward, with a fused kernel per step and block."""
+    _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     size_hidden = params["W_fx"].shape[0]
@@ -156,6 +176,7 @@ def forward(x, state0, params, keep_cache):
 
 def backward(d_outputs, d_final_state, cache, params):
     """As lstm_cifg_torch._backward, with a fused kernel per step and block."""
+    _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     x = cache["x"]

@@ -10,6 +10,8 @@ float32 (float64 for float64). `forward` and `backward` have the signatures of t
 PyTorch module's `_forward` and `_backward`, which lstm_layernorm_torch.py uses on CUDA.
 """
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -157,6 +159,14 @@ def _k3_bwd(
     tl.store(_p__e7 + _row * _s0__e7 + _col * _s1__e7, _e7, mask=_mask)
 
 
+def _check_device(x):
+    """Refuse CPU tensors in our words (Triton's own is "0 active drivers"), unless Triton's
+    interpreter (TRITON_INTERPRET=1), which runs the kernels on the CPU, is on."""
+    if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(f"impl='triton' runs on CUDA tensors; this input is on {x.device}: "
+                         f"use impl='torch' (or 'auto'), or move the model and input to a GPU")
+
+
 def _launch(kernel, n, rows, inputs, outputs, vectors):
     """Run a kernel over rows x n elements; arrays are passed with their two strides."""
     args = []
@@ -190,6 +200,7 @@ def _outer(dy, a):
 
 def forward(x, state0, params, keep_cache):
     """As lstm_layernorm_torch._forward, with a fused kernel per step and block."""
+    _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     size_hidden = params["W_ix"].shape[0]
@@ -327,6 +338,7 @@ def forward(x, state0, params, keep_cache):
 
 def backward(d_outputs, d_final_state, cache, params):
     """As lstm_layernorm_torch._backward, with a fused kernel per step and block."""
+    _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     x = cache["x"]

@@ -40,6 +40,7 @@ from torch import nn
 # the cell and its file, for messages (user text stays in these literals, out of code)
 CELL_NAME = "lstm"
 SOURCE_NAME = "lstm.gate"
+DESCRIPTION = "LSTM with forget gate (Gers et al. 2000); the article's LSTM, same function as torch.nn.LSTM"
 SIZES = ("input", "hidden")
 STATES = ("h", "c")
 OUTPUT = "h"
@@ -328,6 +329,10 @@ def _backend(impl, x):
     if impl == "torch":
         return _TORCH_OPS
     if impl in ("triton", "cuda"):
+        # Triton's interpreter (TRITON_INTERPRET=1) runs its kernels on the CPU, for tests
+        if not x.is_cuda and not (impl == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
+            raise ValueError(f"impl={impl!r} runs on CUDA tensors; this input is on {x.device}: "
+                             f"use impl='torch' (or 'auto'), or move the model and input to a GPU")
         return _sibling(impl)
     raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
 
@@ -419,6 +424,19 @@ def _unflatten(value, tensors):
 _GRAPHED = {}
 
 
+def _check_cuda_graphs(impl, x):
+    """Refuse cuda_graphs=True where it would change nothing: a run that silently goes
+    uncaptured would hide the setting's cost and benefit alike."""
+    if not x.is_cuda:
+        raise ValueError(f"cuda_graphs=True captures CUDA graphs, which need CUDA tensors; this "
+                         f"input is on {x.device}: pass cuda_graphs=False (or set "
+                         f"model.cuda_graphs = False), or move the model and input to a GPU")
+    if impl == "autograd":
+        raise ValueError("cuda_graphs=True captures the fused forward and backward passes, "
+                         "which impl='autograd' does not use: pass cuda_graphs=False, or "
+                         "impl='auto', 'torch', 'triton' or 'cuda'")
+
+
 def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
@@ -427,12 +445,15 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
-    replayed. Returns (outputs, final_state).
+    replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,
+    impl="autograd"). Returns (outputs, final_state).
     """
+    if cuda_graphs:
+        _check_cuda_graphs(impl, x)
     if impl == "autograd":
         return _reference(x, state0, params)
     backend = _backend(impl, x)
-    if cuda_graphs and x.is_cuda:
+    if cuda_graphs:
         backend = _GRAPHED.setdefault(id(backend), _Graphed(backend))
     values = [params[name] for name in PARAMS]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *state0, *values)):
@@ -440,6 +461,20 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
         return outputs, tuple(final_state)
     outputs, final_state, _ = backend.forward(x, state0, params, False)
     return outputs, final_state
+
+
+def _ours(cls):
+    """Our class in messages, named so that it cannot be read as torch.nn's namesake."""
+    return f"gatespec's {cls.__name__} ({SOURCE_NAME}" + (f": {DESCRIPTION})" if DESCRIPTION else ")")
+
+
+def _theirs(module, with_repr=False):
+    """Another module in messages, its class named in full: torch.nn.GRU, not GRU."""
+    cls = type(module)
+    name = (f"torch.nn.{cls.__name__}" if getattr(nn, cls.__name__, None) is cls
+            else f"{cls.__module__}.{cls.__qualname__}")
+    text = repr(module) if with_repr and isinstance(module, nn.Module) else ""
+    return name + text[len(cls.__name__):] if text.startswith(cls.__name__) else name
 
 
 class LSTM(nn.Module):
@@ -608,8 +643,8 @@ class LSTM(nn.Module):
     def from_torch(cls, module, impl="auto"):
         """A LSTM with the weights of a torch.nn.LSTM (all layers and directions)."""
         if type(module) is not nn.LSTM or (module.proj_size):
-            raise TypeError(f"{cls.__name__} loads the weights of torch.nn.LSTM without proj_size, "
-                            f"not of {module!r}")
+            raise TypeError(f"{_ours(cls)} loads the weights of torch.nn.LSTM without proj_size, "
+                            f"not of {_theirs(module, with_repr=True)}")
         like = next(module.parameters())
         new = cls(module.input_size, module.hidden_size,                  num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                   dropout=module.dropout, bidirectional=module.bidirectional,

@@ -460,3 +460,55 @@ def test_conversion_error_is_a_usage_error():
     from gatespec.errors import UsageError
 
     assert issubclass(cv.ConversionError, UsageError)
+
+
+# --- the torch.nn layouts come from the cells' `equivalent` lines ------------------------
+
+def test_torch_layouts_are_torch_documented_orders():
+    """torch.nn's documented stacking (LSTM i,f,g,o; GRU r,z,n), read from the cells."""
+    expected = {"lstm": ("torch.nn.LSTM", ("i", "f", "g", "o"), {}, None),
+                "lstm_proj": ("torch.nn.LSTM(proj_size=P)", ("i", "f", "g", "o"), {}, "W_hc"),
+                "gru_torch": ("torch.nn.GRU", ("r", "z", "n"), {}, None),
+                "srnn": ("torch.nn.RNN", ("h",), {"nonlinearity": "tanh"}, None)}
+    for cell, (layer, gates, attributes, projection) in expected.items():
+        lay = cv.layout(cell, "torch")
+        assert (lay.layer, lay.gates, lay.attributes, lay.projection, lay.two_biases) == (
+            layer, gates, attributes, projection, True), cell
+
+
+def _cell_file(tmp_path, equivalent):
+    x = "x"
+    path = tmp_path / "mine.gate"
+    path.write_text(f'cell mine "two gates"\ninput {x}\nstate h\n{equivalent}\n\n'
+                    f"r = sigmoid(linear({x}, h))\nz = sigmoid(linear({x}, h))\n"
+                    f"n = tanh(linear({x}, r * h))\nh' = z * h + (1 - z) * n\n", "utf-8")
+    return str(path)
+
+
+def test_torch_layout_follows_the_cells_line(tmp_path):
+    # the article's GRU structure cannot claim torch.nn.GRU: the compiler refuses the line,
+    # so a cell without one is refused, with the table's reason where it has one
+    assert isinstance(cv.torch_layout("gru"), cv.Refusal)
+    assert "reset gate after the linear map" in cv.torch_layout("gru").why
+    refused = cv.torch_layout(_cell_file(tmp_path, ""))
+    assert refused.why.endswith("mine.gate declares no equivalent torch.nn layer: "
+                                "different functions")
+
+
+def test_srnn_with_another_gate_name(tmp_path):
+    path = tmp_path / "rnn.gate"
+    path.write_text('cell rnn "an Elman RNN"\ninput x\nstate h\n'
+                    "output a\nequivalent torch.nn.RNN gates a\n\na = tanh(linear(x, h))\nh' = a\n",
+                    "utf-8")
+    lay = cv.torch_layout(str(path))
+    assert (lay.layer, lay.gates, lay.attributes) == ("torch.nn.RNN", ("a",),
+                                                      {"nonlinearity": "tanh"})
+
+
+def test_other_weight_names_are_refused_not_misread(tmp_path):
+    # input u: torch's layout places W_au, which convert's stacking (W_ax) would not find
+    path = tmp_path / "rnn.gate"
+    path.write_text('cell rnn "an Elman RNN"\ninput u\nstate h\n'
+                    "equivalent torch.nn.RNN gates h\n\nh' = tanh(linear(u, h))\n", "utf-8")
+    with pytest.raises(cv.ConversionError, match="other than W_gx, W_gh, b_g"):
+        cv.torch_layout(str(path))

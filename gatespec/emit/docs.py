@@ -3,6 +3,7 @@ outputs of `gatespec latex` and `gatespec diagram`."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from gatespec import GENERATED_MARK, cells
@@ -19,16 +20,25 @@ DIAGRAM_FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".
 
 def doc_files(text: str, path: str, target: str) -> dict[str, str]:
     """`<cell>.tex`; or `<cell>.md` with the diagram beside it: `<cell>.dot`, and
-    `<cell>.svg` when Graphviz is installed (the page shows the .svg, links the .dot)."""
+    `<cell>.svg` when Graphviz is installed (the page shows the .svg, links the .dot;
+    without Graphviz it says how to draw the .svg instead of showing one)."""
     name = parse(text, path).name
     if target == "latex":
         return {f"{name}.tex": latex.render(text, path, "tex")}
-    files = {f"{name}.md": latex.render(text, path, "md", diagram=name)}
+    drawn = diagram.has_dot()
+    files = {f"{name}.md": latex.render(text, path, "md", diagram=name,
+                                        draw_with=None if drawn else draw_command(path, name))}
     dot = diagram_text(text, path)
     files[f"{name}.dot"] = dot
-    if diagram.has_dot():
+    if drawn:
         files[f"{name}.svg"] = diagram.svg(dot)
     return files
+
+
+def draw_command(path: str, name: str) -> str:
+    """The command that draws `<name>.svg` from the cell at `path` (a built-in by its name)."""
+    builtin = path == f"gatespec/cells/{name}.gate" and name in cells.names()
+    return f"gatespec diagram {name if builtin else shlex.quote(path)} -o {name}.svg"
 
 
 def index_page() -> str:

@@ -58,9 +58,10 @@ def cell_equations(text: str, path: str) -> CellEquations:
 
 
 def render(text: str, path: str, fmt: str, backward: bool = True,
-           diagram: str | None = None) -> str:
+           diagram: str | None = None, draw_with: str | None = None) -> str:
     """The page for a cell: `fmt` is "tex" or "md"; `diagram` names the cell's
-    diagram files without extension (a Markdown page shows NAME.svg, links NAME.dot)."""
+    diagram files without extension (a Markdown page shows NAME.svg, links NAME.dot);
+    `draw_with`, when NAME.svg was not drawn, the command that draws it, shown instead."""
     if fmt not in FORMATS:
         raise EmitError(f"unknown documentation format '{fmt}'")
     eqs = cell_equations(text, path)
@@ -81,6 +82,7 @@ def render(text: str, path: str, fmt: str, backward: bool = True,
         "signature": _signature(eqs),
         "parameters": _parameter_rows(cell, eqs.forward.names),
         "diagram": diagram,
+        "draw_with": draw_with,
     }
     template = {"tex": "latex/document.tex.jinja", "md": "markdown/page.md.jinja"}[fmt]
     return render_template(template, context)

@@ -1,0 +1,27 @@
+"""`gatespec show` says where the epilogue fusion puts the input-only sums: the step's
+GEMM starts from them, so `i = sigmoid(m_ih)` reads s_i + W_ih h_prev, not W_ih h_prev."""
+
+from gatespec.cli import main
+
+
+def _show(name, capsys) -> str:
+    assert main(["show", name]) == 0
+    return capsys.readouterr().out
+
+
+def test_fused_gemm_names_the_sums_it_starts_from(capsys):
+    text = _show("lstm", capsys)
+    static, loop = text.split("forward, each time step:")
+    for k in "ifgo":  # the sums, defined in the input-only section
+        assert f"  s_{k} = b_{k} + m_{k}x\n" in static
+    assert ("  [m_ih, m_fh, m_gh, m_oh] = [s_i, s_f, s_g, s_o] + h_prev @ "
+            "[W_ih, W_fh, W_gh, W_oh]^T   (one GEMM, started from the input-only sums: "
+            "m_ih = s_i + W_ih @ h_prev)\n") in loop
+    assert "  i = sigmoid(m_ih)\n" in loop  # the line that needed the note
+
+
+def test_unfused_gemm_has_no_note(capsys):
+    # the article's GRU applies r before W_nh, so its step GEMMs are plain products
+    text = _show("gru", capsys)
+    assert "  [m_rh, m_zh] = h_prev @ [W_rh, W_zh]^T   (one GEMM)\n" in text
+    assert "started from" not in text
