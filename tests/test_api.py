@@ -120,8 +120,11 @@ def test_torch_impls_in_memory(torch_model):
     torch.testing.assert_close(model(x)[0], expected, rtol=1e-6, atol=1e-6)
     for kind in ("triton", "cuda"):
         model.impl = kind
+        with pytest.raises(ValueError, match=f"impl='{kind}' runs on CUDA tensors"):
+            model(x)  # CPU tensors: refused before any kernel file is looked for
+        # on a GPU the kernel files would be next: an in-memory module has none
         with pytest.raises(RuntimeError, match="compiled in memory: write them with gatespec.generate"):
-            model(x)
+            module._sibling(kind)
 
 
 def test_generate_writes_files_and_refuses_a_foreign_one(tmp_path):
