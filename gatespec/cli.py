@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from gatespec import cells, pipeline
+from gatespec import __version__, cells, pipeline
 from gatespec.errors import SpecError, UsageError
 from gatespec.files import (
     cleanup_on_signals,
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Recurrent cells from a small text language to exact, fast code "
         "with derived gradients.",
     )
+    p.add_argument("--version", action="version", version=f"gatespec {__version__}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="write generated code for cells",
@@ -73,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("specs", nargs="*", metavar="SPEC_OR_NAME")
     ck.add_argument("--all", action="store_true", help="every built-in cell")
     ck.add_argument("--tol", type=float, default=1e-6, help="default: 1e-6")
-    ck.add_argument("--seed", type=int, default=0)
+    ck.add_argument("--seed", type=int, default=0,
+                    help="seed of the random data, weights and loss weighting (default: 0)")
     ck.set_defaults(run=_check)
 
     lx = sub.add_parser("latex", help="print a cell's equations in the article's notation",
@@ -203,6 +205,7 @@ def _write_or_print(data: str | bytes, output: str | None) -> int:
     refuse_foreign(path)
     make_folder(path.parent)
     write_atomically(path, data)
+    print(path)  # as generate does: the path written
     return 0
 
 

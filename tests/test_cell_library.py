@@ -41,6 +41,17 @@ def _module_from_text(text, name):
     return load_module(emit_numpy(plan, f"{name}.gate"), f"{name}_numpy")
 
 
+def test_every_builtin_cell_has_a_reference():
+    """tests/emit/test_numpy_article.py compares the cells of reference_cells.CELLS: a
+    built-in cell missing there would go unchecked."""
+    missing = sorted(set(cells.names()) - set(ref.CELLS))
+    assert not missing, (
+        f"no hand-written reference for {', '.join(missing)}: add a class written from the "
+        "paper to tests/reference_cells.py (forward and backward, like LSTM there) and an "
+        "entry in its CELLS")
+    assert sorted(ref.CELLS) == cells.names(), "reference_cells.CELLS names a cell not built in"
+
+
 def test_every_new_cell_is_built_in_with_a_reference():
     names = cells.names()
     for name in NEW_CELLS:

@@ -182,3 +182,34 @@ def test_check_fails_on_a_wrong_gradient(monkeypatch, capsys):
     assert main(["check", "srnn"]) == 1
     assert "FAIL srnn" in capsys.readouterr().out
     assert main(["check", "srnn", "--tol", "1e-3"]) == 0  # --tol reaches the comparison
+
+
+def test_version(capsys):
+    import gatespec
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"gatespec {gatespec.__version__}\n"
+
+
+def test_every_option_has_help():
+    import argparse
+
+    from gatespec.cli import _parser
+
+    (sub,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for command, parser in sub.choices.items():
+        for action in parser._actions:
+            if action.option_strings:
+                assert action.help, f"gatespec {command} {action.option_strings[0]} has no help"
+
+
+@pytest.mark.parametrize("command, name", [("latex", "lstm.tex"), ("latex", "lstm.md"),
+                                           ("diagram", "lstm.dot")])
+def test_output_file_commands_print_the_path(tmp_path, capsys, command, name):
+    """latex -o and diagram -o say what they wrote, as generate does."""
+    target = tmp_path / "docs" / name
+    assert main([command, "lstm", "-o", str(target)]) == 0
+    assert capsys.readouterr().out == f"{target}\n"
+    assert target.is_file()
