@@ -3,7 +3,7 @@ what is wrong and what to do, instead of Triton's "0 active drivers" or torch's
 "CUDA_HOME environment variable is not set" (or, for cuda_graphs, nothing at all)."""
 
 import pytest
-from conftest import require_torch
+from conftest import require_module, require_torch
 from helpers import module_class, torch_module
 
 from gatespec.check import load_module
@@ -56,14 +56,16 @@ def test_cuda_graphs_off_again_runs():
     assert model(torch.zeros(3, 2, 4))[0].shape == (3, 2, 5)
 
 
-def test_kernel_modules_refuse_cpu_tensors(monkeypatch):
+@pytest.mark.parametrize("target", ["triton", "cuda"])
+def test_kernel_modules_refuse_cpu_tensors(monkeypatch, target):
     # called directly, not through the torch module
+    if target == "triton":
+        require_module("triton")  # the Triton module imports it
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     x, h = torch.zeros(3, 2, 4), (torch.zeros(2, 5),)
-    for target in ("triton", "cuda"):
-        with pytest.raises(ValueError, match=rf"impl='{target}' runs on CUDA tensors; this "
-                                             r"input is on cpu"):
-            _kernels(target).forward(x, h, {}, False)
+    with pytest.raises(ValueError, match=rf"impl='{target}' runs on CUDA tensors; this "
+                                         r"input is on cpu"):
+        _kernels(target).forward(x, h, {}, False)
 
 
 def test_cuda_without_toolkit(monkeypatch, tmp_path):
