@@ -1,5 +1,5 @@
 """LaTeX in the article's notation: the article's LSTM and GRU equations, written out
-by hand here from ../shared/docs/article-equations.md (not captured from gatespec),
+by hand here from the article (restated in the README; not captured from gatespec),
 compared statement by statement; the derived gradients likewise; and the printer's
 rules (grouping, order, names) on small cells."""
 

@@ -1,5 +1,6 @@
 """Generated NumPy modules against the hand-written references (tests/reference_cells.py),
-which were written straight from docs/article-equations.md, independently of the generator."""
+which were written straight from the article's equations (restated in the README's
+introduction), independently of the generator."""
 
 import numpy as np
 import pytest
