@@ -174,3 +174,10 @@ def with_wrong_gradient(module, key: str, amount: float):
             return dx, ds0, {**dp, key: wrong}
 
     return Broken()
+
+
+def cell_file(folder, name: str, body: str) -> str:
+    """The path of a .gate file `cell NAME` + body, written into `folder`."""
+    path = folder / f"{name}.gate"
+    path.write_text(f"cell {name}\n{body}")
+    return str(path)

@@ -3,7 +3,7 @@ and the backward pass, which has x only when it keeps it, still knows its size."
 
 import pytest
 from conftest import require_torch
-from helpers import numpy_dx_error, numpy_module, torch_grad_errors
+from helpers import cell_file, numpy_dx_error, numpy_module, torch_grad_errors
 
 CELLS = {
     # `input u`: the weight gradient read `u`, a name the backward never bound
@@ -18,9 +18,7 @@ CELLS = {
 
 @pytest.fixture(params=sorted(CELLS))
 def spec(request, tmp_path):
-    path = tmp_path / f"{request.param}.gate"
-    path.write_text(f"cell {request.param}\n{CELLS[request.param]}")
-    return str(path)
+    return cell_file(tmp_path, request.param, CELLS[request.param])
 
 
 def test_numpy_dx_matches_finite_differences(spec):

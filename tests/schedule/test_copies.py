@@ -4,7 +4,7 @@ A copy in one context must not rename the other's."""
 
 import pytest
 from conftest import require_torch
-from helpers import numpy_dx_error, torch_grad_errors
+from helpers import cell_file, numpy_dx_error, torch_grad_errors
 
 CELLS = {
     # q' = x: d_x in the loop is a copy of d_q_next; dx was returned as d_q_next itself
@@ -19,9 +19,7 @@ CELLS = {
 
 @pytest.fixture(params=sorted(CELLS))
 def spec(request, tmp_path):
-    path = tmp_path / f"{request.param}.gate"
-    path.write_text(f"cell {request.param}\n{CELLS[request.param]}")
-    return str(path)
+    return cell_file(tmp_path, request.param, CELLS[request.param])
 
 
 def test_numpy_dx_matches_finite_differences(spec):
