@@ -39,7 +39,8 @@ MARKER = re.compile(r"^<!--\s*(not run|test setup|excerpt of|error for):?\s*(.*?
 
 # The commands that install gatespec and run this very suite: checked to be the README's
 # Quick start exactly, not run from here (the suite would run itself).
-SELF_COMMANDS = {"pip install .", 'pip install -e ".[test]"', "python -m pytest"}
+SELF_COMMANDS = {"pip install .", 'pip install -e ".[test]"', "python -m pytest",
+                 "python -m pytest -m slow"}
 
 
 @dataclass
