@@ -5,7 +5,7 @@ several repeats after warm-up) forward (under torch.no_grad()) and forward+backw
 (torch.autograd.grad of a fixed random projection of the output, with respect to the input
 and every parameter) of
 
-* the generated ``lstm`` against ``torch.nn.LSTM`` and the generated ``gru_torch`` against
+* the generated ``lstm`` against ``torch.nn.LSTM`` and the generated ``gru_reset_after`` against
   ``torch.nn.GRU``, with the same weights (``from_torch``);
 * the generated ``lstm_peephole`` and the article's ``gru`` against the same cells written
   the way a user writes them today: an nn.Module with nn.Linear layers applied per time step
@@ -52,7 +52,7 @@ CASES = {"big": (32, 256), "small": (1, 128)}  # case: (B, H)
 # cell: what the generated module is compared with
 CELLS = {
     "lstm": "nn.LSTM",
-    "gru_torch": "nn.GRU",
+    "gru_reset_after": "nn.GRU",
     "lstm_peephole": "eager loop",
     "gru": "eager loop",
 }
@@ -174,7 +174,7 @@ def make_pair(cell: str, gen_cls: type[nn.Module], H: int) -> tuple[nn.Module, n
     if cell == "lstm":
         ref = nn.LSTM(N, H, dtype=DTYPE)
         return gen_cls.from_torch(ref), ref
-    if cell == "gru_torch":
+    if cell == "gru_reset_after":
         ref = nn.GRU(N, H, dtype=DTYPE)
         return gen_cls.from_torch(ref), ref
     gen = gen_cls(N, H, dtype=DTYPE)

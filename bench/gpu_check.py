@@ -25,7 +25,7 @@ import torch
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
 CELLS = {  # cell -> (class, cuDNN counterpart or None)
     "lstm": ("LSTM", torch.nn.LSTM),
-    "gru_torch": ("GRUTorch", torch.nn.GRU),
+    "gru_reset_after": ("GRUResetAfter", torch.nn.GRU),
     "lstm_peephole": ("LSTMPeephole", None),
     "gru": ("GRU", None),
 }

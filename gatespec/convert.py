@@ -9,7 +9,7 @@ why (the article's GRU is not `torch.nn.GRU`).
 What each framework stores is data, in `CELLS`: per cell and framework, the layer,
 its gate stacking order (as gatespec gate names), whether it keeps an input and a
 recurrent bias (gatespec sums them into one `b_g`, except where the cell has two, as
-`gru_torch`'s `b_nx`, `b_nh`), and the settings the layer must have. On export a
+`gru_reset_after`'s `b_nx`, `b_nh`), and the settings the layer must have. On export a
 summed bias goes to the input bias and the recurrent one is zero; on import the two
 are added. The torch.nn entries are not written here: they come from the cell's own
 `equivalent torch.nn.X gates ...` line, as checked by the compiler (build/layouts.py),
@@ -25,6 +25,7 @@ from functools import cache
 
 import numpy as np
 
+from gatespec import cells
 from gatespec.errors import UsageError
 
 __all__ = ["CELLS",  # noqa: F822 (module __getattr__ builds it on first use)
@@ -62,7 +63,7 @@ _ONNX_GRU = Layout("ONNX GRU", ("z", "r", "n"), True, {"activations": ("Sigmoid"
 _KERAS_GRU = Layout("Keras GRU", ("z", "r", "n"), True,
                     {"activation": "tanh", "recurrent_activation": "sigmoid"})
 _AFTER = ("{layer} applies the reset gate after the linear map; gatespec's gru applies it "
-          "before (Cho et al. 2014): different functions. gru_torch is the cell with the "
+          "before (Cho et al. 2014): different functions. gru_reset_after is the cell with the "
           "reset gate after the linear map")
 _NO_PEEPHOLES = ("{layer} has no peephole connections; gatespec's lstm_peephole has w_ic, w_fc, "
                  "w_oc: different functions (ONNX LSTM has them)")
@@ -91,7 +92,7 @@ _TABLE: dict[str, dict[str, Layout | Refusal]] = {
         "keras": replace(_KERAS_GRU, two_biases=False,
                          attributes={**_KERAS_GRU.attributes, "reset_after": False}),
     },
-    "gru_torch": {
+    "gru_reset_after": {
         "onnx": replace(_ONNX_GRU, attributes={**_ONNX_GRU.attributes, "linear_before_reset": 1}),
         "keras": replace(_KERAS_GRU, attributes={**_KERAS_GRU.attributes, "reset_after": True}),
     },
@@ -101,6 +102,7 @@ _TABLE: dict[str, dict[str, Layout | Refusal]] = {
 def torch_layout(cell: str) -> Layout | Refusal:
     """torch.nn's layout of `cell`, read from the cell's `equivalent` line (the compiler
     has checked it), or the refusal of a cell that declares no equivalent."""
+    cell = cells.canonical(cell)
     built = _built(cell)
     found = built.torch_layout
     if found is None:
@@ -156,6 +158,7 @@ def layout(cell: str, framework: str) -> Layout:
     """Where `cell`'s parameters sit in `framework` ("torch", "onnx", "keras"), or a refusal."""
     if framework not in DEFAULTS:
         raise ConversionError(f"unknown framework '{framework}' (known: torch, onnx, keras)")
+    cell = cells.canonical(cell)
     if cell not in _TABLE:
         raise ConversionError(f"no {framework} layer computes gatespec's {cell}: converters exist "
                               f"for {', '.join(_TABLE)}")

@@ -23,7 +23,7 @@ def load_source(spec: str) -> tuple[str, str]:
     """A built-in cell name or a path to a .gate file → (text, display path)."""
     path = Path(spec)
     # a built-in name wins over a folder of the same name (`generate lstm -o lstm` makes one)
-    if spec.endswith(".gate") or path.is_file() or (path.exists() and spec not in cells.names()):
+    if spec.endswith(".gate") or path.is_file() or (path.exists() and not cells.is_builtin(spec)):
         try:
             # utf-8-sig: a byte-order mark some editors write is not part of the text
             return path.read_text("utf-8-sig"), spec
@@ -31,8 +31,8 @@ def load_source(spec: str) -> tuple[str, str]:
             raise UsageError(f"cannot read {spec}: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise UsageError(f"cannot read {spec}: not UTF-8 text (byte {exc.start})") from None
-    if spec in cells.names():
-        return cells.source(spec), f"gatespec/cells/{spec}.gate"
+    if cells.is_builtin(spec):
+        return cells.source(spec), f"gatespec/cells/{cells.canonical(spec)}.gate"
     raise UsageError(f"'{spec}' is neither a .gate file nor a built-in cell "
                      f"(built-in: {', '.join(cells.names())})")
 

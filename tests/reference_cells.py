@@ -321,7 +321,7 @@ class GRU(_Cell):
         return dx, (dh,)
 
 
-class GRUTorch(_Cell):
+class GRUResetAfter(_Cell):
     """GRU in the torch.nn.GRU form (reset applied after the linear map).
 
     r = σ(W_rx x + W_rh h + b_r)
@@ -330,7 +330,7 @@ class GRUTorch(_Cell):
     h_t = z⊙h + (1−z)⊙n
     """
 
-    name = "gru_torch"
+    name = "gru_reset_after"
     PARAMS: ClassVar[Shapes] = {
         "W_rx": ("hidden", "input"),
         "W_rh": ("hidden", "hidden"),
@@ -912,7 +912,7 @@ CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
     "srnn": SRNN(),
-    "gru_torch": GRUTorch(),
+    "gru_reset_after": GRUResetAfter(),
     "lstm_peephole": LSTMPeephole(),
     "lstm_no_output_tanh": LSTMNoOutputTanh(),
     "lstm_proj": LSTMProj(),

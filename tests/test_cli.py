@@ -34,7 +34,7 @@ def test_help_on_every_command():
 def test_list_shows_every_builtin_with_description(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("srnn", "lstm", "gru", "gru_torch", "lstm_peephole"):
+    for name in ("srnn", "lstm", "gru", "gru_reset_after", "lstm_peephole"):
         assert any(line.startswith(name + " ") for line in out.splitlines())
     assert "Cho et al. 2014" in out
 
@@ -213,3 +213,35 @@ def test_output_file_commands_print_the_path(tmp_path, capsys, command, name):
     assert main([command, "lstm", "-o", str(target)]) == 0
     assert capsys.readouterr().out == f"{target}\n"
     assert target.is_file()
+
+
+def test_old_cell_name_still_works_and_outputs_cannot_collide(tmp_path, capsys):
+    """gru's torch module is gru_torch.py: the cell once called gru_torch is gru_reset_after
+    now, its old name an alias, so both land side by side without clashing."""
+    assert main(["generate", "gru", "gru_torch", "--target", "torch", "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gru_reset_after_torch.py",
+                                                         "gru_torch.py"]
+    assert "class GRUResetAfter(" in (tmp_path / "gru_reset_after_torch.py").read_text()
+
+
+def test_a_cell_name_ending_like_a_target_is_refused(tmp_path, capsys):
+    mine = tmp_path / "mine.gate"
+    mine.write_text("cell gru_torch\ninput x\nstate h\nh' = tanh(linear(x, h))\n")
+    assert main(["generate", str(mine), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine}:1:6: error: 'gru_torch' ends with '_torch'" in err
+    assert "cell gru --target torch writes gru_torch.py" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_output_name_is_a_cell_name():
+    """A generated module's name (CELL_TARGET) is never the name of a built-in cell, so no two
+    (cell, target) pairs write one file and `import CELL_TARGET` means one thing. (The old
+    name gru_torch is only read, as an alias: the files it makes are gru_reset_after_*.)"""
+    from gatespec import cells
+    from gatespec.pipeline import TARGETS
+
+    names = set(cells.names())
+    stems = [f"{c}_{t}" for c in cells.names() for t in TARGETS]
+    assert len(set(stems)) == len(stems)
+    assert not names & set(stems)

@@ -125,7 +125,7 @@ def test_round_trip_from_framework_keeps_weights_and_bias_sums(cell, fw):
         np.testing.assert_array_equal(a[k], b[j], err_msg=k)
     (ai, ah), (bi, bh) = bias(a), bias(b)
     np.testing.assert_array_equal(ai + ah, bi + bh)
-    # a gate with two gatespec biases (gru_torch's n) keeps both as they were
+    # a gate with two gatespec biases (gru_reset_after's n) keeps both as they were
     for k, g in enumerate(lay.gates):
         if cv._bias_names(cell, g)[1] is not None:
             part = slice(k * H, (k + 1) * H)
@@ -191,12 +191,12 @@ def test_gatespec_into_torch_state_dict(cell):
 
 def test_torch_without_bias_and_with_prefix():
     torch = require_torch()
-    mod = _torch_module(torch, "gru_torch", seed=7, bias=False)
+    mod = _torch_module(torch, "gru_reset_after", seed=7, bias=False)
     state = {f"encoder.rnn.{k}": v for k, v in mod.state_dict().items()}
     state["encoder.head.weight"] = torch.zeros(2, 2)  # other keys are left alone
-    layers = cv.from_torch_state("gru_torch", state, prefix="encoder.rnn.")
+    layers = cv.from_torch_state("gru_reset_after", state, prefix="encoder.rnn.")
     assert not np.any(layers[(0, False)]["b_nh"])
-    _compare_stack(torch, "gru_torch", mod, layers, seed=8)
+    _compare_stack(torch, "gru_reset_after", mod, layers, seed=8)
 
 
 # --- ONNX, from the operator spec ----------------------------------------------------------
@@ -353,7 +353,7 @@ def test_keras_into_gatespec_matches_the_cell(cell):
 
 def test_keras_gru_variants():
     assert cv.to_keras("gru", random_params("gru"))[1]["reset_after"] is False
-    weights, config = cv.to_keras("gru_torch", random_params("gru_torch"))
+    weights, config = cv.to_keras("gru_reset_after", random_params("gru_reset_after"))
     assert config["reset_after"] is True and weights["bias"].shape == (2, 3 * H)
 
 
@@ -366,8 +366,8 @@ def test_refused_pairs_say_why(cell, fw):
         export(cell, fw, params)
 
 
-def _gru_torch_onnx():
-    return cv.to_onnx("gru_torch", random_params("gru_torch"))[0]
+def _gru_reset_after_onnx():
+    return cv.to_onnx("gru_reset_after", random_params("gru_reset_after"))[0]
 
 
 def _keras(cell):
@@ -397,12 +397,12 @@ REFUSALS = {
     "lstm_proj into onnx": (
         lambda: cv.to_onnx("lstm_proj", random_params("lstm_proj")),
         "ONNX LSTM has no recurrent projection"),
-    "gru_torch into keras reset_after=False": (
-        lambda: cv.to_keras("gru_torch", random_params("gru_torch"), reset_after=False),
+    "gru_reset_after into keras reset_after=False": (
+        lambda: cv.to_keras("gru_reset_after", random_params("gru_reset_after"), reset_after=False),
         r"Keras GRU with reset_after=False applies the reset gate before the linear map; "
-        r"gatespec's gru_torch is Keras GRU with reset_after=True"),
-    "keras reset_after=False bias into gru_torch": (
-        lambda: cv.from_keras("gru_torch", {**_keras("gru_torch"),
+        r"gatespec's gru_reset_after is Keras GRU with reset_after=True"),
+    "keras reset_after=False bias into gru_reset_after": (
+        lambda: cv.from_keras("gru_reset_after", {**_keras("gru_reset_after"),
                                             "bias": np.zeros(3 * H)}),
         "reset_after=False applies the reset gate before"),
     "keras reset_after=True into article gru": (
@@ -411,11 +411,11 @@ REFUSALS = {
     "keras hard_sigmoid": (
         lambda: cv.from_keras("lstm", _keras("lstm"), {"recurrent_activation": "hard_sigmoid"}),
         "recurrent_activation='hard_sigmoid' is a different function"),
-    "onnx gru without linear_before_reset into gru_torch": (
-        lambda: cv.from_onnx("gru_torch", _gru_torch_onnx()),
+    "onnx gru without linear_before_reset into gru_reset_after": (
+        lambda: cv.from_onnx("gru_reset_after", _gru_reset_after_onnx()),
         "ONNX GRU with linear_before_reset=0 applies the reset gate before the linear map"),
     "onnx gru linear_before_reset=1 into article gru": (
-        lambda: cv.from_onnx("gru", _gru_torch_onnx(), {"linear_before_reset": 1}),
+        lambda: cv.from_onnx("gru", _gru_reset_after_onnx(), {"linear_before_reset": 1}),
         "linear_before_reset=1 applies the reset gate after"),
     "onnx peepholes into lstm": (
         lambda: cv.from_onnx("lstm", *_lstm_onnx_with(peepholes=True)),
@@ -468,7 +468,7 @@ def test_torch_layouts_are_torch_documented_orders():
     """torch.nn's documented stacking (LSTM i,f,g,o; GRU r,z,n), read from the cells."""
     expected = {"lstm": ("torch.nn.LSTM", ("i", "f", "g", "o"), {}, None),
                 "lstm_proj": ("torch.nn.LSTM(proj_size=P)", ("i", "f", "g", "o"), {}, "W_hc"),
-                "gru_torch": ("torch.nn.GRU", ("r", "z", "n"), {}, None),
+                "gru_reset_after": ("torch.nn.GRU", ("r", "z", "n"), {}, None),
                 "srnn": ("torch.nn.RNN", ("h",), {"nonlinearity": "tanh"}, None)}
     for cell, (layer, gates, attributes, projection) in expected.items():
         lay = cv.layout(cell, "torch")
@@ -512,3 +512,12 @@ def test_other_weight_names_are_refused_not_misread(tmp_path):
                     "equivalent torch.nn.RNN gates h\n\nh' = tanh(linear(u, h))\n", "utf-8")
     with pytest.raises(cv.ConversionError, match="other than W_gx, W_gh, b_g"):
         cv.torch_layout(str(path))
+
+
+def test_the_old_name_gru_torch_converts_as_gru_reset_after():
+    torch = require_torch()
+    state = torch.nn.GRU(3, 4).state_dict()
+    old, new = cv.from_torch("gru_torch", state), cv.from_torch("gru_reset_after", state)
+    assert old.keys() == new.keys()
+    assert all(np.array_equal(old[k], new[k]) for k in old)
+    assert cv.layout("gru_torch", "onnx") == cv.layout("gru_reset_after", "onnx")

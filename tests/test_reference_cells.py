@@ -2,7 +2,7 @@
 
 * Backward vs. central finite differences (float64) for every cell, over
   x, every initial state and every parameter.
-* Forward of lstm / gru_torch / srnn vs. torch.nn.LSTM / GRU / RNN with copied
+* Forward of lstm / gru_reset_after / srnn vs. torch.nn.LSTM / GRU / RNN with copied
   weights (skipped if torch is not importable), including gradients.
 """
 
@@ -131,20 +131,20 @@ def test_api_shapes_and_zero_state(name):
 def _torch_case(name, seed=0):
     torch = require_torch()
     torch.manual_seed(seed)
-    mod_cls = {"lstm": torch.nn.LSTM, "gru_torch": torch.nn.GRU, "srnn": torch.nn.RNN}[name]
+    mod_cls = {"lstm": torch.nn.LSTM, "gru_reset_after": torch.nn.GRU, "srnn": torch.nn.RNN}[name]
     kw = {"nonlinearity": "tanh"} if name == "srnn" else {}
     mod = mod_cls(N, H, **kw).double()
     W_ih = mod.weight_ih_l0.detach().numpy()
     W_hh = mod.weight_hh_l0.detach().numpy()
     b_ih = mod.bias_ih_l0.detach().numpy()
     b_hh = mod.bias_hh_l0.detach().numpy()
-    gates = {"lstm": "ifgo", "gru_torch": "rzn", "srnn": "h"}[name]
+    gates = {"lstm": "ifgo", "gru_reset_after": "rzn", "srnn": "h"}[name]
     p = {}
     for j, k in enumerate(gates):
         sl = slice(j * H, (j + 1) * H)
         p[f"W_{k}x"] = W_ih[sl].copy()
         p[f"W_{k}h"] = W_hh[sl].copy()
-        if name == "gru_torch" and k == "n":
+        if name == "gru_reset_after" and k == "n":
             p["b_nx"] = b_ih[sl].copy()
             p["b_nh"] = b_hh[sl].copy()
         else:
@@ -153,7 +153,7 @@ def _torch_case(name, seed=0):
     return torch, mod, p, gates
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru_torch", "srnn"])
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "srnn"])
 def test_matches_torch(name):
     torch, mod, p, gates = _torch_case(name)
     cell = rc.CELLS[name]
@@ -188,7 +188,7 @@ def test_matches_torch(name):
         sl = slice(j * H, (j + 1) * H)
         np.testing.assert_allclose(dp[f"W_{k}x"], gih[sl], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(dp[f"W_{k}h"], ghh[sl], rtol=1e-10, atol=1e-12)
-        if name == "gru_torch" and k == "n":
+        if name == "gru_reset_after" and k == "n":
             np.testing.assert_allclose(dp["b_nx"], gbih[sl], rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(dp["b_nh"], gbhh[sl], rtol=1e-10, atol=1e-12)
         else:

@@ -15,7 +15,7 @@ import sympy
 
 from gatespec import ir
 from gatespec.build.layouts import resolve_torch
-from gatespec.build.names import is_reserved, name_problem, size_name_problem
+from gatespec.build.names import cell_name_problem, is_reserved, name_problem, size_name_problem
 from gatespec.build.sizes import SCALAR, Sizes
 from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS, OUT_OF_RANGE, fold, out_of_range
 from gatespec.errors import CheckError, Span
@@ -60,7 +60,9 @@ class _Builder:
         if cf.name is None:
             raise CheckError("the cell has no name: start the file with `cell NAME`",
                              Span(cf.path, 1, 1, cf.source))
-        self._check_name(cf.name, cf.name_span)
+        problem = cell_name_problem(cf.name)
+        if problem:
+            raise CheckError(problem, cf.name_span)
         if not cf.inputs:
             raise CheckError("the cell declares no input: add a line `input x`",
                              Span(cf.path, 1, 1, cf.source))

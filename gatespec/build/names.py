@@ -49,6 +49,22 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+# Generated files are named CELL_TARGET.py: a cell named gru_torch would write
+# gru_torch_numpy.py beside the torch module of a cell gru (gru_torch.py).
+TARGET_SUFFIXES = ("_numpy", "_torch", "_triton", "_cuda", "_cpp", "_onnx", "_jax", "_docs")
+
+
+def cell_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a cell, or None if it can."""
+    problem = name_problem(name)
+    if problem is None and name.endswith(TARGET_SUFFIXES):
+        suffix = "_" + name.rsplit("_", 1)[1]
+        problem = (f"'{name}' ends with '{suffix}', which gatespec uses in generated file "
+                   f"names (cell {name[:-len(suffix)]} --target {suffix[1:]} writes "
+                   f"{name}.py): choose another name")
+    return problem
+
+
 def is_reserved(name: str) -> bool:
     """Whether a name starts with a prefix of gatespec's own names (a parameter, a product,
     an adjoint): a node name made from a user's name (`b` + `_softplus`) must not."""

@@ -63,7 +63,7 @@ _ACRONYMS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "srnn": "SRNN", "mgu": 
 
 
 def class_name(cell_name: str) -> str:
-    """lstm -> LSTM, gru_torch -> GRUTorch, lstm_peephole -> LSTMPeephole."""
+    """lstm -> LSTM, gru_reset_after -> GRUResetAfter, lstm_peephole -> LSTMPeephole."""
     return "".join(_ACRONYMS.get(p, p.capitalize()) for p in cell_name.split("_"))
 
 

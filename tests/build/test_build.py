@@ -38,7 +38,7 @@ EXPECTED_PARAMS = {
     "srnn": {"W_hx": IH, "W_hh": HH, "b_h": H},
     "gru": {"W_rx": IH, "W_rh": HH, "b_r": H, "W_zx": IH, "W_zh": HH, "b_z": H,
             "W_nx": IH, "W_nh": HH, "b_n": H},
-    "gru_torch": {"W_rx": IH, "W_rh": HH, "b_r": H, "W_zx": IH, "W_zh": HH, "b_z": H,
+    "gru_reset_after": {"W_rx": IH, "W_rh": HH, "b_r": H, "W_zx": IH, "W_zh": HH, "b_z": H,
                   "W_nx": IH, "W_nh": HH, "b_nx": H, "b_nh": H},
     "lstm": {f"{p}_{g}{s}": shape for g in "ifgo"
              for p, s, shape in (("W", "x", IH), ("W", "h", HH), ("b", "", H))},
@@ -178,7 +178,7 @@ def test_linear_of_an_expression_operand():
 
 
 def test_two_biased_linears_get_a_bias_each():
-    cell = build_text(cells.source("gru_torch"))
+    cell = build_text(cells.source("gru_reset_after"))
     assert "b_n" not in cell.params
     assert cell.params["b_nx"].shape == H and cell.params["b_nh"].shape == H
     assert cell.params["b_nx"].role == cell.params["b_nh"].role == "bias"

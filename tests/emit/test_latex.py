@@ -178,7 +178,7 @@ def test_peephole_weights_are_elementwise_products():
 
 
 def test_torch_gru_names_the_linear_map_inside_the_product():
-    eqs = equations_of("gru_torch")
+    eqs = equations_of("gru_reset_after")
     forward = dict(printed(eqs.forward_equations()))
     assert forward[r"\bar{\boldsymbol{h}}_t"] == (
         r"\tanh(\boldsymbol{W}_{nx}\boldsymbol{x}_t + \boldsymbol{b}_{nx} + \boldsymbol{r}_t"

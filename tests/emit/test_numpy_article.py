@@ -98,7 +98,7 @@ def test_zero_initial_state_and_step(name):
 
 def test_article_gru_differs_from_torch_gru():
     """Reset before vs after the linear map are different functions (article-equations.md)."""
-    article, torch_form = numpy_module("gru"), numpy_module("gru_torch")
+    article, torch_form = numpy_module("gru"), numpy_module("gru_reset_after")
     rng = np.random.default_rng(5)
     p = article.init_params({"input": 3, "hidden": 4}, rng)
     q = dict(p)

@@ -74,7 +74,7 @@ def _copy_case(name, torch_cls, kwargs, dtype, batch_first):
     return ref, ours, x1, x2, state
 
 
-TORCH_CASES = [("lstm", "LSTM", {}), ("gru_torch", "GRU", {}),
+TORCH_CASES = [("lstm", "LSTM", {}), ("gru_reset_after", "GRU", {}),
                ("srnn", "RNN", {"nonlinearity": "tanh"})]
 
 

@@ -68,7 +68,7 @@ GRU_BAD = {
 
 
 CASES = [*(("LSTM", "lstm", LSTM_BAD[k]) for k in LSTM_BAD),
-         *(("GRU", "gru_torch", GRU_BAD[k]) for k in GRU_BAD)]
+         *(("GRU", "gru_reset_after", GRU_BAD[k]) for k in GRU_BAD)]
 
 
 @pytest.mark.parametrize("layer,name,case", CASES,
