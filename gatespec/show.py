@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gatespec.derive import functions as fn
 from gatespec.derive.functions import DESCRIPTIONS
+from gatespec.derive.scans import Scan, find_scans
 from gatespec.emit.escape import terminal_text
 from gatespec.emit.printer import CodePrinter
 from gatespec.schedule import BlockOp, GemmOp, LayerNormOp, Plan
@@ -26,6 +27,8 @@ def render_plan(plan: Plan) -> str:
     out.append(f"input:  {cell.input.label} [{cell.input.size}]")
     out.append("states: " + ", ".join(f"{s.label} [{s.size}]" for s in cell.states))
     out.append(f"output: {cell.output_label}")
+    out.append("")
+    out.extend(_scan_lines(cell))
     out.append("")
     out.append("parameters:")
     width = max((len(p) for p in cell.params), default=0)
@@ -91,6 +94,19 @@ def render_plan(plan: Plan) -> str:
         out.append("functions:")
         out.extend(f"  {n}: {DESCRIPTIONS[n]}" for n in used)
     return "\n".join(out) + "\n"
+
+
+def _scan_lines(cell) -> list[str]:
+    """Which states are linear recurrences (s = a * s_prev + b, a and b reading no state)."""
+    lines = ["linear recurrences (parallel over time with a scan):"]
+    for label, verdict in find_scans(cell).items():
+        if isinstance(verdict, Scan):
+            kind = "its update does not read it" if verdict.constant else \
+                f"{label}' = a * {label} + b, a and b read no state"
+            lines.append(f"  {label}: yes ({kind})")
+        else:
+            lines.append(f"  {label}: no, {verdict.why}")
+    return lines
 
 
 def _input_only_sums(plan: Plan) -> dict[str, str]:
