@@ -678,6 +678,30 @@ class MinGRU(_Cell):
         return _x_back(p, grads, x, da), (dh_t * (1.0 - z),)
 
 
+class QRNN(_Cell):
+    """QRNN with f-pooling and filters of width 1 (Bradbury et al. 2017).
+
+    z = tanh(W_zx x + b_z); f = σ(W_fx x + b_f); h_t = f⊙h + (1−f)⊙z
+    """
+
+    name = "qrnn"
+    PARAMS: ClassVar[Shapes] = _x_params("zf")
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        z = np.tanh(_lin(p, "W_zx", x) + p["b_z"])
+        f = sigmoid(_lin(p, "W_fx", x) + p["b_f"])
+        return (f * h + (1.0 - f) * z,), (x, h, z, f)
+
+    def step_back(self, dstate, cache, p, grads):
+        (dh_t,) = dstate
+        x, h, z, f = cache
+        da = {"z": dh_t * (1.0 - f) * (1.0 - z**2), "f": dh_t * (h - z) * f * (1.0 - f)}
+        return _x_back(p, grads, x, da), (dh_t * f,)
+
+
 class MinLSTM(_Cell):
     """minLSTM (Feng et al. 2024), sequential mode (not log space).
 
@@ -923,6 +947,7 @@ CELLS = {
     "ugrnn": UGRNN(),
     "mingru": MinGRU(),
     "minlstm": MinLSTM(),
+    "qrnn": QRNN(),
     "sru": SRU(),
     "slstm": SLSTM(),
     "lstm_layernorm": LSTMLayerNorm(),

@@ -28,7 +28,7 @@ from gatespec.parse import parse
 from gatespec.schedule import schedule
 
 NEW_CELLS = ["lstm_no_output_tanh", "lstm_proj", "lstm_cifg", "mgu", "janet", "indrnn",
-             "ugrnn", "mingru", "minlstm", "sru", "slstm"]
+             "ugrnn", "mingru", "minlstm", "sru", "slstm", "qrnn"]
 
 
 def _rel(a, b):

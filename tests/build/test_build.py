@@ -67,6 +67,7 @@ EXPECTED_PARAMS.update({
     "ugrnn": _xh("cg"),
     "mingru": _x("zn"),
     "minlstm": _x("fin"),
+    "qrnn": _x("zf"),
     "sru": {"W_ux": HH, **_x("f", HH), "w_fc": H, **_x("r", HH), "w_rc": H},
     "slstm": _xh("zifo"),
     # layer norms: a gain alpha per layernorm(), a bias beta unless bias=false
