@@ -29,6 +29,9 @@ PARAMS = {
     "b_h": ("hidden",),
     "w_hh": ("hidden",),
 }
+# Why the time loop cannot run as a scan (gatespec show), or None: then every state is a
+# linear recurrence, s_t = a_t * s_{t-1} + b_t, and forward/backward scan over time.
+SCAN_REFUSAL = "not every state is a linear recurrence (h: h' is not affine in h)"
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _T, _B = 0, 1  # the time and batch axes, as size keys that no size name can clash with
 _AXES = {_T: "T", _B: "B"}
@@ -149,18 +152,26 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params, keep_cache=True):
+def _use_scan(scan):
+    """scan=None: scan where the cell allows it; True: scan or refuse; False: step by step."""
+    if scan and SCAN_REFUSAL is not None:
+        raise ValueError(f"scan=True: this cell runs step by step only: {SCAN_REFUSAL}")
+    return SCAN_REFUSAL is None if scan is None else bool(scan)
+
+
+def forward(x, state0, params, keep_cache=True, scan=None):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
     for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
-    with keep_cache=False nothing is saved for backward() and cache is None.
+    with keep_cache=False nothing is saved for backward() and cache is None. scan: run the
+    time loop as a scan (None: where SCAN_REFUSAL is None; False: step by step).
     """
     sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
-    return _forward(x, state0, params, keep_cache, sizes)
+    return _forward(x, state0, params, keep_cache, sizes, _use_scan(scan))
 
 
-def _forward(x, state0, params, keep_cache, sizes):
+def _forward(x, state0, params, keep_cache, sizes, scan=False):
     """forward() on checked arguments."""
     T, B = x.shape[:2]
     dtype = x.dtype
@@ -197,11 +208,13 @@ def _forward(x, state0, params, keep_cache, sizes):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params):
+def backward(d_outputs, d_final_state, cache, params, scan=None):
     """Gradients of a loss L given dL/d(outputs) and dL/d(final_state) (None: zeros).
 
-    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS.
+    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. scan: as forward's
+    (either way of running forward works with either way of running backward).
     """
+    scan = _use_scan(scan)
     if not isinstance(cache, dict) or "sizes" not in cache:
         raise TypeError("cache must be the cache that forward() returned (keep_cache=True)")
     T, B, dtype = cache["shape"]
@@ -248,5 +261,5 @@ def step(x_t, state, params):
     Returns (output, new_state).
     """
     sizes = _check((("x_t", x_t, (_B, "input")), ("state", state, "states")), params)
-    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes)
+    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, False)
     return outputs[0], final_state

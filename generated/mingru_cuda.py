@@ -101,6 +101,40 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
     _extension().launch(KERNELS.index(kernel), n, rows, inputs, outputs, vectors)
 
 
+def _scan(a, b, s0, T):
+    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.
+
+    Chunks of about sqrt(T) steps run side by side from zero, each keeping the running
+    product of its a; one pass over the chunks then carries the state across them.
+    Only products and sums, as in the step-by-step loop: a product that underflows is
+    a weight that vanishes, never a divisor."""
+    shape = (T, *s0.shape)
+    a, b = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape), torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape)
+    L = max(1, int(T ** 0.5))  # steps per chunk
+    C = -(-T // L)  # chunks
+    if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged
+        a = torch.cat([a, s0.new_ones((C * L - T, *s0.shape))])
+        b = torch.cat([b, s0.new_zeros((C * L - T, *s0.shape))])
+    a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)
+    local, prod = s0.new_empty((C, L, *s0.shape)), s0.new_empty((C, L, *s0.shape))
+    local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]
+    for k in range(1, L):  # within each chunk, from zero
+        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]
+        prod[:, k] = a[:, k] * prod[:, k - 1]
+    carry, s = s0.new_empty((C, *s0.shape)), s0
+    for c in range(C):  # across the chunks: the state entering each
+        carry[c] = s
+        s = prod[c, -1] * s + local[c, -1]
+    return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]
+
+
+def _scan_reverse(a, g, s_end, T):
+    """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""
+    shape = (T, *s_end.shape)
+    a, g = torch.as_tensor(a, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape), torch.as_tensor(g, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape)
+    return _scan(a.flip(0), g.flip(0), s_end, T).flip(0)
+
+
 def _outer(dy, a):
     """Sum over all leading axes of the outer products dy_k a_k^T: one matrix product."""
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])

@@ -33,6 +33,9 @@ PARAMS = {
     "W_nx": ("hidden", "input"),
     "b_n": ("hidden",),
 }
+# Why the time loop cannot run as a scan (gatespec show), or None: then every state is a
+# linear recurrence, s_t = a_t * s_{t-1} + b_t, and forward/backward scan over time.
+SCAN_REFUSAL = None
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _T, _B = 0, 1  # the time and batch axes, as size keys that no size name can clash with
 _AXES = {_T: "T", _B: "B"}
@@ -143,6 +146,40 @@ def init_params(sizes, rng=None, dtype=np.float64):
     return params
 
 
+def _scan(a, b, s0, T):
+    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.
+
+    Chunks of about sqrt(T) steps run side by side from zero, each keeping the running
+    product of its a; one pass over the chunks then carries the state across them.
+    Only products and sums, as in the step-by-step loop: a product that underflows is
+    a weight that vanishes, never a divisor."""
+    shape = (T, *s0.shape)
+    a, b = np.broadcast_to(np.asarray(a, s0.dtype), shape), np.broadcast_to(np.asarray(b, s0.dtype), shape)
+    L = max(1, int(T ** 0.5))  # steps per chunk
+    C = -(-T // L)  # chunks
+    if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged
+        a = np.concatenate([a, np.ones((C * L - T, *s0.shape), s0.dtype)])
+        b = np.concatenate([b, np.zeros((C * L - T, *s0.shape), s0.dtype)])
+    a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)
+    local, prod = np.empty((C, L, *s0.shape), s0.dtype), np.empty((C, L, *s0.shape), s0.dtype)
+    local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]
+    for k in range(1, L):  # within each chunk, from zero
+        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]
+        prod[:, k] = a[:, k] * prod[:, k - 1]
+    carry, s = np.empty((C, *s0.shape), s0.dtype), s0
+    for c in range(C):  # across the chunks: the state entering each
+        carry[c] = s
+        s = prod[c, -1] * s + local[c, -1]
+    return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]
+
+
+def _scan_reverse(a, g, s_end, T):
+    """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""
+    shape = (T, *s_end.shape)
+    a, g = np.broadcast_to(np.asarray(a, s_end.dtype), shape), np.broadcast_to(np.asarray(g, s_end.dtype), shape)
+    return _scan(a[::-1], g[::-1], s_end, T)[::-1]
+
+
 def _sigmoid(a, out=None):
     """Logistic function via tanh: exact to rounding, no overflow for any a."""
     out = np.multiply(a, 0.5, out=out)
@@ -162,18 +199,26 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params, keep_cache=True):
+def _use_scan(scan):
+    """scan=None: scan where the cell allows it; True: scan or refuse; False: step by step."""
+    if scan and SCAN_REFUSAL is not None:
+        raise ValueError(f"scan=True: this cell runs step by step only: {SCAN_REFUSAL}")
+    return SCAN_REFUSAL is None if scan is None else bool(scan)
+
+
+def forward(x, state0, params, keep_cache=True, scan=None):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
     for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
-    with keep_cache=False nothing is saved for backward() and cache is None.
+    with keep_cache=False nothing is saved for backward() and cache is None. scan: run the
+    time loop as a scan (None: where SCAN_REFUSAL is None; False: step by step).
     """
     sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
-    return _forward(x, state0, params, keep_cache, sizes)
+    return _forward(x, state0, params, keep_cache, sizes, _use_scan(scan))
 
 
-def _forward(x, state0, params, keep_cache, sizes):
+def _forward(x, state0, params, keep_cache, sizes, scan=False):
     """forward() on checked arguments."""
     T, B = x.shape[:2]
     dtype = x.dtype
@@ -199,10 +244,15 @@ def _forward(x, state0, params, keep_cache, sizes):
     n += b_n
     s_h = n*z
 
-    for t in range(T):
-        h_prev = h_all[t]
-        # fused pointwise block: 3 operations
-        np.add(s_h[t], h_prev*(1 - z[t]), out=h_all[t + 1])
+    if scan:  # every state is a linear recurrence: a and b for all steps, then _scan
+        a_h = 1 - z
+        b_h = s_h
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+    else:
+        for t in range(T):
+            h_prev = h_all[t]
+            # fused pointwise block: 3 operations
+            np.add(s_h[t], h_prev*(1 - z[t]), out=h_all[t + 1])
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -218,11 +268,13 @@ def _forward(x, state0, params, keep_cache, sizes):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params):
+def backward(d_outputs, d_final_state, cache, params, scan=None):
     """Gradients of a loss L given dL/d(outputs) and dL/d(final_state) (None: zeros).
 
-    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS.
+    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. scan: as forward's
+    (either way of running forward works with either way of running backward).
     """
+    scan = _use_scan(scan)
     if not isinstance(cache, dict) or "sizes" not in cache:
         raise TypeError("cache must be the cache that forward() returned (keep_cache=True)")
     T, B, dtype = cache["shape"]
@@ -247,14 +299,25 @@ def backward(d_outputs, d_final_state, cache, params):
     d_s_h_all = np.empty((T, B, size_hidden), dtype)
     d_z_all = np.empty((T, B, size_hidden), dtype)
 
-    for t in reversed(range(T)):
-        h_prev = h_all[t]
-        # fused pointwise block: 5 operations
-        np.add(d_h_next, d_outputs[t], out=d_s_h_all[t])
-        _e0 = d_s_h_all[t]
-        np.multiply(_e0, -h_prev, out=d_z_all[t])
-        d_h_prev = _e0*(1 - z[t])
-        d_h_next = d_h_prev
+    if scan:  # the adjoints of the states are linear recurrences too, run backwards
+        alpha_h = 1 - z
+        g_h = d_outputs*(1 - z)
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_next = np.concatenate([d_h_prev_all[1:], d_h_next[None]])
+        _e0 = d_h_next + d_outputs
+        d_z = -_e0*h_all[:-1]
+        d_s_h_all[...] = _e0
+        d_z_all[...] = d_z
+        d_h_next = d_h_prev_all[0]
+    else:
+        for t in reversed(range(T)):
+            h_prev = h_all[t]
+            # fused pointwise block: 5 operations
+            np.add(d_h_next, d_outputs[t], out=d_s_h_all[t])
+            _e0 = d_s_h_all[t]
+            np.multiply(_e0, -h_prev, out=d_z_all[t])
+            d_h_prev = _e0*(1 - z[t])
+            d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
     # fused pointwise block: 6 operations
@@ -280,5 +343,5 @@ def step(x_t, state, params):
     Returns (output, new_state).
     """
     sizes = _check((("x_t", x_t, (_B, "input")), ("state", state, "states")), params)
-    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes)
+    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, False)
     return outputs[0], final_state

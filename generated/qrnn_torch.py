@@ -47,16 +47,51 @@ PARAMS = {
 BIASES = ("b_z", "b_f")
 
 
+def _scan(a, b, s0, T):
+    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.
+
+    Chunks of about sqrt(T) steps run side by side from zero, each keeping the running
+    product of its a; one pass over the chunks then carries the state across them.
+    Only products and sums, as in the step-by-step loop: a product that underflows is
+    a weight that vanishes, never a divisor."""
+    shape = (T, *s0.shape)
+    a, b = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape), torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape)
+    L = max(1, int(T ** 0.5))  # steps per chunk
+    C = -(-T // L)  # chunks
+    if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged
+        a = torch.cat([a, s0.new_ones((C * L - T, *s0.shape))])
+        b = torch.cat([b, s0.new_zeros((C * L - T, *s0.shape))])
+    a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)
+    local, prod = s0.new_empty((C, L, *s0.shape)), s0.new_empty((C, L, *s0.shape))
+    local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]
+    for k in range(1, L):  # within each chunk, from zero
+        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]
+        prod[:, k] = a[:, k] * prod[:, k - 1]
+    carry, s = s0.new_empty((C, *s0.shape)), s0
+    for c in range(C):  # across the chunks: the state entering each
+        carry[c] = s
+        s = prod[c, -1] * s + local[c, -1]
+    return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]
+
+
+def _scan_reverse(a, g, s_end, T):
+    """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""
+    shape = (T, *s_end.shape)
+    a, g = torch.as_tensor(a, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape), torch.as_tensor(g, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape)
+    return _scan(a.flip(0), g.flip(0), s_end, T).flip(0)
+
+
 def _outer(dy, a):
     """Sum over all leading axes of the outer products dy_k a_k^T: one matrix product."""
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def _forward(x, state0, params, keep_cache):
+def _forward(x, state0, params, keep_cache, scan=False):
     """The scheduled forward pass with plain tensor ops (no autograd inside).
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) tensors.
-    Returns (outputs, final_state, cache); cache is None unless keep_cache.
+    Returns (outputs, final_state, cache); cache is None unless keep_cache. scan: run the
+    time loop as a scan (only where SCAN_REFUSAL is None).
     """
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -79,10 +114,15 @@ def _forward(x, state0, params, keep_cache):
     f = torch.sigmoid(b_f + m_fx)
     s_h = z*(1 - f)
 
-    for t in range(T):
-        h_prev = h_all[t]
-        # fused pointwise block: 2 operations
-        torch.add(s_h[t], f[t]*h_prev, out=h_all[t + 1])
+    if scan:  # every state is a linear recurrence: a and b for all steps, then _scan
+        a_h = f
+        b_h = s_h
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+    else:
+        for t in range(T):
+            h_prev = h_all[t]
+            # fused pointwise block: 2 operations
+            torch.add(s_h[t], f[t]*h_prev, out=h_all[t + 1])
 
     final_state = (h_all[T],)
     if not keep_cache:
@@ -97,8 +137,9 @@ def _forward(x, state0, params, keep_cache):
     return h_all[1:], final_state, cache
 
 
-def _backward(d_outputs, d_final_state, cache, params):
-    """The derived backward pass: (dx, d_state0, d_params) from the output gradients."""
+def _backward(d_outputs, d_final_state, cache, params, scan=False):
+    """The derived backward pass: (dx, d_state0, d_params) from the output gradients.
+    scan: as _forward's (either way of running one works with either of the other)."""
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     x = cache["x"]
@@ -114,14 +155,25 @@ def _backward(d_outputs, d_final_state, cache, params):
     d_s_h_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_f_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
-    for t in reversed(range(T)):
-        h_prev = h_all[t]
-        # fused pointwise block: 3 operations
-        torch.add(d_h_next, d_outputs[t], out=d_s_h_all[t])
-        _e0 = d_s_h_all[t]
-        torch.mul(_e0, h_prev, out=d_f_all[t])
-        d_h_prev = _e0*f[t]
-        d_h_next = d_h_prev
+    if scan:  # the adjoints of the states are linear recurrences too, run backwards
+        alpha_h = f
+        g_h = d_outputs*f
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_next = torch.cat([d_h_prev_all[1:], d_h_next[None]])
+        _e0 = d_h_next + d_outputs
+        d_f = _e0*h_all[:-1]
+        d_s_h_all[...] = _e0
+        d_f_all[...] = d_f
+        d_h_next = d_h_prev_all[0]
+    else:
+        for t in reversed(range(T)):
+            h_prev = h_all[t]
+            # fused pointwise block: 3 operations
+            torch.add(d_h_next, d_outputs[t], out=d_s_h_all[t])
+            _e0 = d_s_h_all[t]
+            torch.mul(_e0, h_prev, out=d_f_all[t])
+            d_h_prev = _e0*f[t]
+            d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
     # fused pointwise block: 9 operations
@@ -192,17 +244,28 @@ class _Fused(torch.autograd.Function):
         return (None, dx, *d_state0, *(d_params[name] for name in PARAMS))
 
 
-# This module's own torch-ops implementation, in the shape of a kernel backend.
+# This module's own torch-ops implementation, in the shape of a kernel backend: step by
+# step, or (where every state is a linear recurrence) as scans over time.
 _TORCH_OPS = types.SimpleNamespace(forward=_forward, backward=_backward)
-IMPLS = ("auto", "torch", "triton", "cuda", "autograd")
+_TORCH_SCAN = types.SimpleNamespace(forward=functools.partial(_forward, scan=True),
+                                    backward=functools.partial(_backward, scan=True))
+# Why the time loop cannot run as a scan (gatespec show), or None: then impl="scan" exists.
+SCAN_REFUSAL = None
+IMPLS = ("auto", "torch", "scan", "triton", "cuda", "autograd")
 
 
 def _backend(impl, x):
     """The module that runs the fused forward and backward for `impl` on x's device."""
     if impl == "auto":
-        impl = "triton" if x.is_cuda and _sibling_exists("triton") else "torch"
+        impl = ("triton" if x.is_cuda and _sibling_exists("triton")
+                else "scan" if SCAN_REFUSAL is None else "torch")
     if impl == "torch":
         return _TORCH_OPS
+    if impl == "scan":
+        if SCAN_REFUSAL is not None:
+            raise ValueError(f"impl='scan': {CELL_NAME} runs step by step only: {SCAN_REFUSAL}; "
+                             f"use impl='torch' (or 'auto')")
+        return _TORCH_SCAN
     if impl in ("triton", "cuda"):
         # Triton's interpreter (TRITON_INTERPRET=1) runs its kernels on the CPU, for tests
         if not x.is_cuda and not (impl == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
@@ -315,9 +378,11 @@ def _check_cuda_graphs(impl, x):
 def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
-    impl: "torch" runs the schedule with torch ops and the derived backward; "triton" and
-    "cuda" run the same schedule with generated fused kernels (CUDA tensors);
-    "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
+    impl: "torch" runs the schedule with torch ops and the derived backward, step by step;
+    "scan" the same as scans over time (cells whose states are all linear recurrences,
+    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with generated fused kernels
+    (CUDA tensors); "auto" picks triton on CUDA when available, else scan where the cell
+    allows it, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
     replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,

@@ -78,11 +78,12 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def _forward(x, state0, params, keep_cache):
+def _forward(x, state0, params, keep_cache, scan=False):
     """The scheduled forward pass with plain tensor ops (no autograd inside).
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) tensors.
-    Returns (outputs, final_state, cache); cache is None unless keep_cache.
+    Returns (outputs, final_state, cache); cache is None unless keep_cache. scan: run the
+    time loop as a scan (only where SCAN_REFUSAL is None).
     """
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -187,8 +188,9 @@ def _forward(x, state0, params, keep_cache):
     return h_all[1:], final_state, cache
 
 
-def _backward(d_outputs, d_final_state, cache, params):
-    """The derived backward pass: (dx, d_state0, d_params) from the output gradients."""
+def _backward(d_outputs, d_final_state, cache, params, scan=False):
+    """The derived backward pass: (dx, d_state0, d_params) from the output gradients.
+    scan: as _forward's (either way of running one works with either of the other)."""
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     x = cache["x"]
@@ -354,17 +356,28 @@ class _Fused(torch.autograd.Function):
         return (None, dx, *d_state0, *(d_params[name] for name in PARAMS))
 
 
-# This module's own torch-ops implementation, in the shape of a kernel backend.
+# This module's own torch-ops implementation, in the shape of a kernel backend: step by
+# step, or (where every state is a linear recurrence) as scans over time.
 _TORCH_OPS = types.SimpleNamespace(forward=_forward, backward=_backward)
-IMPLS = ("auto", "torch", "triton", "cuda", "autograd")
+_TORCH_SCAN = types.SimpleNamespace(forward=functools.partial(_forward, scan=True),
+                                    backward=functools.partial(_backward, scan=True))
+# Why the time loop cannot run as a scan (gatespec show), or None: then impl="scan" exists.
+SCAN_REFUSAL = "not every state is a linear recurrence (h: f reads h through the matrix W_fh, which mixes its units; c: its update reads the states h, m, so its coefficients are not known before the loop; n: its update reads the states h, m, so its coefficients are not known before the loop; m: m' is not affine in m)"
+IMPLS = ("auto", "torch", "scan", "triton", "cuda", "autograd")
 
 
 def _backend(impl, x):
     """The module that runs the fused forward and backward for `impl` on x's device."""
     if impl == "auto":
-        impl = "triton" if x.is_cuda and _sibling_exists("triton") else "torch"
+        impl = ("triton" if x.is_cuda and _sibling_exists("triton")
+                else "scan" if SCAN_REFUSAL is None else "torch")
     if impl == "torch":
         return _TORCH_OPS
+    if impl == "scan":
+        if SCAN_REFUSAL is not None:
+            raise ValueError(f"impl='scan': {CELL_NAME} runs step by step only: {SCAN_REFUSAL}; "
+                             f"use impl='torch' (or 'auto')")
+        return _TORCH_SCAN
     if impl in ("triton", "cuda"):
         # Triton's interpreter (TRITON_INTERPRET=1) runs its kernels on the CPU, for tests
         if not x.is_cuda and not (impl == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
@@ -477,9 +490,11 @@ def _check_cuda_graphs(impl, x):
 def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
-    impl: "torch" runs the schedule with torch ops and the derived backward; "triton" and
-    "cuda" run the same schedule with generated fused kernels (CUDA tensors);
-    "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
+    impl: "torch" runs the schedule with torch ops and the derived backward, step by step;
+    "scan" the same as scans over time (cells whose states are all linear recurrences,
+    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with generated fused kernels
+    (CUDA tensors); "auto" picks triton on CUDA when available, else scan where the cell
+    allows it, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
     replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,

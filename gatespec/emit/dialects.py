@@ -81,6 +81,47 @@ def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
     }
 
 
+def _scan_helpers(lib: str, as_array: str, new: str, reverse: str) -> dict[str, str]:
+    """The linear recurrence s_t = a_t * s_{t-1} + b_t over all steps (the scan path, see
+    gatespec/emit/scan_lines.py), and its reverse, in an array library's spelling."""
+    return {
+        "_scan": (
+            "def _scan(a, b, s0, T):\n"
+            '    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.\n'
+            "\n"
+            "    Chunks of about sqrt(T) steps run side by side from zero, each keeping the running\n"
+            "    product of its a; one pass over the chunks then carries the state across them.\n"
+            "    Only products and sums, as in the step-by-step loop: a product that underflows is\n"
+            '    a weight that vanishes, never a divisor."""\n'
+            "    shape = (T, *s0.shape)\n"
+            f"    a, b = {as_array.format('a')}, {as_array.format('b')}\n"
+            "    L = max(1, int(T ** 0.5))  # steps per chunk\n"
+            "    C = -(-T // L)  # chunks\n"
+            "    if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged\n"
+            f"        a = {lib}([a, {new.format('ones', '(C * L - T, *s0.shape)')}])\n"
+            f"        b = {lib}([b, {new.format('zeros', '(C * L - T, *s0.shape)')}])\n"
+            "    a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)\n"
+            f"    local, prod = {new.format('empty', '(C, L, *s0.shape)')}, {new.format('empty', '(C, L, *s0.shape)')}\n"
+            "    local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]\n"
+            "    for k in range(1, L):  # within each chunk, from zero\n"
+            "        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]\n"
+            "        prod[:, k] = a[:, k] * prod[:, k - 1]\n"
+            f"    carry, s = {new.format('empty', '(C, *s0.shape)')}, s0\n"
+            "    for c in range(C):  # across the chunks: the state entering each\n"
+            "        carry[c] = s\n"
+            "        s = prod[c, -1] * s + local[c, -1]\n"
+            "    return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]\n"
+        ),
+        "_scan_reverse": (
+            "def _scan_reverse(a, g, s_end, T):\n"
+            '    """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""\n'
+            "    shape = (T, *s_end.shape)\n"
+            f"    a, g = {as_array.format('a').replace('s0', 's_end')}, {as_array.format('g').replace('s0', 's_end')}\n"
+            f"    return {reverse.format('_scan(' + reverse.format('a') + ', ' + reverse.format('g') + ', s_end, T)')}\n"
+        ),
+    }
+
+
 def _hard_sigmoid(clip: str) -> Callable[[list[str], tuple], str]:
     """clip(a / 6 + 1/2, 0, 1), with the operand grouped when it is a sum (`u - c`)."""
 
@@ -132,8 +173,10 @@ NUMPY = Dialect(
         "_softsign": "def _softsign(a):\n    return a / (1 + np.abs(a))\n",
         "_silu": "def _silu(a):\n    return a * _sigmoid(a)\n",
         **_layernorm_helpers("axis=-1, keepdims=True", "1 / np.sqrt"),
+        **_scan_helpers("np.concatenate", "np.broadcast_to(np.asarray({0}, s0.dtype), shape)",
+                        "np.{0}({1}, s0.dtype)", "{0}[::-1]"),
     },
-    helper_needs={"_silu": ["_sigmoid"]},
+    helper_needs={"_silu": ["_sigmoid"], "_scan_reverse": ["_scan"]},
     empty_fmt="np.empty(({shape}), dtype)",
     zeros_fmt="np.zeros(({shape}), dtype)",
     concat_fmt="np.concatenate([{items}])",
@@ -199,7 +242,10 @@ TORCH = Dialect(
             "    return torch.logaddexp(a, torch.zeros((), dtype=a.dtype, device=a.device))\n"
         ),
         **_layernorm_helpers("dim=-1, keepdim=True", "torch.rsqrt"),
+        **_scan_helpers("torch.cat", "torch.as_tensor({0}, dtype=s0.dtype, device=s0.device).broadcast_to(shape)",
+                        "s0.new_{0}({1})", "{0}.flip(0)"),
     },
+    helper_needs={"_scan_reverse": ["_scan"]},
     empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",
     zeros_fmt="torch.zeros(({shape}), dtype=dtype, device=device)",
     concat_fmt="torch.cat([{items}])",

@@ -6,6 +6,7 @@ from gatespec import __version__
 from gatespec.emit.dialects import Dialect
 from gatespec.emit.escape import py_str
 from gatespec.emit.lines import ModuleLines, drop_unused_bindings, prune_assignments
+from gatespec.emit.scan_lines import ScanLines, scan_refusal
 from gatespec.schedule import Plan
 
 VERSION = __version__
@@ -23,6 +24,10 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
     loop_backward = lines.ops_lines(plan.loop_backward, loop=True, backward=True)
     loop_backward = drop_unused_bindings(loop_backward, lines.bindings, lines.carry_lines())
     static_backward = lines.ops_lines(plan.static_backward, loop=False, backward=True)
+    refusal = scan_refusal(lines)
+    scan_forward = scan_backward = []
+    if refusal is None:
+        scan_forward, scan_backward = ScanLines(lines).forward(), ScanLines(lines).backward()
     params = [
         {
             "name": p.name,
@@ -44,7 +49,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         input_grad])
     output_size = lines.size_var(plan.derived.node(cell.output).size)
     backward_body = [*backward_allocs, *backward_loads, *loop_backward, *carry_lines,
-                     *static_backward, *weight_grad_lines, input_grad]
+                     *scan_backward, *static_backward, *weight_grad_lines, input_grad]
     backward_setup = prune_assignments(
         [*cache_loads, *lines.size_lines(backward=True), *param_loads, *lines.stack_lines()],
         # the NumPy backward makes zeros for gradients passed as None; torch passes zeros
@@ -69,7 +74,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "forward_setup": prune_assignments(
             [*lines.size_lines(), *param_loads, *lines.stack_lines()],
             [*lines.forward_allocs(), *lines.forward_cache_allocs(), *static_forward,
-             *loop_forward, *forward_saves, lines.outputs_expr(),
+             *loop_forward, *forward_saves, *scan_forward, lines.outputs_expr(),
              f"state0 = {lines.size_var(cell.states[0].size)}"],
         ) + lines.forward_allocs(),
         "forward_cache_allocs": lines.forward_cache_allocs(),
@@ -77,6 +82,9 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "state_loads": prune_assignments([f"{s.name} = {s.label}_all[t]" for s in cell.states],
                                          [*loop_forward, *forward_saves]),
         "static_forward": static_forward,
+        "scan_refusal": refusal,
+        "scan_forward": scan_forward,
+        "scan_backward": scan_backward,
         "loop_forward": loop_forward,
         "forward_saves": forward_saves,
         "cache_entries": lines.cache_entries(),
