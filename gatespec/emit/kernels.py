@@ -4,10 +4,16 @@ one kernel per vector size (Triton or CUDA C), launched over the flattened (B, n
 `KernelLines` prints the same forward and backward functions as the PyTorch target,
 except that each per-step block is a kernel launch; GEMMs stay with torch (cuBLAS),
 and so does the input-only work, which runs once over the whole sequence.
+
+Variable-length batches: step t works on its active rows only, the prefix `[:rows]` of
+every per-step array (rows = batch_sizes[t], or B), so its GEMMs and launches cost what
+the real steps do. Buffers start at zero then (the driver's `alloc`), which keeps the
+outputs and adjoints of inactive positions zero for the sums over all steps.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -85,14 +91,14 @@ class KernelLines(ModuleLines):
                 if out in slots:
                     targets.append(slots[out])
                 else:
-                    lines.append(f"{out} = torch.empty((B, {self.size_var(size)}), "
+                    lines.append(f"{out} = torch.empty((rows, {self.size_var(size)}), "
                                  "dtype=dtype, device=device)")
                     targets.append(out)
             args = ", ".join(self.print(printer, ir.symbol(r)) for r in inputs)
             outs = ", ".join(targets)
             vecs = ", ".join(vectors)
             ref = f'"{kernel.name}"' if self.quote_names else kernel.name
-            lines.append(f"_launch({ref}, {self.size_var(size)}, B, [{args}], "
+            lines.append(f"_launch({ref}, {self.size_var(size)}, rows, [{args}], "
                          f"[{outs}], [{vecs}])")
             filled.update(targets)
             for out, target in zip(outputs, targets, strict=True):
@@ -104,6 +110,36 @@ class KernelLines(ModuleLines):
             if self.store_slot(st, loop) not in filled:
                 lines.append(f"{self.store_slot(st, loop)} = {self.print(printer, st.value)}")
         return lines
+
+    # -- the active rows of a step (see the module docstring) --------------------------
+    def ops_lines(self, ops, loop: bool, backward: bool) -> list[str]:
+        lines = super().ops_lines(ops, loop, backward)
+        if not loop:
+            return lines
+        self.bindings = {active_rows(b) for b in self.bindings}  # matched against lines
+        return [active_rows(line) for line in lines]
+
+    def forward_saves(self) -> list[str]:
+        return [active_rows(line) for line in super().forward_saves()]
+
+    def backward_loads(self) -> list[str]:
+        return [active_rows(line) for line in super().backward_loads()]
+
+    def carry_lines(self) -> list[str]:
+        lines = "\n".join(super().carry_lines())
+        for s in self.cell.states:  # a zero adjoint, for the active rows
+            size = self.size_var(s.size)
+            lines = lines.replace(self.dx.zeros(f"B, {size}"), self.dx.zeros(f"rows, {size}"))
+        return [active_rows(line) for line in lines.split("\n")]
+
+    def forward_allocs(self) -> list[str]:
+        return [_alloc(line) for line in super().forward_allocs()]
+
+    def forward_cache_allocs(self) -> list[str]:
+        return [_alloc(line) for line in super().forward_cache_allocs()]
+
+    def backward_allocs(self) -> list[str]:
+        return [_alloc(line) for line in super().backward_allocs()]
 
     def _size_groups(self, block) -> dict[str, list[tuple[str, sympy.Expr]]]:
         local: dict[str, str] = {}
@@ -144,3 +180,17 @@ def _external_symbols(plan: Plan) -> set[str]:
                  for f in op.adjoint.free_symbols}
     external |= set(plan.cell.updates.values()) | {plan.cell.output} | set(plan.saved_loop)
     return external
+
+
+# a step's index into a (T, B, ...) array: [t], [t + 1], [save_t], or [t, :, columns]
+_STEP_INDEX = re.compile(r"\[(t|t \+ 1|save_t)(\]|, :, )")
+
+
+def active_rows(line: str) -> str:
+    """A loop line with every per-step array cut to the step's active rows."""
+    return _STEP_INDEX.sub(lambda m: f"[{m[1]}, :rows{']' if m[2] == ']' else ', '}", line)
+
+
+def _alloc(line: str) -> str:
+    """A buffer made by the driver's `alloc`: torch.zeros for variable lengths, else empty."""
+    return line.replace("torch.empty(", "alloc(")
