@@ -192,13 +192,13 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         m_rh = mm_h[..., 0:size_hidden]
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         # kernel _k0_fwd: 5 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_rh, m_zh, s_r[t, :rows], s_z[t, :rows]], [r_all[save_t, :rows], z_all[save_t, :rows], n_in1_all[save_t, :rows]], [])
-        z = z_all[save_t, :rows]
+        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_rh, m_zh, s_r[t], s_z[t]], [r_all[save_t], z_all[save_t], n_in1_all[save_t]], [])
+        z = z_all[save_t]
         n_in1 = n_in1_all[save_t, :rows]
         # GEMM: W_nh times n_in1
         m_nh = n_in1 @ W_nh.T
         # kernel _k1_fwd: 6 operations on hidden-sized vectors
-        _launch("_k1_fwd", size_hidden, rows, [h_prev, m_nh, s_n[t, :rows], z], [n_all[save_t, :rows], h_all[t + 1, :rows]], [])
+        _launch("_k1_fwd", size_hidden, rows, [h_prev, m_nh, s_n[t], z], [n_all[save_t], h_all[t + 1]], [])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -250,17 +250,17 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_prev = h_all[t, :rows]
-        r = r_all[t, :rows]
-        z = z_all[t, :rows]
-        n = n_all[t, :rows]
+        h_prev = h_all[t]
+        r = r_all[t]
+        z = z_all[t]
+        n = n_all[t]
         # kernel _k2_bwd: 6 operations on hidden-sized vectors
         _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k2_bwd", size_hidden, rows, [d_h_next, d_outputs[t, :rows], n, z], [_e0, d_mm_n_in1[t, :rows]], [])
+        _launch("_k2_bwd", size_hidden, rows, [d_h_next, d_outputs[t], n, z], [_e0, d_mm_n_in1[t]], [])
         # GEMM: adjoint of W_nh times n_in1
         d_n_in1_gemm = d_mm_n_in1[t, :rows] @ W_nh
         # kernel _k3_bwd: 9 operations on hidden-sized vectors
-        _launch("_k3_bwd", size_hidden, rows, [_e0, d_n_in1_gemm, h_prev, n, r, z], [d_mm_h[t, :rows, size_hidden:2 * size_hidden], d_mm_h[t, :rows, 0:size_hidden]], [])
+        _launch("_k3_bwd", size_hidden, rows, [_e0, d_n_in1_gemm, h_prev, n, r, z], [d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
         # GEMM: adjoint of W_rh, W_zh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         # kernel _k4_bwd: 4 operations on hidden-sized vectors

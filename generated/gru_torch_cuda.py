@@ -194,7 +194,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         m_nh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         # kernel _k0_fwd: 12 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_nh, m_rh, m_zh, s_n[t, :rows], s_r[t, :rows], s_z[t, :rows]], [r_all[save_t, :rows], z_all[save_t, :rows], n_all[save_t, :rows], h_all[t + 1, :rows]], [b_nh])
+        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_nh, m_rh, m_zh, s_n[t], s_r[t], s_z[t]], [r_all[save_t], z_all[save_t], n_all[save_t], h_all[t + 1]], [b_nh])
         m_nh_all[save_t, :rows] = m_nh
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
@@ -247,14 +247,14 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_prev = h_all[t, :rows]
-        r = r_all[t, :rows]
-        z = z_all[t, :rows]
-        m_nh = m_nh_all[t, :rows]
-        n = n_all[t, :rows]
+        h_prev = h_all[t]
+        r = r_all[t]
+        z = z_all[t]
+        m_nh = m_nh_all[t]
+        n = n_all[t]
         # kernel _k1_bwd: 14 operations on hidden-sized vectors
         _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t, :rows], h_prev, m_nh, n, r, z], [_e0, d_s_n_all[t, :rows], d_mm_h[t, :rows, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :rows, size_hidden:2 * size_hidden], d_mm_h[t, :rows, 0:size_hidden]], [b_nh])
+        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t], h_prev, m_nh, n, r, z], [_e0, d_s_n_all[t], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [b_nh])
         # GEMM: adjoint of W_rh, W_zh, W_nh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         # kernel _k2_bwd: 2 operations on hidden-sized vectors

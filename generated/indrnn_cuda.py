@@ -166,9 +166,9 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
 
     for t in range(T):
         rows = steps[t]
-        h_prev = h_all[t, :rows]
+        h_prev = h_all[t]
         # kernel _k0_fwd: 3 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [h_prev, s_h[t, :rows]], [h_all[t + 1, :rows]], [w_hh])
+        _launch("_k0_fwd", size_hidden, rows, [h_prev, s_h[t]], [h_all[t + 1]], [w_hh])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -202,10 +202,10 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_new = h_all[t + 1, :rows]
+        h_new = h_all[t + 1]
         # kernel _k1_bwd: 4 operations on hidden-sized vectors
         d_h_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t, :rows], h_new], [d_s_h_all[t, :rows], d_h_prev], [w_hh])
+        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t], h_new], [d_s_h_all[t], d_h_prev], [w_hh])
         d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.

@@ -185,7 +185,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         m_sh = mm_h[..., 0:size_hidden]
         m_gh = mm_h[..., size_hidden:2 * size_hidden]
         # kernel _k0_fwd: 8 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_gh, m_sh], [g_all[save_t, :rows], h_sigmoid_all[save_t, :rows], sigmoid_s_all[save_t, :rows], h_all[t + 1, :rows]], [])
+        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_gh, m_sh], [g_all[save_t], h_sigmoid_all[save_t], sigmoid_s_all[save_t], h_all[t + 1]], [])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -231,13 +231,13 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_prev = h_all[t, :rows]
-        g = g_all[t, :rows]
-        h_sigmoid = h_sigmoid_all[t, :rows]
-        sigmoid_s = sigmoid_s_all[t, :rows]
+        h_prev = h_all[t]
+        g = g_all[t]
+        h_sigmoid = h_sigmoid_all[t]
+        sigmoid_s = sigmoid_s_all[t]
         # kernel _k1_bwd: 13 operations on hidden-sized vectors
         _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t, :rows], g, h_prev, h_sigmoid, sigmoid_s], [_e0, d_mm_h[t, :rows, size_hidden:2 * size_hidden], d_mm_h[t, :rows, 0:size_hidden]], [])
+        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t], g, h_prev, h_sigmoid, sigmoid_s], [_e0, d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
         # GEMM: adjoint of W_sh, W_gh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         # kernel _k2_bwd: 2 operations on hidden-sized vectors

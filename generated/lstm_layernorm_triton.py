@@ -307,7 +307,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         rows = steps[t]
         save_t = t if keep_cache else 0
         h_prev = h_all[t, :rows]
-        c_prev = c_all[t, :rows]
+        c_prev = c_all[t]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
         mm_h = h_prev @ W_stack_h.T
         m_ih = mm_h[..., 0:size_hidden]
@@ -331,15 +331,15 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         ln_oh_xhat_all[save_t, :rows] = ln_oh_xhat
         ln_oh_rstd_all[save_t, :rows] = ln_oh_rstd
         # kernel _k0_fwd: 11 operations on hidden-sized vectors
-        _launch(_k0_fwd, size_hidden, rows, [c_prev, ln_fh, ln_fx[t, :rows], ln_gh, ln_gx[t, :rows], ln_ih, ln_ix[t, :rows], ln_oh, ln_ox[t, :rows]], [i_all[save_t, :rows], f_all[save_t, :rows], g_all[save_t, :rows], o_all[save_t, :rows], c_all[t + 1, :rows]], [])
-        o = o_all[save_t, :rows]
+        _launch(_k0_fwd, size_hidden, rows, [c_prev, ln_fh, ln_fx[t], ln_gh, ln_gx[t], ln_ih, ln_ix[t], ln_oh, ln_ox[t]], [i_all[save_t], f_all[save_t], g_all[save_t], o_all[save_t], c_all[t + 1]], [])
+        o = o_all[save_t]
         c_new = c_all[t + 1, :rows]
         # layer norm of c_new over its units
         ln_hc, ln_hc_xhat, ln_hc_rstd = _layernorm(c_new, alpha_hc, beta_hc)
         ln_hc_xhat_all[save_t, :rows] = ln_hc_xhat
         ln_hc_rstd_all[save_t, :rows] = ln_hc_rstd
         # kernel _k1_fwd: 2 operations on hidden-sized vectors
-        _launch(_k1_fwd, size_hidden, rows, [ln_hc, o], [tanh_ln_hc_all[save_t, :rows], h_all[t + 1, :rows]], [])
+        _launch(_k1_fwd, size_hidden, rows, [ln_hc, o], [tanh_ln_hc_all[save_t], h_all[t + 1]], [])
 
     final_state = (h_all[T], c_all[T]) if batch_sizes is None else _last_steps((h_all, c_all), steps)
     if not keep_cache:
@@ -449,12 +449,12 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
         d_c_next = _grown(d_c_next, d_final_state[1], rows)
-        c_prev = c_all[t, :rows]
-        i = i_all[t, :rows]
-        f = f_all[t, :rows]
-        g = g_all[t, :rows]
-        o = o_all[t, :rows]
-        tanh_ln_hc = tanh_ln_hc_all[t, :rows]
+        c_prev = c_all[t]
+        i = i_all[t]
+        f = f_all[t]
+        g = g_all[t]
+        o = o_all[t]
+        tanh_ln_hc = tanh_ln_hc_all[t]
         ln_ih_xhat = ln_ih_xhat_all[t, :rows]
         ln_ih_rstd = ln_ih_rstd_all[t, :rows]
         ln_fh_xhat = ln_fh_xhat_all[t, :rows]
@@ -467,13 +467,13 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
         ln_hc_rstd = ln_hc_rstd_all[t, :rows]
         # kernel _k2_bwd: 5 operations on hidden-sized vectors
         _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch(_k2_bwd, size_hidden, rows, [d_h_next, d_outputs[t, :rows], o, tanh_ln_hc], [_e0, d_ln_hc_all[t, :rows]], [])
+        _launch(_k2_bwd, size_hidden, rows, [d_h_next, d_outputs[t], o, tanh_ln_hc], [_e0, d_ln_hc_all[t]], [])
         d_ln_hc = d_ln_hc_all[t, :rows]
         # layer norm of c_new: the adjoint of its input
         d_ln_hc_operand = _layernorm_backward(d_ln_hc, ln_hc_xhat, ln_hc_rstd, alpha_hc)
         # kernel _k3_bwd: 16 operations on hidden-sized vectors
         _e5 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch(_k3_bwd, size_hidden, rows, [_e0, c_prev, d_c_next, d_ln_hc_operand, f, g, i, o, tanh_ln_hc], [d_ln_oh_all[t, :rows], d_ln_gh_all[t, :rows], _e5, d_ln_fh_all[t, :rows], d_ln_ih_all[t, :rows]], [])
+        _launch(_k3_bwd, size_hidden, rows, [_e0, c_prev, d_c_next, d_ln_hc_operand, f, g, i, o, tanh_ln_hc], [d_ln_oh_all[t], d_ln_gh_all[t], _e5, d_ln_fh_all[t], d_ln_ih_all[t]], [])
         _e1 = d_ln_oh_all[t, :rows]
         _e4 = d_ln_gh_all[t, :rows]
         _e6 = d_ln_fh_all[t, :rows]

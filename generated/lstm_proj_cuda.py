@@ -199,7 +199,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         rows = steps[t]
         save_t = t if keep_cache else 0
         h_prev = h_all[t, :rows]
-        c_prev = c_all[t, :rows]
+        c_prev = c_all[t]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
         mm_h = torch.addmm(mm_x[t, :rows], h_prev, W_stack_h.T)  # the input-only sums, plus this product
         m_ih = mm_h[..., 0:size_hidden]
@@ -207,12 +207,12 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         m_gh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # kernel _k0_fwd: 9 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [c_prev, m_fh, m_gh, m_ih, m_oh], [i_all[save_t, :rows], f_all[save_t, :rows], g_all[save_t, :rows], o_all[save_t, :rows], c_all[t + 1, :rows], tanh_c_new_all[save_t, :rows], h_in1_all[save_t, :rows]], [])
+        _launch("_k0_fwd", size_hidden, rows, [c_prev, m_fh, m_gh, m_ih, m_oh], [i_all[save_t], f_all[save_t], g_all[save_t], o_all[save_t], c_all[t + 1], tanh_c_new_all[save_t], h_in1_all[save_t]], [])
         h_in1 = h_in1_all[save_t, :rows]
         # GEMM: W_hc times h_in1
         m_hc = h_in1 @ W_hc.T
         # kernel _k1_fwd: 0 operations on proj-sized vectors
-        _launch("_k1_fwd", size_proj, rows, [m_hc], [h_all[t + 1, :rows]], [])
+        _launch("_k1_fwd", size_proj, rows, [m_hc], [h_all[t + 1]], [])
 
     final_state = (h_all[T], c_all[T]) if batch_sizes is None else _last_steps((h_all, c_all), steps)
     if not keep_cache:
@@ -277,19 +277,19 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
         d_c_next = _grown(d_c_next, d_final_state[1], rows)
-        c_prev = c_all[t, :rows]
-        i = i_all[t, :rows]
-        f = f_all[t, :rows]
-        g = g_all[t, :rows]
-        o = o_all[t, :rows]
-        tanh_c_new = tanh_c_new_all[t, :rows]
+        c_prev = c_all[t]
+        i = i_all[t]
+        f = f_all[t]
+        g = g_all[t]
+        o = o_all[t]
+        tanh_c_new = tanh_c_new_all[t]
         # kernel _k2_bwd: 1 operations on proj-sized vectors
-        _launch("_k2_bwd", size_proj, rows, [d_h_next, d_outputs[t, :rows]], [d_mm_h_in1[t, :rows]], [])
+        _launch("_k2_bwd", size_proj, rows, [d_h_next, d_outputs[t]], [d_mm_h_in1[t]], [])
         # GEMM: adjoint of W_hc times h_in1
         d_h_in1_gemm = d_mm_h_in1[t, :rows] @ W_hc
         # kernel _k3_bwd: 19 operations on hidden-sized vectors
         _e5 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k3_bwd", size_hidden, rows, [c_prev, d_c_next, d_h_in1_gemm, f, g, i, o, tanh_c_new], [d_mm_h[t, :rows, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :rows, 2 * size_hidden:3 * size_hidden], _e5, d_mm_h[t, :rows, size_hidden:2 * size_hidden], d_mm_h[t, :rows, 0:size_hidden]], [])
+        _launch("_k3_bwd", size_hidden, rows, [c_prev, d_c_next, d_h_in1_gemm, f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], _e5, d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         d_h_next = d_h_prev_gemm

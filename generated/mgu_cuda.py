@@ -182,13 +182,13 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         # GEMM: W_fh times h
         m_fh = h_prev @ W_fh.T
         # kernel _k0_fwd: 3 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_fh, s_f[t, :rows]], [f_all[save_t, :rows], n_in1_all[save_t, :rows]], [])
-        f = f_all[save_t, :rows]
+        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_fh, s_f[t]], [f_all[save_t], n_in1_all[save_t]], [])
+        f = f_all[save_t]
         n_in1 = n_in1_all[save_t, :rows]
         # GEMM: W_nh times n_in1
         m_nh = n_in1 @ W_nh.T
         # kernel _k1_fwd: 6 operations on hidden-sized vectors
-        _launch("_k1_fwd", size_hidden, rows, [f, h_prev, m_nh, s_n[t, :rows]], [n_all[save_t, :rows], h_all[t + 1, :rows]], [])
+        _launch("_k1_fwd", size_hidden, rows, [f, h_prev, m_nh, s_n[t]], [n_all[save_t], h_all[t + 1]], [])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -234,16 +234,16 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_prev = h_all[t, :rows]
-        f = f_all[t, :rows]
-        n = n_all[t, :rows]
+        h_prev = h_all[t]
+        f = f_all[t]
+        n = n_all[t]
         # kernel _k2_bwd: 5 operations on hidden-sized vectors
         _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k2_bwd", size_hidden, rows, [d_h_next, d_outputs[t, :rows], f, n], [_e0, d_mm_n_in1[t, :rows]], [])
+        _launch("_k2_bwd", size_hidden, rows, [d_h_next, d_outputs[t], f, n], [_e0, d_mm_n_in1[t]], [])
         # GEMM: adjoint of W_nh times n_in1
         d_n_in1_gemm = d_mm_n_in1[t, :rows] @ W_nh
         # kernel _k3_bwd: 7 operations on hidden-sized vectors
-        _launch("_k3_bwd", size_hidden, rows, [_e0, d_n_in1_gemm, f, h_prev, n], [d_mm_h[t, :rows]], [])
+        _launch("_k3_bwd", size_hidden, rows, [_e0, d_n_in1_gemm, f, h_prev, n], [d_mm_h[t]], [])
         # GEMM: adjoint of W_fh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_fh
         # kernel _k4_bwd: 5 operations on hidden-sized vectors

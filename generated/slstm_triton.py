@@ -268,9 +268,9 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         rows = steps[t]
         save_t = t if keep_cache else 0
         h_prev = h_all[t, :rows]
-        c_prev = c_all[t, :rows]
-        n_prev = n_all[t, :rows]
-        m_prev = m_all[t, :rows]
+        c_prev = c_all[t]
+        n_prev = n_all[t]
+        m_prev = m_all[t]
         # GEMM: W_zh, W_ih, W_fh, W_oh times h
         mm_h = torch.addmm(mm_x[t, :rows], h_prev, W_stack_h.T)  # the input-only sums, plus this product
         m_zh = mm_h[..., 0:size_hidden]
@@ -278,7 +278,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         m_fh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # kernel _k0_fwd: 17 operations on hidden-sized vectors
-        _launch(_k0_fwd, size_hidden, rows, [c_prev, m_fh, m_ih, m_oh, m_prev, m_zh, n_prev], [z_all[save_t, :rows], i_all[save_t, :rows], o_all[save_t, :rows], lf_all[save_t, :rows], m_all[t + 1, :rows], ip_all[save_t, :rows], fp_all[save_t, :rows], c_all[t + 1, :rows], n_all[t + 1, :rows], h_all[t + 1, :rows]], [])
+        _launch(_k0_fwd, size_hidden, rows, [c_prev, m_fh, m_ih, m_oh, m_prev, m_zh, n_prev], [z_all[save_t], i_all[save_t], o_all[save_t], lf_all[save_t], m_all[t + 1], ip_all[save_t], fp_all[save_t], c_all[t + 1], n_all[t + 1], h_all[t + 1]], [])
 
     final_state = (h_all[T], c_all[T], n_all[T], m_all[T]) if batch_sizes is None else _last_steps((h_all, c_all, n_all, m_all), steps)
     if not keep_cache:
@@ -348,22 +348,22 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
         d_c_next = _grown(d_c_next, d_final_state[1], rows)
         d_n_next = _grown(d_n_next, d_final_state[2], rows)
         d_m_next = _grown(d_m_next, d_final_state[3], rows)
-        c_prev = c_all[t, :rows]
-        c_new = c_all[t + 1, :rows]
-        n_prev = n_all[t, :rows]
-        n_new = n_all[t + 1, :rows]
-        m_prev = m_all[t, :rows]
-        z = z_all[t, :rows]
-        i = i_all[t, :rows]
-        o = o_all[t, :rows]
-        lf = lf_all[t, :rows]
-        ip = ip_all[t, :rows]
-        fp = fp_all[t, :rows]
+        c_prev = c_all[t]
+        c_new = c_all[t + 1]
+        n_prev = n_all[t]
+        n_new = n_all[t + 1]
+        m_prev = m_all[t]
+        z = z_all[t]
+        i = i_all[t]
+        o = o_all[t]
+        lf = lf_all[t]
+        ip = ip_all[t]
+        fp = fp_all[t]
         # kernel _k1_bwd: 37 operations on hidden-sized vectors
         _e10 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
         d_n_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
         d_c_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch(_k1_bwd, size_hidden, rows, [c_new, c_prev, d_c_next, d_h_next, d_m_next, d_n_next, d_outputs[t, :rows], fp, i, ip, lf, m_prev, n_new, n_prev, o, z], [d_mm_h[t, :rows, 3 * size_hidden:4 * size_hidden], _e10, d_mm_h[t, :rows, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :rows, size_hidden:2 * size_hidden], d_mm_h[t, :rows, 0:size_hidden], d_n_prev, d_c_prev], [])
+        _launch(_k1_bwd, size_hidden, rows, [c_new, c_prev, d_c_next, d_h_next, d_m_next, d_n_next, d_outputs[t], fp, i, ip, lf, m_prev, n_new, n_prev, o, z], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], _e10, d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden], d_n_prev, d_c_prev], [])
         # GEMM: adjoint of W_zh, W_ih, W_fh, W_oh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         d_h_next = d_h_prev_gemm

@@ -144,7 +144,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
         # GEMM: W_hh times h
         m_hh = torch.addmm(m_hx[t, :rows], h_prev, W_hh.T)  # the input-only sums, plus this product
         # kernel _k0_fwd: 1 operations on hidden-sized vectors
-        _launch(_k0_fwd, size_hidden, rows, [m_hh], [h_all[t + 1, :rows]], [])
+        _launch(_k0_fwd, size_hidden, rows, [m_hh], [h_all[t + 1]], [])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -179,9 +179,9 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_new = h_all[t + 1, :rows]
+        h_new = h_all[t + 1]
         # kernel _k1_bwd: 4 operations on hidden-sized vectors
-        _launch(_k1_bwd, size_hidden, rows, [d_h_next, d_outputs[t, :rows], h_new], [d_mm_h[t, :rows]], [])
+        _launch(_k1_bwd, size_hidden, rows, [d_h_next, d_outputs[t], h_new], [d_mm_h[t]], [])
         # GEMM: adjoint of W_hh times h
         d_h_prev_gemm = d_mm_h[t, :rows] @ W_hh
         d_h_next = d_h_prev_gemm

@@ -181,9 +181,9 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     for t in range(T):
         rows = steps[t]
         save_t = t if keep_cache else 0
-        c_prev = c_all[t, :rows]
+        c_prev = c_all[t]
         # kernel _k0_fwd: 14 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [c_prev, s_f[t, :rows], s_r[t, :rows], u[t, :rows], x[t, :rows]], [f_all[save_t, :rows], r_all[save_t, :rows], c_all[t + 1, :rows], outputs[t, :rows]], [w_fc, w_rc])
+        _launch("_k0_fwd", size_hidden, rows, [c_prev, s_f[t], s_r[t], u[t], x[t]], [f_all[save_t], r_all[save_t], c_all[t + 1], outputs[t]], [w_fc, w_rc])
 
     final_state = (c_all[T],) if batch_sizes is None else _last_steps((c_all,), steps)
     if not keep_cache:
@@ -230,13 +230,13 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         rows = steps[t]
         d_c_next = _grown(d_c_next, d_final_state[0], rows)
-        c_prev = c_all[t, :rows]
-        c_new = c_all[t + 1, :rows]
-        f = f_all[t, :rows]
-        r = r_all[t, :rows]
+        c_prev = c_all[t]
+        c_new = c_all[t + 1]
+        f = f_all[t]
+        r = r_all[t]
         # kernel _k1_bwd: 17 operations on hidden-sized vectors
         d_c_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, rows, [c_new, c_prev, d_c_next, d_outputs[t, :rows], f, r, u[t, :rows], x[t, :rows]], [d_s_r_all[t, :rows], d_u_all[t, :rows], d_s_f_all[t, :rows], d_c_prev, d_x_all[t, :rows]], [w_fc, w_rc])
+        _launch("_k1_bwd", size_hidden, rows, [c_new, c_prev, d_c_next, d_outputs[t], f, r, u[t], x[t]], [d_s_r_all[t], d_u_all[t], d_s_f_all[t], d_c_prev, d_x_all[t]], [w_fc, w_rc])
         d_c_next = d_c_prev
 
     # Input-only work and weight gradients, for all time steps at once.

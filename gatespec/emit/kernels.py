@@ -5,10 +5,11 @@ one kernel per vector size (Triton or CUDA C), launched over the flattened (B, n
 except that each per-step block is a kernel launch; GEMMs stay with torch (cuBLAS),
 and so does the input-only work, which runs once over the whole sequence.
 
-Variable-length batches: step t works on its active rows only, the prefix `[:rows]` of
-every per-step array (rows = batch_sizes[t], or B), so its GEMMs and launches cost what
-the real steps do. Buffers start at zero then (the driver's `alloc`), which keeps the
-outputs and adjoints of inactive positions zero for the sums over all steps.
+Variable-length batches: step t works on its active rows only, rows = batch_sizes[t] (or
+B), so its GEMMs and launches cost what the real steps do: kernels are launched over `rows`
+rows, and torch ops get the prefix `[:rows]` of each per-step array. Buffers start at zero
+then (the driver's `alloc`): the outputs and adjoints of inactive positions stay zero for
+the sums over all steps.
 """
 
 from __future__ import annotations
@@ -111,26 +112,13 @@ class KernelLines(ModuleLines):
                 lines.append(f"{self.store_slot(st, loop)} = {self.print(printer, st.value)}")
         return lines
 
-    # -- the active rows of a step (see the module docstring) --------------------------
-    def ops_lines(self, ops, loop: bool, backward: bool) -> list[str]:
-        lines = super().ops_lines(ops, loop, backward)
-        if not loop:
-            return lines
-        self.bindings = {active_rows(b) for b in self.bindings}  # matched against lines
-        return [active_rows(line) for line in lines]
-
-    def forward_saves(self) -> list[str]:
-        return [active_rows(line) for line in super().forward_saves()]
-
-    def backward_loads(self) -> list[str]:
-        return [active_rows(line) for line in super().backward_loads()]
-
+    # -- variable lengths (see the module docstring) ---------------------------------
     def carry_lines(self) -> list[str]:
         lines = "\n".join(super().carry_lines())
         for s in self.cell.states:  # a zero adjoint, for the active rows
             size = self.size_var(s.size)
             lines = lines.replace(self.dx.zeros(f"B, {size}"), self.dx.zeros(f"rows, {size}"))
-        return [active_rows(line) for line in lines.split("\n")]
+        return lines.split("\n")
 
     def forward_allocs(self) -> list[str]:
         return [_alloc(line) for line in super().forward_allocs()]
@@ -184,11 +172,30 @@ def _external_symbols(plan: Plan) -> set[str]:
 
 # a step's index into a (T, B, ...) array: [t], [t + 1], [save_t], or [t, :, columns]
 _STEP_INDEX = re.compile(r"\[(t|t \+ 1|save_t)(\]|, :, )")
+# a load of one step's value: `name = array[index]`
+_LOAD = re.compile(r"(\w+) = \w+\[(t|t \+ 1|save_t)(, :, [^\]]*)?\]$")
 
 
 def active_rows(line: str) -> str:
     """A loop line with every per-step array cut to the step's active rows."""
     return _STEP_INDEX.sub(lambda m: f"[{m[1]}, :rows{']' if m[2] == ']' else ', '}", line)
+
+
+def cut_to_active_rows(body: list[str]) -> list[str]:
+    """A loop body with its per-step arrays cut to the step's active rows, except where only
+    kernels read them: a launch is given the row count and touches those rows alone, and
+    each cut is a view made per array and step (host time, even at full length)."""
+    read_elsewhere = set(re.findall(r"\w+", "\n".join(
+        re.sub(r"#.*", "", line.split(" = ", 1)[-1]) for line in body
+        if not line.startswith("_launch("))))
+    kept = []
+    for line in body:
+        load = _LOAD.match(line)
+        if line.startswith("_launch(") or (load and load[1] not in read_elsewhere):
+            kept.append(line)
+        else:
+            kept.append(active_rows(line))
+    return kept
 
 
 def _alloc(line: str) -> str:
