@@ -1,5 +1,6 @@
 """GPU check of the generated kernels: correctness against torch.nn (cuDNN) and the
-autograd reference, then timings against cuDNN. Run on a machine with a CUDA GPU:
+autograd reference, variable-length batches (batch_sizes) of the kernel backends against each
+sequence run alone, then timings against cuDNN. Run on a machine with a CUDA GPU:
 
     python bench/gpu_check.py            # about 3-4 minutes, most of it building the CUDA extensions
     python bench/gpu_check.py --quick    # smaller timing problem, fewer repeats
@@ -87,6 +88,74 @@ def check(modules, device) -> list[str]:
             worst = max(rel(a, b) for a, b in zip(grads, grads_a, strict=True))
             rows.append(f"{cell:14s} {label(impl):12s} vs autograd   out {rel(out, out_a):.1e}"
                         f"   grads {worst:.1e}")
+    return rows
+
+
+def varlen_error(backend, params, x, state0, lengths, graphed=None) -> float:
+    """Worst relative error of a backend on a variable-length batch (batch_sizes, lengths sorted
+    decreasing) against the same backend on each sequence alone: outputs (zero past each
+    sequence's end), final states, and every gradient. With `graphed` (the backend wrapped in
+    _Graphed), the batch runs through it, twice: the second call replays the captured graphs."""
+    T, B = x.shape[:2]
+    batch_sizes = torch.tensor([sum(n > t for n in lengths) for t in range(T)])
+    g = torch.Generator(device=x.device).manual_seed(1)
+    run_batch = graphed or backend
+    for _ in range(2 if graphed else 1):
+        out, fin, cache = run_batch.forward(x, state0, params, True, batch_sizes=batch_sizes)
+    d_out = torch.randn(out.shape, generator=g, device=x.device, dtype=x.dtype)
+    d_fin = tuple(torch.randn(f.shape, generator=g, device=x.device, dtype=x.dtype) for f in fin)
+    for _ in range(2 if graphed else 1):
+        dx, d_state0, d_params = run_batch.backward(d_out, d_fin, cache, params,
+                                                    batch_sizes=batch_sizes)
+    pairs, total = [], {k: torch.zeros_like(v) for k, v in params.items()}
+    for r, n in enumerate(lengths):
+        o1, f1, c1 = backend.forward(x[:n, r:r + 1], tuple(s[r:r + 1] for s in state0), params,
+                                     True)
+        g1 = backend.backward(d_out[:n, r:r + 1].contiguous(), tuple(d[r:r + 1] for d in d_fin),
+                              c1, params)
+        pairs += [(out[:n, r], o1[:, 0]), (dx[:n, r], g1[0][:, 0])]
+        pairs += [(a[r], b[0]) for a, b in zip(fin, f1, strict=True)]
+        pairs += [(a[r], b[0]) for a, b in zip(d_state0, g1[1], strict=True)]
+        if n < T:  # past its end: zero output, zero input gradient
+            pairs += [(out[n:, r], torch.zeros_like(out[n:, r])),
+                      (dx[n:, r], torch.zeros_like(dx[n:, r]))]
+        for k in total:
+            total[k] += g1[2][k]
+    pairs += [(d_params[k], total[k]) for k in total]
+    return max(((a - b).abs().max() / b.abs().max().clamp_min(1.0)).item() for a, b in pairs)
+
+
+def check_varlen(modules, backends, device) -> list[str]:
+    """Each kernel backend (and it under CUDA graphs) with batch_sizes, in float64; backends
+    holds the modules already loaded (the CUDA ones built), by (cell, kind)."""
+    rows = []
+    T, N, H, lengths = 12, 16, 32, [12, 9, 9, 5, 2, 1]
+    for cell in CELLS:
+        torch_module = modules[cell]
+        sizes = {s: 8 for s in torch_module.SIZES} | {"input": N, "hidden": H}
+        g = torch.Generator(device=device).manual_seed(0)
+
+        def randn(*shape, scale=0.5):
+            return scale * torch.randn(*shape, generator=g, device=device, dtype=torch.float64)
+
+        params = {k: randn(*(sizes[s] for s in shape)) for k, shape in torch_module.PARAMS.items()}
+        x = randn(T, len(lengths), sizes[torch_module.INPUT_SIZE], scale=1.0)
+        state0 = tuple(randn(len(lengths), sizes[torch_module.STATE_SIZES[s]])
+                       for s in torch_module.STATES)
+        for kind in ("triton", "cuda"):
+            for graphs in (False, True):
+                name = kind + ("+graph" if graphs else "")
+                try:
+                    backend = backends.get((cell, kind)) or load(f"{cell}_{kind}")
+                    graphed = torch_module._Graphed(backend) if graphs else None
+                    err = varlen_error(backend, params, x, state0, lengths, graphed)
+                except Exception as exc:  # report and go on: one run has to tell everything
+                    rows.append(f"{cell:14s} {name:12s} varlen FAILED: {type(exc).__name__}: "
+                                f"{exc}"[:300])
+                    continue
+                verdict = "ok" if err <= 1e-10 else "WRONG"
+                rows.append(f"{cell:14s} {name:12s} varlen vs each sequence alone (float64) "
+                            f"{err:.1e} {verdict}")
     return rows
 
 
@@ -181,6 +250,8 @@ def main() -> int:
                 print(f"building {module.__name__} failed: {error}"[:2000])
     print(f"built {len(cuda_modules)} CUDA extensions in {time.time() - start:.0f} s", flush=True)
     print("\n".join(check(modules, device)), flush=True)
+    backends = {(cell, "cuda"): m for cell, m in zip(CELLS, cuda_modules, strict=True)}
+    print("\n".join(check_varlen(modules, backends, device)), flush=True)
     # timings with each library's defaults (TF32 allowed for float32, as cuDNN does)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True

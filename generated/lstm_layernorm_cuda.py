@@ -122,11 +122,50 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params, keep_cache):
-    """As lstm_layernorm_torch._forward, with a fused kernel per step and block."""
+def _steps(batch_sizes, T, B):
+    """Each step's count of active rows, as Python ints: B throughout, or batch_sizes (a
+    PackedSequence's: at step t the rows [0, batch_sizes[t]) are active)."""
+    if batch_sizes is None:
+        return [B] * T
+    sizes = torch.as_tensor(batch_sizes)
+    sizes = sizes.tolist() if sizes.dim() == 1 and not sizes.is_floating_point() else None
+    if (sizes is None or len(sizes) != T or (T and (sizes[0] != B or sizes[-1] < 1))
+            or any(a < b for a, b in zip(sizes, sizes[1:]))):
+        raise ValueError(f"batch_sizes must be a 1-D integer tensor of length T={T}, "
+                         f"non-increasing from B={B} to 1 or more (a PackedSequence's); "
+                         f"got {batch_sizes!r}")
+    return sizes
+
+
+def _last_steps(histories, steps):
+    """Each row's state after its own last step, from (T + 1, B, n) histories: the rows
+    [steps[t + 1], steps[t]) end at step t. Slices and one concatenation, no index tensor
+    (nothing to copy to the device while a CUDA graph captures this)."""
+    ends = [(t + 1, steps[t + 1] if t + 1 < len(steps) else 0, steps[t])
+            for t in reversed(range(len(steps)))]
+    ends = [end for end in ends if end[1] < end[2]] or [(0, 0, len(histories[0][0]))]
+    return tuple(torch.cat([h[t, lo:hi] for t, lo, hi in ends]) if len(ends) > 1
+                 else h[ends[0][0]] for h in histories)
+
+
+def _grown(d_next, d_final, rows):
+    """A state's adjoint for a backward step over `rows` rows: the rows carried from the
+    step after, then those whose last step this is, which start from the final state's."""
+    have = d_next.shape[0]
+    if have >= rows:  # the same rows, or the last step, where d_next is d_final itself
+        return d_next if have == rows else d_next[:rows]
+    return torch.cat([d_next, d_final[have:rows]])
+
+
+def forward(x, state0, params, keep_cache, batch_sizes=None):
+    """As lstm_layernorm_torch._forward, with a fused kernel per step and block; with
+    batch_sizes, step t runs on its batch_sizes[t] active rows only."""
     _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
+    steps = _steps(batch_sizes, T, B)
+    # inactive rows leave buffers unwritten: zeros are their outputs, and add nothing to sums
+    alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_ix"].shape[0]
     W_ix = params["W_ix"]
     alpha_ix = params["alpha_ix"]
@@ -152,23 +191,23 @@ def forward(x, state0, params, keep_cache):
     beta_hc = params["beta_hc"]
     W_stack_x = torch.cat([W_ix, W_fx, W_gx, W_ox])
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
-    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    c_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    i_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    tanh_ln_hc_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ln_ih_xhat_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ln_ih_rstd_all = torch.empty((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
-    ln_fh_xhat_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ln_fh_rstd_all = torch.empty((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
-    ln_gh_xhat_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ln_gh_rstd_all = torch.empty((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
-    ln_oh_xhat_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ln_oh_rstd_all = torch.empty((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
-    ln_hc_xhat_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ln_hc_rstd_all = torch.empty((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
+    h_all = alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
+    c_all = alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
+    i_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    f_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    g_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    o_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    tanh_ln_hc_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ln_ih_xhat_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ln_ih_rstd_all = alloc((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
+    ln_fh_xhat_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ln_fh_rstd_all = alloc((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
+    ln_gh_xhat_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ln_gh_rstd_all = alloc((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
+    ln_oh_xhat_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ln_oh_rstd_all = alloc((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
+    ln_hc_xhat_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ln_hc_rstd_all = alloc((T if keep_cache else 1, B, 1), dtype=dtype, device=device)
     h_all[0] = state0[0]
     c_all[0] = state0[1]
 
@@ -189,8 +228,9 @@ def forward(x, state0, params, keep_cache):
     ln_ox, ln_ox_xhat, ln_ox_rstd = _layernorm(m_ox, alpha_ox, 0)
 
     for t in range(T):
+        rows = steps[t]
         save_t = t if keep_cache else 0
-        h_prev = h_all[t]
+        h_prev = h_all[t, :rows]
         c_prev = c_all[t]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
         mm_h = h_prev @ W_stack_h.T
@@ -200,32 +240,32 @@ def forward(x, state0, params, keep_cache):
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # layer norm of m_ih over its units
         ln_ih, ln_ih_xhat, ln_ih_rstd = _layernorm(m_ih, alpha_ih, beta_ih)
-        ln_ih_xhat_all[save_t] = ln_ih_xhat
-        ln_ih_rstd_all[save_t] = ln_ih_rstd
+        ln_ih_xhat_all[save_t, :rows] = ln_ih_xhat
+        ln_ih_rstd_all[save_t, :rows] = ln_ih_rstd
         # layer norm of m_fh over its units
         ln_fh, ln_fh_xhat, ln_fh_rstd = _layernorm(m_fh, alpha_fh, beta_fh)
-        ln_fh_xhat_all[save_t] = ln_fh_xhat
-        ln_fh_rstd_all[save_t] = ln_fh_rstd
+        ln_fh_xhat_all[save_t, :rows] = ln_fh_xhat
+        ln_fh_rstd_all[save_t, :rows] = ln_fh_rstd
         # layer norm of m_gh over its units
         ln_gh, ln_gh_xhat, ln_gh_rstd = _layernorm(m_gh, alpha_gh, beta_gh)
-        ln_gh_xhat_all[save_t] = ln_gh_xhat
-        ln_gh_rstd_all[save_t] = ln_gh_rstd
+        ln_gh_xhat_all[save_t, :rows] = ln_gh_xhat
+        ln_gh_rstd_all[save_t, :rows] = ln_gh_rstd
         # layer norm of m_oh over its units
         ln_oh, ln_oh_xhat, ln_oh_rstd = _layernorm(m_oh, alpha_oh, beta_oh)
-        ln_oh_xhat_all[save_t] = ln_oh_xhat
-        ln_oh_rstd_all[save_t] = ln_oh_rstd
+        ln_oh_xhat_all[save_t, :rows] = ln_oh_xhat
+        ln_oh_rstd_all[save_t, :rows] = ln_oh_rstd
         # kernel _k0_fwd: 11 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, B, [c_prev, ln_fh, ln_fx[t], ln_gh, ln_gx[t], ln_ih, ln_ix[t], ln_oh, ln_ox[t]], [i_all[save_t], f_all[save_t], g_all[save_t], o_all[save_t], c_all[t + 1]], [])
+        _launch("_k0_fwd", size_hidden, rows, [c_prev, ln_fh, ln_fx[t], ln_gh, ln_gx[t], ln_ih, ln_ix[t], ln_oh, ln_ox[t]], [i_all[save_t], f_all[save_t], g_all[save_t], o_all[save_t], c_all[t + 1]], [])
         o = o_all[save_t]
-        c_new = c_all[t + 1]
+        c_new = c_all[t + 1, :rows]
         # layer norm of c_new over its units
         ln_hc, ln_hc_xhat, ln_hc_rstd = _layernorm(c_new, alpha_hc, beta_hc)
-        ln_hc_xhat_all[save_t] = ln_hc_xhat
-        ln_hc_rstd_all[save_t] = ln_hc_rstd
+        ln_hc_xhat_all[save_t, :rows] = ln_hc_xhat
+        ln_hc_rstd_all[save_t, :rows] = ln_hc_rstd
         # kernel _k1_fwd: 2 operations on hidden-sized vectors
-        _launch("_k1_fwd", size_hidden, B, [ln_hc, o], [tanh_ln_hc_all[save_t], h_all[t + 1]], [])
+        _launch("_k1_fwd", size_hidden, rows, [ln_hc, o], [tanh_ln_hc_all[save_t], h_all[t + 1]], [])
 
-    final_state = (h_all[T], c_all[T])
+    final_state = (h_all[T], c_all[T]) if batch_sizes is None else _last_steps((h_all, c_all), steps)
     if not keep_cache:
         return h_all[1:], final_state, None
     cache = {
@@ -260,11 +300,15 @@ def forward(x, state0, params, keep_cache):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params):
-    """As lstm_layernorm_torch._backward, with a fused kernel per step and block."""
+def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
+    """As lstm_layernorm_torch._backward, with a fused kernel per step and block; with
+    batch_sizes, step t runs on its active rows only (the others' adjoints pass through)."""
     _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
+    steps = _steps(batch_sizes, T, B)
+    # zeros at inactive positions: the sums over all steps below read every position
+    alloc = torch.empty if batch_sizes is None else torch.zeros
     x = cache["x"]
     h_all = cache["h_all"]
     c_all = cache["c_all"]
@@ -313,48 +357,51 @@ def backward(d_outputs, d_final_state, cache, params):
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
     d_h_next = d_final_state[0]
     d_c_next = d_final_state[1]
-    d_mm_x = torch.empty((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
-    d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
-    d_ln_hc_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_ih_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_fh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_gh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
-    d_ln_oh_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_mm_x = alloc((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
+    d_mm_h = alloc((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
+    d_ln_hc_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
+    d_ln_ih_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
+    d_ln_fh_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
+    d_ln_gh_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
+    d_ln_oh_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
     d_ln_ox_all = d_ln_oh_all  # the same adjoints
     d_ln_gx_all = d_ln_gh_all  # the same adjoints
     d_ln_fx_all = d_ln_fh_all  # the same adjoints
     d_ln_ix_all = d_ln_ih_all  # the same adjoints
 
     for t in reversed(range(T)):
+        rows = steps[t]
+        d_h_next = _grown(d_h_next, d_final_state[0], rows)
+        d_c_next = _grown(d_c_next, d_final_state[1], rows)
         c_prev = c_all[t]
         i = i_all[t]
         f = f_all[t]
         g = g_all[t]
         o = o_all[t]
         tanh_ln_hc = tanh_ln_hc_all[t]
-        ln_ih_xhat = ln_ih_xhat_all[t]
-        ln_ih_rstd = ln_ih_rstd_all[t]
-        ln_fh_xhat = ln_fh_xhat_all[t]
-        ln_fh_rstd = ln_fh_rstd_all[t]
-        ln_gh_xhat = ln_gh_xhat_all[t]
-        ln_gh_rstd = ln_gh_rstd_all[t]
-        ln_oh_xhat = ln_oh_xhat_all[t]
-        ln_oh_rstd = ln_oh_rstd_all[t]
-        ln_hc_xhat = ln_hc_xhat_all[t]
-        ln_hc_rstd = ln_hc_rstd_all[t]
+        ln_ih_xhat = ln_ih_xhat_all[t, :rows]
+        ln_ih_rstd = ln_ih_rstd_all[t, :rows]
+        ln_fh_xhat = ln_fh_xhat_all[t, :rows]
+        ln_fh_rstd = ln_fh_rstd_all[t, :rows]
+        ln_gh_xhat = ln_gh_xhat_all[t, :rows]
+        ln_gh_rstd = ln_gh_rstd_all[t, :rows]
+        ln_oh_xhat = ln_oh_xhat_all[t, :rows]
+        ln_oh_rstd = ln_oh_rstd_all[t, :rows]
+        ln_hc_xhat = ln_hc_xhat_all[t, :rows]
+        ln_hc_rstd = ln_hc_rstd_all[t, :rows]
         # kernel _k2_bwd: 5 operations on hidden-sized vectors
-        _e0 = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k2_bwd", size_hidden, B, [d_h_next, d_outputs[t], o, tanh_ln_hc], [_e0, d_ln_hc_all[t]], [])
-        d_ln_hc = d_ln_hc_all[t]
+        _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+        _launch("_k2_bwd", size_hidden, rows, [d_h_next, d_outputs[t], o, tanh_ln_hc], [_e0, d_ln_hc_all[t]], [])
+        d_ln_hc = d_ln_hc_all[t, :rows]
         # layer norm of c_new: the adjoint of its input
         d_ln_hc_operand = _layernorm_backward(d_ln_hc, ln_hc_xhat, ln_hc_rstd, alpha_hc)
         # kernel _k3_bwd: 16 operations on hidden-sized vectors
-        _e5 = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k3_bwd", size_hidden, B, [_e0, c_prev, d_c_next, d_ln_hc_operand, f, g, i, o, tanh_ln_hc], [d_ln_oh_all[t], d_ln_gh_all[t], _e5, d_ln_fh_all[t], d_ln_ih_all[t]], [])
-        _e1 = d_ln_oh_all[t]
-        _e4 = d_ln_gh_all[t]
-        _e6 = d_ln_fh_all[t]
-        _e7 = d_ln_ih_all[t]
+        _e5 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+        _launch("_k3_bwd", size_hidden, rows, [_e0, c_prev, d_c_next, d_ln_hc_operand, f, g, i, o, tanh_ln_hc], [d_ln_oh_all[t], d_ln_gh_all[t], _e5, d_ln_fh_all[t], d_ln_ih_all[t]], [])
+        _e1 = d_ln_oh_all[t, :rows]
+        _e4 = d_ln_gh_all[t, :rows]
+        _e6 = d_ln_fh_all[t, :rows]
+        _e7 = d_ln_ih_all[t, :rows]
         # layer norm of m_ih: the adjoint of its input
         d_ln_ih_operand = _layernorm_backward(_e7, ln_ih_xhat, ln_ih_rstd, alpha_ih)
         # layer norm of m_fh: the adjoint of its input
@@ -363,12 +410,12 @@ def backward(d_outputs, d_final_state, cache, params):
         d_ln_gh_operand = _layernorm_backward(_e4, ln_gh_xhat, ln_gh_rstd, alpha_gh)
         # layer norm of m_oh: the adjoint of its input
         d_ln_oh_operand = _layernorm_backward(_e1, ln_oh_xhat, ln_oh_rstd, alpha_oh)
-        d_mm_h[t, :, 0:size_hidden] = d_ln_ih_operand
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = d_ln_fh_operand
-        d_mm_h[t, :, 2 * size_hidden:3 * size_hidden] = d_ln_gh_operand
-        d_mm_h[t, :, 3 * size_hidden:4 * size_hidden] = d_ln_oh_operand
+        d_mm_h[t, :rows, 0:size_hidden] = d_ln_ih_operand
+        d_mm_h[t, :rows, size_hidden:2 * size_hidden] = d_ln_fh_operand
+        d_mm_h[t, :rows, 2 * size_hidden:3 * size_hidden] = d_ln_gh_operand
+        d_mm_h[t, :rows, 3 * size_hidden:4 * size_hidden] = d_ln_oh_operand
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
-        d_h_prev_gemm = d_mm_h[t] @ W_stack_h
+        d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         d_h_next = d_h_prev_gemm
         d_c_next = _e5
 

@@ -593,17 +593,29 @@ class _Graphed:
         return _unflatten(result, (t.clone() for t in _flatten(result)
                                    if isinstance(t, torch.Tensor)))
 
-    def forward(self, x, state0, params, keep_cache):
+    # batch_sizes is part of the key: each step's row count is baked into the captured
+    # launches, so each distinct set of lengths captures (and keeps) a graph of its own
+    def forward(self, x, state0, params, keep_cache, batch_sizes=None):
+        sizes, kw = _sizes_key(batch_sizes)
         key = ("forward", tuple(x.shape), x.dtype, keep_cache,
-               tuple(p.data_ptr() for p in params.values()))
-        return self._run(key, lambda *a: self.backend.forward(*a, keep_cache), x,
+               tuple(p.data_ptr() for p in params.values()), sizes)
+        return self._run(key, lambda *a: self.backend.forward(*a, keep_cache, **kw), x,
                          tuple(state0), params)
 
-    def backward(self, d_outputs, d_final_state, cache, params):
+    def backward(self, d_outputs, d_final_state, cache, params, batch_sizes=None):
+        sizes, kw = _sizes_key(batch_sizes)
         key = ("backward", tuple(d_outputs.shape), d_outputs.dtype,
-               tuple(p.data_ptr() for p in params.values()))
-        return self._run(key, self.backend.backward, d_outputs, tuple(d_final_state), cache,
-                         params)
+               tuple(p.data_ptr() for p in params.values()), sizes)
+        return self._run(key, lambda *a: self.backend.backward(*a, **kw), d_outputs,
+                         tuple(d_final_state), cache, params)
+
+
+def _sizes_key(batch_sizes):
+    """batch_sizes as part of a graph's key (None for full lengths), and the keywords the
+    backend gets: none for full lengths, as run_layer passes them."""
+    if batch_sizes is None:
+        return None, {}
+    return tuple(batch_sizes.tolist()), {"batch_sizes": batch_sizes}
 
 
 def _flatten(value):

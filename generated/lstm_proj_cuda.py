@@ -106,11 +106,50 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params, keep_cache):
-    """As lstm_proj_torch._forward, with a fused kernel per step and block."""
+def _steps(batch_sizes, T, B):
+    """Each step's count of active rows, as Python ints: B throughout, or batch_sizes (a
+    PackedSequence's: at step t the rows [0, batch_sizes[t]) are active)."""
+    if batch_sizes is None:
+        return [B] * T
+    sizes = torch.as_tensor(batch_sizes)
+    sizes = sizes.tolist() if sizes.dim() == 1 and not sizes.is_floating_point() else None
+    if (sizes is None or len(sizes) != T or (T and (sizes[0] != B or sizes[-1] < 1))
+            or any(a < b for a, b in zip(sizes, sizes[1:]))):
+        raise ValueError(f"batch_sizes must be a 1-D integer tensor of length T={T}, "
+                         f"non-increasing from B={B} to 1 or more (a PackedSequence's); "
+                         f"got {batch_sizes!r}")
+    return sizes
+
+
+def _last_steps(histories, steps):
+    """Each row's state after its own last step, from (T + 1, B, n) histories: the rows
+    [steps[t + 1], steps[t]) end at step t. Slices and one concatenation, no index tensor
+    (nothing to copy to the device while a CUDA graph captures this)."""
+    ends = [(t + 1, steps[t + 1] if t + 1 < len(steps) else 0, steps[t])
+            for t in reversed(range(len(steps)))]
+    ends = [end for end in ends if end[1] < end[2]] or [(0, 0, len(histories[0][0]))]
+    return tuple(torch.cat([h[t, lo:hi] for t, lo, hi in ends]) if len(ends) > 1
+                 else h[ends[0][0]] for h in histories)
+
+
+def _grown(d_next, d_final, rows):
+    """A state's adjoint for a backward step over `rows` rows: the rows carried from the
+    step after, then those whose last step this is, which start from the final state's."""
+    have = d_next.shape[0]
+    if have >= rows:  # the same rows, or the last step, where d_next is d_final itself
+        return d_next if have == rows else d_next[:rows]
+    return torch.cat([d_next, d_final[have:rows]])
+
+
+def forward(x, state0, params, keep_cache, batch_sizes=None):
+    """As lstm_proj_torch._forward, with a fused kernel per step and block; with
+    batch_sizes, step t runs on its batch_sizes[t] active rows only."""
     _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
+    steps = _steps(batch_sizes, T, B)
+    # inactive rows leave buffers unwritten: zeros are their outputs, and add nothing to sums
+    alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_ix"].shape[0]
     size_proj = params["W_ih"].shape[1]
     W_ix = params["W_ix"]
@@ -128,14 +167,14 @@ def forward(x, state0, params, keep_cache):
     W_hc = params["W_hc"]
     W_stack_x = torch.cat([W_ix, W_fx, W_gx, W_ox])
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
-    h_all = torch.empty((T + 1, B, size_proj), dtype=dtype, device=device)
-    c_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    i_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    tanh_c_new_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    h_in1_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = alloc((T + 1, B, size_proj), dtype=dtype, device=device)
+    c_all = alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
+    i_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    f_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    g_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    o_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    tanh_c_new_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_in1_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
     c_all[0] = state0[1]
 
@@ -157,24 +196,25 @@ def forward(x, state0, params, keep_cache):
     s_o += b_o
 
     for t in range(T):
+        rows = steps[t]
         save_t = t if keep_cache else 0
-        h_prev = h_all[t]
+        h_prev = h_all[t, :rows]
         c_prev = c_all[t]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
-        mm_h = torch.addmm(mm_x[t], h_prev, W_stack_h.T)  # the input-only sums, plus this product
+        mm_h = torch.addmm(mm_x[t, :rows], h_prev, W_stack_h.T)  # the input-only sums, plus this product
         m_ih = mm_h[..., 0:size_hidden]
         m_fh = mm_h[..., size_hidden:2 * size_hidden]
         m_gh = mm_h[..., 2 * size_hidden:3 * size_hidden]
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # kernel _k0_fwd: 9 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, B, [c_prev, m_fh, m_gh, m_ih, m_oh], [i_all[save_t], f_all[save_t], g_all[save_t], o_all[save_t], c_all[t + 1], tanh_c_new_all[save_t], h_in1_all[save_t]], [])
-        h_in1 = h_in1_all[save_t]
+        _launch("_k0_fwd", size_hidden, rows, [c_prev, m_fh, m_gh, m_ih, m_oh], [i_all[save_t], f_all[save_t], g_all[save_t], o_all[save_t], c_all[t + 1], tanh_c_new_all[save_t], h_in1_all[save_t]], [])
+        h_in1 = h_in1_all[save_t, :rows]
         # GEMM: W_hc times h_in1
         m_hc = h_in1 @ W_hc.T
         # kernel _k1_fwd: 0 operations on proj-sized vectors
-        _launch("_k1_fwd", size_proj, B, [m_hc], [h_all[t + 1]], [])
+        _launch("_k1_fwd", size_proj, rows, [m_hc], [h_all[t + 1]], [])
 
-    final_state = (h_all[T], c_all[T])
+    final_state = (h_all[T], c_all[T]) if batch_sizes is None else _last_steps((h_all, c_all), steps)
     if not keep_cache:
         return h_all[1:], final_state, None
     cache = {
@@ -192,11 +232,15 @@ def forward(x, state0, params, keep_cache):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params):
-    """As lstm_proj_torch._backward, with a fused kernel per step and block."""
+def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
+    """As lstm_proj_torch._backward, with a fused kernel per step and block; with
+    batch_sizes, step t runs on its active rows only (the others' adjoints pass through)."""
     _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
+    steps = _steps(batch_sizes, T, B)
+    # zeros at inactive positions: the sums over all steps below read every position
+    alloc = torch.empty if batch_sizes is None else torch.zeros
     x = cache["x"]
     h_all = cache["h_all"]
     c_all = cache["c_all"]
@@ -221,8 +265,8 @@ def backward(d_outputs, d_final_state, cache, params):
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
     d_h_next = d_final_state[0]
     d_c_next = d_final_state[1]
-    d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
-    d_mm_h_in1 = torch.empty((T, B, W_hc.shape[0]), dtype=dtype, device=device)
+    d_mm_h = alloc((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
+    d_mm_h_in1 = alloc((T, B, W_hc.shape[0]), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_o_all = d_mm_h[..., 3 * size_hidden:4 * size_hidden]  # a view: no copy
     d_s_g_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
@@ -230,6 +274,9 @@ def backward(d_outputs, d_final_state, cache, params):
     d_s_i_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
 
     for t in reversed(range(T)):
+        rows = steps[t]
+        d_h_next = _grown(d_h_next, d_final_state[0], rows)
+        d_c_next = _grown(d_c_next, d_final_state[1], rows)
         c_prev = c_all[t]
         i = i_all[t]
         f = f_all[t]
@@ -237,14 +284,14 @@ def backward(d_outputs, d_final_state, cache, params):
         o = o_all[t]
         tanh_c_new = tanh_c_new_all[t]
         # kernel _k2_bwd: 1 operations on proj-sized vectors
-        _launch("_k2_bwd", size_proj, B, [d_h_next, d_outputs[t]], [d_mm_h_in1[t]], [])
+        _launch("_k2_bwd", size_proj, rows, [d_h_next, d_outputs[t]], [d_mm_h_in1[t]], [])
         # GEMM: adjoint of W_hc times h_in1
-        d_h_in1_gemm = d_mm_h_in1[t] @ W_hc
+        d_h_in1_gemm = d_mm_h_in1[t, :rows] @ W_hc
         # kernel _k3_bwd: 19 operations on hidden-sized vectors
-        _e5 = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k3_bwd", size_hidden, B, [c_prev, d_c_next, d_h_in1_gemm, f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], _e5, d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
+        _e5 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+        _launch("_k3_bwd", size_hidden, rows, [c_prev, d_c_next, d_h_in1_gemm, f, g, i, o, tanh_c_new], [d_mm_h[t, :, 3 * size_hidden:4 * size_hidden], d_mm_h[t, :, 2 * size_hidden:3 * size_hidden], _e5, d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
-        d_h_prev_gemm = d_mm_h[t] @ W_stack_h
+        d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         d_h_next = d_h_prev_gemm
         d_c_next = _e5
 

@@ -106,11 +106,50 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def forward(x, state0, params, keep_cache):
-    """As ugrnn_torch._forward, with a fused kernel per step and block."""
+def _steps(batch_sizes, T, B):
+    """Each step's count of active rows, as Python ints: B throughout, or batch_sizes (a
+    PackedSequence's: at step t the rows [0, batch_sizes[t]) are active)."""
+    if batch_sizes is None:
+        return [B] * T
+    sizes = torch.as_tensor(batch_sizes)
+    sizes = sizes.tolist() if sizes.dim() == 1 and not sizes.is_floating_point() else None
+    if (sizes is None or len(sizes) != T or (T and (sizes[0] != B or sizes[-1] < 1))
+            or any(a < b for a, b in zip(sizes, sizes[1:]))):
+        raise ValueError(f"batch_sizes must be a 1-D integer tensor of length T={T}, "
+                         f"non-increasing from B={B} to 1 or more (a PackedSequence's); "
+                         f"got {batch_sizes!r}")
+    return sizes
+
+
+def _last_steps(histories, steps):
+    """Each row's state after its own last step, from (T + 1, B, n) histories: the rows
+    [steps[t + 1], steps[t]) end at step t. Slices and one concatenation, no index tensor
+    (nothing to copy to the device while a CUDA graph captures this)."""
+    ends = [(t + 1, steps[t + 1] if t + 1 < len(steps) else 0, steps[t])
+            for t in reversed(range(len(steps)))]
+    ends = [end for end in ends if end[1] < end[2]] or [(0, 0, len(histories[0][0]))]
+    return tuple(torch.cat([h[t, lo:hi] for t, lo, hi in ends]) if len(ends) > 1
+                 else h[ends[0][0]] for h in histories)
+
+
+def _grown(d_next, d_final, rows):
+    """A state's adjoint for a backward step over `rows` rows: the rows carried from the
+    step after, then those whose last step this is, which start from the final state's."""
+    have = d_next.shape[0]
+    if have >= rows:  # the same rows, or the last step, where d_next is d_final itself
+        return d_next if have == rows else d_next[:rows]
+    return torch.cat([d_next, d_final[have:rows]])
+
+
+def forward(x, state0, params, keep_cache, batch_sizes=None):
+    """As ugrnn_torch._forward, with a fused kernel per step and block; with
+    batch_sizes, step t runs on its batch_sizes[t] active rows only."""
     _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
+    steps = _steps(batch_sizes, T, B)
+    # inactive rows leave buffers unwritten: zeros are their outputs, and add nothing to sums
+    alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_cx"].shape[0]
     W_cx = params["W_cx"]
     W_ch = params["W_ch"]
@@ -120,9 +159,9 @@ def forward(x, state0, params, keep_cache):
     b_g = params["b_g"]
     W_stack_x = torch.cat([W_cx, W_gx])
     W_stack_h = torch.cat([W_ch, W_gh])
-    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
-    c_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
+    c_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    g_all = alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -137,16 +176,17 @@ def forward(x, state0, params, keep_cache):
     s_g += b_g
 
     for t in range(T):
+        rows = steps[t]
         save_t = t if keep_cache else 0
-        h_prev = h_all[t]
+        h_prev = h_all[t, :rows]
         # GEMM: W_ch, W_gh times h
-        mm_h = torch.addmm(mm_x[t], h_prev, W_stack_h.T)  # the input-only sums, plus this product
+        mm_h = torch.addmm(mm_x[t, :rows], h_prev, W_stack_h.T)  # the input-only sums, plus this product
         m_ch = mm_h[..., 0:size_hidden]
         m_gh = mm_h[..., size_hidden:2 * size_hidden]
         # kernel _k0_fwd: 6 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, B, [h_prev, m_ch, m_gh], [c_all[save_t], g_all[save_t], h_all[t + 1]], [])
+        _launch("_k0_fwd", size_hidden, rows, [h_prev, m_ch, m_gh], [c_all[save_t], g_all[save_t], h_all[t + 1]], [])
 
-    final_state = (h_all[T],)
+    final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
         return h_all[1:], final_state, None
     cache = {
@@ -159,11 +199,15 @@ def forward(x, state0, params, keep_cache):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params):
-    """As ugrnn_torch._backward, with a fused kernel per step and block."""
+def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
+    """As ugrnn_torch._backward, with a fused kernel per step and block; with
+    batch_sizes, step t runs on its active rows only (the others' adjoints pass through)."""
     _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
+    steps = _steps(batch_sizes, T, B)
+    # zeros at inactive positions: the sums over all steps below read every position
+    alloc = torch.empty if batch_sizes is None else torch.zeros
     x = cache["x"]
     h_all = cache["h_all"]
     c_all = cache["c_all"]
@@ -176,23 +220,25 @@ def backward(d_outputs, d_final_state, cache, params):
     W_stack_x = torch.cat([W_cx, W_gx])
     W_stack_h = torch.cat([W_ch, W_gh])
     d_h_next = d_final_state[0]
-    d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
+    d_mm_h = alloc((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_g_all = d_mm_h[..., size_hidden:2 * size_hidden]  # a view: no copy
     d_s_c_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
 
     for t in reversed(range(T)):
+        rows = steps[t]
+        d_h_next = _grown(d_h_next, d_final_state[0], rows)
         h_prev = h_all[t]
         c = c_all[t]
         g = g_all[t]
         # kernel _k1_bwd: 9 operations on hidden-sized vectors
-        _e0 = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, B, [c, d_h_next, d_outputs[t], g, h_prev], [_e0, d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
+        _e0 = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+        _launch("_k1_bwd", size_hidden, rows, [c, d_h_next, d_outputs[t], g, h_prev], [_e0, d_mm_h[t, :, size_hidden:2 * size_hidden], d_mm_h[t, :, 0:size_hidden]], [])
         # GEMM: adjoint of W_ch, W_gh times h
-        d_h_prev_gemm = d_mm_h[t] @ W_stack_h
+        d_h_prev_gemm = d_mm_h[t, :rows] @ W_stack_h
         # kernel _k2_bwd: 2 operations on hidden-sized vectors
-        d_h_prev = torch.empty((B, size_hidden), dtype=dtype, device=device)
-        _launch("_k2_bwd", size_hidden, B, [_e0, d_h_prev_gemm, g], [d_h_prev], [])
+        d_h_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+        _launch("_k2_bwd", size_hidden, rows, [_e0, d_h_prev_gemm, g], [d_h_prev], [])
         d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.

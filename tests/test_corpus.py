@@ -167,6 +167,34 @@ def test_triton_kernels_match_torch_ops(name):
     assert results[name] <= 1e-5
 
 
+_VARLEN_RUNNER = """
+import json, sys, traceback
+import triton_varlen_check
+for path in sys.argv[1:]:
+    try:
+        print(json.dumps([path, triton_varlen_check.check(path)]), flush=True)
+    except Exception:
+        print(json.dumps([path, traceback.format_exc()[-3000:]]), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_triton_variable_lengths_match_each_sequence_alone():
+    """batch_sizes in the Triton backend, for every corpus cell (see triton_varlen_check.py)."""
+    require_module("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"),
+                                          str(ROOT / "tests" / "emit")])}
+    r = subprocess.run([sys.executable, "-c", _VARLEN_RUNNER, *(spec(n) for n in CORPUS)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = {Path(path).stem: value for path, value in map(json.loads, r.stdout.splitlines())}
+    assert set(results) == set(CORPUS)
+    failed = {name: value for name, value in results.items()
+              if isinstance(value, str) or value[0] > 1e-12 or not value[1]}
+    assert not failed, failed
+
+
 # -- 5. ruff on every generated Python file ---------------------------------------------
 
 @pytest.mark.parametrize("name", CORPUS)

@@ -12,7 +12,7 @@ from gatespec import GENERATED_MARK
 from gatespec.emit import escape
 from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
-from gatespec.emit.kernels import KernelLines
+from gatespec.emit.kernels import KernelLines, cut_to_active_rows
 from gatespec.emit.python_module import module_context, tuple_text
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
@@ -102,6 +102,15 @@ def emit_torch(plan: Plan, source_name: str) -> str:
 def _kernel_context(plan: Plan, source_name: str, printer, quote_names: bool) -> dict:
     lines = KernelLines(plan, quote_names)
     context = module_context(plan, TORCH, source_name, lines)
+    for body in (("state_loads", "loop_forward", "forward_saves"),
+                 ("backward_loads", "loop_backward", "carry_lines")):
+        cut = iter(cut_to_active_rows([line for key in body for line in context[key]]))
+        for key in body:
+            context[key] = [next(cut) for _ in context[key]]
+    context["histories"] = [f"{s.label}_all" for s in plan.cell.states]
+    context["forward_alloc"] = "alloc(" in "\n".join([*context["forward_setup"],
+                                                      *context["forward_cache_allocs"]])
+    context["backward_alloc"] = "alloc(" in "\n".join(context["backward_allocs"])
     kernels = []
     for k in lines.kernels:
         printed = [(name, printer.expr(e)) for name, e in k.statements]

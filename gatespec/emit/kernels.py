@@ -4,10 +4,17 @@ one kernel per vector size (Triton or CUDA C), launched over the flattened (B, n
 `KernelLines` prints the same forward and backward functions as the PyTorch target,
 except that each per-step block is a kernel launch; GEMMs stay with torch (cuBLAS),
 and so does the input-only work, which runs once over the whole sequence.
+
+Variable-length batches: step t works on its active rows only, rows = batch_sizes[t] (or
+B), so its GEMMs and launches cost what the real steps do: kernels are launched over `rows`
+rows, and torch ops get the prefix `[:rows]` of each per-step array. Buffers start at zero
+then (the driver's `alloc`): the outputs and adjoints of inactive positions stay zero for
+the sums over all steps.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -85,14 +92,14 @@ class KernelLines(ModuleLines):
                 if out in slots:
                     targets.append(slots[out])
                 else:
-                    lines.append(f"{out} = torch.empty((B, {self.size_var(size)}), "
+                    lines.append(f"{out} = torch.empty((rows, {self.size_var(size)}), "
                                  "dtype=dtype, device=device)")
                     targets.append(out)
             args = ", ".join(self.print(printer, ir.symbol(r)) for r in inputs)
             outs = ", ".join(targets)
             vecs = ", ".join(vectors)
             ref = f'"{kernel.name}"' if self.quote_names else kernel.name
-            lines.append(f"_launch({ref}, {self.size_var(size)}, B, [{args}], "
+            lines.append(f"_launch({ref}, {self.size_var(size)}, rows, [{args}], "
                          f"[{outs}], [{vecs}])")
             filled.update(targets)
             for out, target in zip(outputs, targets, strict=True):
@@ -104,6 +111,23 @@ class KernelLines(ModuleLines):
             if self.store_slot(st, loop) not in filled:
                 lines.append(f"{self.store_slot(st, loop)} = {self.print(printer, st.value)}")
         return lines
+
+    # -- variable lengths (see the module docstring) ---------------------------------
+    def carry_lines(self) -> list[str]:
+        lines = "\n".join(super().carry_lines())
+        for s in self.cell.states:  # a zero adjoint, for the active rows
+            size = self.size_var(s.size)
+            lines = lines.replace(self.dx.zeros(f"B, {size}"), self.dx.zeros(f"rows, {size}"))
+        return lines.split("\n")
+
+    def forward_allocs(self) -> list[str]:
+        return [_alloc(line) for line in super().forward_allocs()]
+
+    def forward_cache_allocs(self) -> list[str]:
+        return [_alloc(line) for line in super().forward_cache_allocs()]
+
+    def backward_allocs(self) -> list[str]:
+        return [_alloc(line) for line in super().backward_allocs()]
 
     def _size_groups(self, block) -> dict[str, list[tuple[str, sympy.Expr]]]:
         local: dict[str, str] = {}
@@ -144,3 +168,36 @@ def _external_symbols(plan: Plan) -> set[str]:
                  for f in op.adjoint.free_symbols}
     external |= set(plan.cell.updates.values()) | {plan.cell.output} | set(plan.saved_loop)
     return external
+
+
+# a step's index into a (T, B, ...) array: [t], [t + 1], [save_t], or [t, :, columns]
+_STEP_INDEX = re.compile(r"\[(t|t \+ 1|save_t)(\]|, :, )")
+# a load of one step's value: `name = array[index]`
+_LOAD = re.compile(r"(\w+) = \w+\[(t|t \+ 1|save_t)(, :, [^\]]*)?\]$")
+
+
+def active_rows(line: str) -> str:
+    """A loop line with every per-step array cut to the step's active rows."""
+    return _STEP_INDEX.sub(lambda m: f"[{m[1]}, :rows{']' if m[2] == ']' else ', '}", line)
+
+
+def cut_to_active_rows(body: list[str]) -> list[str]:
+    """A loop body with its per-step arrays cut to the step's active rows, except where only
+    kernels read them: a launch is given the row count and touches those rows alone, and
+    each cut is a view made per array and step (host time, even at full length)."""
+    read_elsewhere = set(re.findall(r"\w+", "\n".join(
+        re.sub(r"#.*", "", line.split(" = ", 1)[-1]) for line in body
+        if not line.startswith("_launch("))))
+    kept = []
+    for line in body:
+        load = _LOAD.match(line)
+        if line.startswith("_launch(") or (load and load[1] not in read_elsewhere):
+            kept.append(line)
+        else:
+            kept.append(active_rows(line))
+    return kept
+
+
+def _alloc(line: str) -> str:
+    """A buffer made by the driver's `alloc`: torch.zeros for variable lengths, else empty."""
+    return line.replace("torch.empty(", "alloc(")
