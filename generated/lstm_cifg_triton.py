@@ -158,9 +158,15 @@ def _grown(d_next, d_final, rows):
     return torch.cat([d_next, d_final[have:rows]])
 
 
-def forward(x, state0, params, keep_cache, batch_sizes=None):
+# Why the time loop cannot run as a scan (gatespec show), or None: then every state is a
+# linear recurrence and, for batches of full length, forward and backward scan over time.
+SCAN_REFUSAL = "not every state is a linear recurrence (h: f reads h through the matrix W_fh, which mixes its units; c: its update reads the state h, so its coefficients are not known before the loop)"
+
+
+def forward(x, state0, params, keep_cache, batch_sizes=None, scan=None):
     """As lstm_cifg_torch._forward, with a fused kernel per step and block; with
-    batch_sizes, step t runs on its batch_sizes[t] active rows only."""
+    batch_sizes, step t runs on its batch_sizes[t] active rows only. scan (None: where the
+    cell allows it): the time loop as a scan, for batches of full length."""
     _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -231,9 +237,10 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
+def backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=None):
     """As lstm_cifg_torch._backward, with a fused kernel per step and block; with
-    batch_sizes, step t runs on its active rows only (the others' adjoints pass through)."""
+    batch_sizes, step t runs on its active rows only (the others' adjoints pass through).
+    scan: as forward's."""
     _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device

@@ -88,31 +88,46 @@ def _launch(kernel, n, rows, inputs, outputs, vectors):
     kernel[(triton.cdiv(numel, BLOCK),)](n, numel, *args, *vectors, _BLOCK=BLOCK, _COMPUTE=compute)
 
 
-def _scan(a, b, s0, T):
-    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.
+@triton.jit
+def _combine(a1, b1, a2, b2):
+    """Two steps s -> a1 s + b1, then s -> a2 s + b2, as one: s -> a1 a2 s + (a2 b1 + b2)."""
+    return a1 * a2, a2 * b1 + b2
 
-    Chunks of about sqrt(T) steps run side by side from zero, each keeping the running
-    product of its a; one pass over the chunks then carries the state across them.
-    Only products and sums, as in the step-by-step loop: a product that underflows is
-    a weight that vanishes, never a divisor."""
+
+@triton.jit
+def _scan_kernel(_p_a, _p_b, _p_s0, _p_out, _T, _n, _CHUNK: tl.constexpr, _BLOCK: tl.constexpr,
+                 _COMPUTE: tl.constexpr):
+    # columns side by side; time in chunks of _CHUNK steps, each an associative scan from
+    # the state the chunk before left
+    _cols = tl.program_id(0) * _BLOCK + tl.arange(0, _BLOCK)
+    _cmask = _cols < _n
+    carry = tl.load(_p_s0 + _cols, mask=_cmask, other=0.0).to(_COMPUTE)
+    for start in range(0, _T, _CHUNK):
+        _ts = start + tl.arange(0, _CHUNK)
+        _mask = (_ts[:, None] < _T) & _cmask[None, :]
+        _offs = _ts[:, None] * _n + _cols[None, :]
+        a = tl.load(_p_a + _offs, mask=_mask, other=1.0).to(_COMPUTE)
+        b = tl.load(_p_b + _offs, mask=_mask, other=0.0).to(_COMPUTE)
+        a, b = tl.associative_scan((a, b), 0, _combine)
+        s = a * carry[None, :] + b
+        tl.store(_p_out + _offs, s, mask=_mask)
+        _last = tl.minimum(start + _CHUNK, _T) - 1
+        carry = tl.sum(tl.where(_ts[:, None] == _last, s, 0.0), axis=0)
+
+
+def _scan(a, b, s0, T):
+    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0: one kernel, each program
+    a block of units over all steps (associative scans over chunks of 64 steps)."""
     shape = (T, *s0.shape)
-    a, b = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape), torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape)
-    L = max(1, int(T ** 0.5))  # steps per chunk
-    C = -(-T // L)  # chunks
-    if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged
-        a = torch.cat([a, s0.new_ones((C * L - T, *s0.shape))])
-        b = torch.cat([b, s0.new_zeros((C * L - T, *s0.shape))])
-    a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)
-    local, prod = s0.new_empty((C, L, *s0.shape)), s0.new_empty((C, L, *s0.shape))
-    local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]
-    for k in range(1, L):  # within each chunk, from zero
-        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]
-        prod[:, k] = a[:, k] * prod[:, k - 1]
-    carry, s = s0.new_empty((C, *s0.shape)), s0
-    for c in range(C):  # across the chunks: the state entering each
-        carry[c] = s
-        s = prod[c, -1] * s + local[c, -1]
-    return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]
+    a = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape).contiguous()
+    b = torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape).contiguous()
+    out = torch.empty(shape, dtype=s0.dtype, device=s0.device)
+    n = s0.numel()
+    compute = tl.float64 if s0.dtype == torch.float64 else tl.float32
+    block = min(64, triton.next_power_of_2(n))
+    _scan_kernel[(triton.cdiv(n, block),)](a, b, s0.contiguous(), out, T, n, _CHUNK=64,
+                                           _BLOCK=block, _COMPUTE=compute)
+    return out
 
 
 def _scan_reverse(a, g, s_end, T):
@@ -162,9 +177,15 @@ def _grown(d_next, d_final, rows):
     return torch.cat([d_next, d_final[have:rows]])
 
 
-def forward(x, state0, params, keep_cache, batch_sizes=None):
+# Why the time loop cannot run as a scan (gatespec show), or None: then every state is a
+# linear recurrence and, for batches of full length, forward and backward scan over time.
+SCAN_REFUSAL = None
+
+
+def forward(x, state0, params, keep_cache, batch_sizes=None, scan=None):
     """As minlstm_torch._forward, with a fused kernel per step and block; with
-    batch_sizes, step t runs on its batch_sizes[t] active rows only."""
+    batch_sizes, step t runs on its batch_sizes[t] active rows only. scan (None: where the
+    cell allows it): the time loop as a scan, for batches of full length."""
     _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -200,11 +221,17 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     a = torch.sigmoid(logsigmoid_f - logsigmoid_i)
     s_h = n*(1 - a)
 
-    for t in range(T):
-        rows = steps[t]
-        h_prev = h_all[t]
-        # kernel _k0_fwd: 2 operations on hidden-sized vectors
-        _launch(_k0_fwd, size_hidden, rows, [a[t], h_prev, s_h[t]], [h_all[t + 1]], [])
+    if (SCAN_REFUSAL is None if scan is None else scan) and batch_sizes is None:
+        # every state is a linear recurrence: a and b for all steps, then _scan
+        a_h = a
+        b_h = s_h
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+    else:
+        for t in range(T):
+            rows = steps[t]
+            h_prev = h_all[t]
+            # kernel _k0_fwd: 2 operations on hidden-sized vectors
+            _launch(_k0_fwd, size_hidden, rows, [a[t], h_prev, s_h[t]], [h_all[t + 1]], [])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -221,9 +248,10 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
+def backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=None):
     """As minlstm_torch._backward, with a fused kernel per step and block; with
-    batch_sizes, step t runs on its active rows only (the others' adjoints pass through)."""
+    batch_sizes, step t runs on its active rows only (the others' adjoints pass through).
+    scan: as forward's."""
     _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
@@ -246,14 +274,26 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     d_s_h_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
     d_a_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
 
-    for t in reversed(range(T)):
-        rows = steps[t]
-        d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_prev = h_all[t]
-        # kernel _k1_bwd: 3 operations on hidden-sized vectors
-        d_h_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch(_k1_bwd, size_hidden, rows, [a[t], d_h_next, d_outputs[t], h_prev], [d_s_h_all[t], d_a_all[t], d_h_prev], [])
-        d_h_next = d_h_prev
+    if (SCAN_REFUSAL is None if scan is None else scan) and batch_sizes is None:
+        # the adjoints of the states are linear recurrences too, run backwards
+        alpha_h = a
+        g_h = a*d_outputs
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_next = torch.cat([d_h_prev_all[1:], d_h_next[None]])
+        _e0 = d_h_next + d_outputs
+        d_a = _e0*h_all[:-1]
+        d_s_h_all[...] = _e0
+        d_a_all[...] = d_a
+        d_h_next = d_h_prev_all[0]
+    else:
+        for t in reversed(range(T)):
+            rows = steps[t]
+            d_h_next = _grown(d_h_next, d_final_state[0], rows)
+            h_prev = h_all[t]
+            # kernel _k1_bwd: 3 operations on hidden-sized vectors
+            d_h_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+            _launch(_k1_bwd, size_hidden, rows, [a[t], d_h_next, d_outputs[t], h_prev], [d_s_h_all[t], d_a_all[t], d_h_prev], [])
+            d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
     # fused pointwise block: 11 operations

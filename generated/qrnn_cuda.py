@@ -175,9 +175,15 @@ def _grown(d_next, d_final, rows):
     return torch.cat([d_next, d_final[have:rows]])
 
 
-def forward(x, state0, params, keep_cache, batch_sizes=None):
+# Why the time loop cannot run as a scan (gatespec show), or None: then every state is a
+# linear recurrence and, for batches of full length, forward and backward scan over time.
+SCAN_REFUSAL = None
+
+
+def forward(x, state0, params, keep_cache, batch_sizes=None, scan=None):
     """As qrnn_torch._forward, with a fused kernel per step and block; with
-    batch_sizes, step t runs on its batch_sizes[t] active rows only."""
+    batch_sizes, step t runs on its batch_sizes[t] active rows only. scan (None: where the
+    cell allows it): the time loop as a scan, for batches of full length."""
     _check_device(x)
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -203,11 +209,17 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     f = torch.sigmoid(b_f + m_fx)
     s_h = z*(1 - f)
 
-    for t in range(T):
-        rows = steps[t]
-        h_prev = h_all[t]
-        # kernel _k0_fwd: 2 operations on hidden-sized vectors
-        _launch("_k0_fwd", size_hidden, rows, [f[t], h_prev, s_h[t]], [h_all[t + 1]], [])
+    if (SCAN_REFUSAL is None if scan is None else scan) and batch_sizes is None:
+        # every state is a linear recurrence: a and b for all steps, then _scan
+        a_h = f
+        b_h = s_h
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+    else:
+        for t in range(T):
+            rows = steps[t]
+            h_prev = h_all[t]
+            # kernel _k0_fwd: 2 operations on hidden-sized vectors
+            _launch("_k0_fwd", size_hidden, rows, [f[t], h_prev, s_h[t]], [h_all[t + 1]], [])
 
     final_state = (h_all[T],) if batch_sizes is None else _last_steps((h_all,), steps)
     if not keep_cache:
@@ -222,9 +234,10 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     return h_all[1:], final_state, cache
 
 
-def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
+def backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=None):
     """As qrnn_torch._backward, with a fused kernel per step and block; with
-    batch_sizes, step t runs on its active rows only (the others' adjoints pass through)."""
+    batch_sizes, step t runs on its active rows only (the others' adjoints pass through).
+    scan: as forward's."""
     _check_device(d_outputs)
     T, B, dtype = cache["shape"]
     device = d_outputs.device
@@ -244,14 +257,26 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     d_s_h_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
     d_f_all = alloc((T, B, size_hidden), dtype=dtype, device=device)
 
-    for t in reversed(range(T)):
-        rows = steps[t]
-        d_h_next = _grown(d_h_next, d_final_state[0], rows)
-        h_prev = h_all[t]
-        # kernel _k1_bwd: 3 operations on hidden-sized vectors
-        d_h_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
-        _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t], f[t], h_prev], [d_s_h_all[t], d_f_all[t], d_h_prev], [])
-        d_h_next = d_h_prev
+    if (SCAN_REFUSAL is None if scan is None else scan) and batch_sizes is None:
+        # the adjoints of the states are linear recurrences too, run backwards
+        alpha_h = f
+        g_h = d_outputs*f
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_next = torch.cat([d_h_prev_all[1:], d_h_next[None]])
+        _e0 = d_h_next + d_outputs
+        d_f = _e0*h_all[:-1]
+        d_s_h_all[...] = _e0
+        d_f_all[...] = d_f
+        d_h_next = d_h_prev_all[0]
+    else:
+        for t in reversed(range(T)):
+            rows = steps[t]
+            d_h_next = _grown(d_h_next, d_final_state[0], rows)
+            h_prev = h_all[t]
+            # kernel _k1_bwd: 3 operations on hidden-sized vectors
+            d_h_prev = torch.empty((rows, size_hidden), dtype=dtype, device=device)
+            _launch("_k1_bwd", size_hidden, rows, [d_h_next, d_outputs[t], f[t], h_prev], [d_s_h_all[t], d_f_all[t], d_h_prev], [])
+            d_h_next = d_h_prev
 
     # Input-only work and weight gradients, for all time steps at once.
     # fused pointwise block: 9 operations

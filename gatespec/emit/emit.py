@@ -125,8 +125,10 @@ def _kernel_context(plan: Plan, source_name: str, printer, quote_names: bool) ->
 
 
 def emit_triton(plan: Plan, source_name: str) -> str:
-    return render("triton/module.py.jinja",
-                  _kernel_context(plan, source_name, triton_printer(), quote_names=False))
+    context = _kernel_context(plan, source_name, triton_printer(), quote_names=False)
+    # the template defines _scan with a Triton kernel in place of the torch-ops helper
+    context["helpers"] = [h for h in context["helpers"] if not h.startswith("def _scan(")]
+    return render("triton/module.py.jinja", context)
 
 
 def emit_cuda(plan: Plan, source_name: str) -> dict[str, str]:

@@ -61,3 +61,14 @@ def test_variable_lengths_match_each_sequence_alone():
 @pytest.mark.slow
 def test_variable_lengths_match_each_sequence_alone_every_cell():
     check_varlen([n for n in cells.names() if n not in VARLEN_CELLS])
+
+
+def test_scan_kernel_matches_the_step_by_step_kernels():
+    """Cells whose states are linear recurrences scan with tl.associative_scan (forward and
+    backward: two scans per call) and agree with the per-step kernels in float64."""
+    r = run_check("triton_scan_check.py", ["qrnn"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    for line in r.stdout.splitlines():
+        name, err, calls = line.split()
+        assert float(err) <= 1e-12, (name, err)
+        assert int(calls) == 2 * 2, (name, calls)  # forward and backward, two lengths
