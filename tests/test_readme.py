@@ -144,8 +144,8 @@ def _run_sh(block: Block, tmp_path: Path) -> None:
             "<!-- not run: REASON --> or teach tests/test_readme.py to run it")
         r = _gatespec(argv[1:], tmp_path)
         assert r.returncode == 0, f"{block.id}: {shlex.join(argv)}\n{r.stderr}"
-        # every path it says it wrote exists
-        for path in r.stdout.split():
+        # every path a command that writes files says it wrote exists
+        for path in r.stdout.split() if argv[1] in ("generate", "latex", "diagram") else []:
             if "/" in path or "." in path:
                 assert (tmp_path / path).is_file(), f"{block.id}: {path} not written"
 
