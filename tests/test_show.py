@@ -25,3 +25,15 @@ def test_unfused_gemm_has_no_note(capsys):
     text = _show("gru", capsys)
     assert "  [m_rh, m_zh] = h_prev @ [W_rh, W_zh]^T   (one GEMM)\n" in text
     assert "started from" not in text
+
+
+def test_show_says_which_states_are_scanned_and_why_not():
+    """The lines the README quotes."""
+    from gatespec.pipeline import plan_for
+    from gatespec.show import render_plan
+
+    assert "  h: yes (h' = a * h + b, a and b read no state)\n" in render_plan(plan_for("mingru"))
+    lstm = render_plan(plan_for("lstm"))
+    assert "  h: no, f reads h through the matrix W_fh, which mixes its units\n" in lstm
+    assert ("  c: no, its update reads the state h, so its coefficients are not known before "
+            "the loop\n") in lstm
