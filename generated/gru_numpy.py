@@ -223,10 +223,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     dtype = x.dtype
     # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
     order, steps = varlen if varlen is not None else (None, [B] * T)
-    if order is not None:
-        x = x[:, order]
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
         state0 = None if state0 is None else tuple(s[order] for s in state0)
-    _alloc = np.empty if order is None else np.zeros
     size_hidden = params["W_rx"].shape[0]
     W_rx = params["W_rx"]
     W_rh = params["W_rh"]
@@ -239,11 +238,11 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     b_n = params["b_n"]
     W_stack_x = np.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = np.concatenate([W_rh, W_zh])
-    h_all = _alloc((T + 1, B, size_hidden), dtype)
-    r_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    z_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    n_in1_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    n_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
+    h_all = np.empty((T + 1, B, size_hidden), dtype)
+    r_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    z_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    n_in1_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    n_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     h_all[0] = state0[0]
@@ -285,6 +284,10 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         np.add(h_prev*z, n*(1 - z), out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
+            r_all[save_t, bt:] = 0
+            z_all[save_t, bt:] = 0
+            n_in1_all[save_t, bt:] = 0
+            n_all[save_t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]
@@ -343,13 +346,12 @@ def backward(d_outputs, d_final_state, cache, params):
     if d_h_next is None:
         d_h_next = np.zeros((B, size_hidden), dtype)
     order, steps = cache["order"], cache["steps"]
-    _alloc = np.empty if order is None else np.zeros
     if order is not None:  # into forward's sorted order; padded steps send nothing back
         d_outputs = _zero_padding(d_outputs[:, order], steps)
         d_h_next = d_h_next[order]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype)
-    d_mm_h = _alloc((T, B, W_stack_h.shape[0]), dtype)
-    d_mm_n_in1 = _alloc((T, B, W_nh.shape[0]), dtype)
+    d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
+    d_mm_h = np.empty((T, B, W_stack_h.shape[0]), dtype)
+    d_mm_n_in1 = np.empty((T, B, W_nh.shape[0]), dtype)
     d_s_n_all = d_mm_n_in1[..., 0:size_hidden]  # a view: no copy
     d_s_z_all = d_mm_h[..., size_hidden:2 * size_hidden]  # a view: no copy
     d_s_r_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
@@ -357,6 +359,9 @@ def backward(d_outputs, d_final_state, cache, params):
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_mm_h[t, bt:] = 0
+            d_mm_n_in1[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_prev = h_all[t, :bt]

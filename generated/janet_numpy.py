@@ -218,10 +218,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     dtype = x.dtype
     # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
     order, steps = varlen if varlen is not None else (None, [B] * T)
-    if order is not None:
-        x = x[:, order]
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
         state0 = None if state0 is None else tuple(s[order] for s in state0)
-    _alloc = np.empty if order is None else np.zeros
     size_hidden = params["W_sx"].shape[0]
     W_sx = params["W_sx"]
     W_sh = params["W_sh"]
@@ -231,10 +230,10 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     b_g = params["b_g"]
     W_stack_x = np.concatenate([W_sx, W_gx])
     W_stack_h = np.concatenate([W_sh, W_gh])
-    h_all = _alloc((T + 1, B, size_hidden), dtype)
-    g_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    h_sigmoid_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    sigmoid_s_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
+    h_all = np.empty((T + 1, B, size_hidden), dtype)
+    g_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    h_sigmoid_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    sigmoid_s_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     h_all[0] = state0[0]
@@ -269,6 +268,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         np.add(g*(1 - h_sigmoid), h_prev*sigmoid_s, out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
+            g_all[save_t, bt:] = 0
+            h_sigmoid_all[save_t, bt:] = 0
+            sigmoid_s_all[save_t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]
@@ -323,11 +325,10 @@ def backward(d_outputs, d_final_state, cache, params):
     if d_h_next is None:
         d_h_next = np.zeros((B, size_hidden), dtype)
     order, steps = cache["order"], cache["steps"]
-    _alloc = np.empty if order is None else np.zeros
     if order is not None:  # into forward's sorted order; padded steps send nothing back
         d_outputs = _zero_padding(d_outputs[:, order], steps)
         d_h_next = d_h_next[order]
-    d_mm_h = _alloc((T, B, W_stack_h.shape[0]), dtype)
+    d_mm_h = np.empty((T, B, W_stack_h.shape[0]), dtype)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_g_all = d_mm_h[..., size_hidden:2 * size_hidden]  # a view: no copy
     d_s_s_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
@@ -335,6 +336,7 @@ def backward(d_outputs, d_final_state, cache, params):
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_h[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_prev = h_all[t, :bt]

@@ -275,10 +275,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     dtype = x.dtype
     # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
     order, steps = varlen if varlen is not None else (None, [B] * T)
-    if order is not None:
-        x = x[:, order]
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
         state0 = None if state0 is None else tuple(s[order] for s in state0)
-    _alloc = np.empty if order is None else np.zeros
     size_hidden = params["W_ix"].shape[0]
     W_ix = params["W_ix"]
     alpha_ix = params["alpha_ix"]
@@ -304,23 +303,23 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     beta_hc = params["beta_hc"]
     W_stack_x = np.concatenate([W_ix, W_fx, W_gx, W_ox])
     W_stack_h = np.concatenate([W_ih, W_fh, W_gh, W_oh])
-    h_all = _alloc((T + 1, B, size_hidden), dtype)
-    c_all = _alloc((T + 1, B, size_hidden), dtype)
-    i_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    f_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    g_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    o_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    tanh_ln_hc_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    ln_ih_xhat_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    ln_ih_rstd_all = _alloc((T if keep_cache else 1, B, 1), dtype)
-    ln_fh_xhat_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    ln_fh_rstd_all = _alloc((T if keep_cache else 1, B, 1), dtype)
-    ln_gh_xhat_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    ln_gh_rstd_all = _alloc((T if keep_cache else 1, B, 1), dtype)
-    ln_oh_xhat_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    ln_oh_rstd_all = _alloc((T if keep_cache else 1, B, 1), dtype)
-    ln_hc_xhat_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    ln_hc_rstd_all = _alloc((T if keep_cache else 1, B, 1), dtype)
+    h_all = np.empty((T + 1, B, size_hidden), dtype)
+    c_all = np.empty((T + 1, B, size_hidden), dtype)
+    i_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    f_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    g_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    o_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    tanh_ln_hc_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    ln_ih_xhat_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    ln_ih_rstd_all = np.empty((T if keep_cache else 1, B, 1), dtype)
+    ln_fh_xhat_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    ln_fh_rstd_all = np.empty((T if keep_cache else 1, B, 1), dtype)
+    ln_gh_xhat_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    ln_gh_rstd_all = np.empty((T if keep_cache else 1, B, 1), dtype)
+    ln_oh_xhat_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    ln_oh_rstd_all = np.empty((T if keep_cache else 1, B, 1), dtype)
+    ln_hc_xhat_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    ln_hc_rstd_all = np.empty((T if keep_cache else 1, B, 1), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden, size_hidden))
     h_all[0] = state0[0]
@@ -391,6 +390,21 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
             c_all[t + 1, bt:] = c_all[t, bt:]
+            i_all[save_t, bt:] = 0
+            f_all[save_t, bt:] = 0
+            g_all[save_t, bt:] = 0
+            o_all[save_t, bt:] = 0
+            tanh_ln_hc_all[save_t, bt:] = 0
+            ln_ih_xhat_all[save_t, bt:] = 0
+            ln_ih_rstd_all[save_t, bt:] = 0
+            ln_fh_xhat_all[save_t, bt:] = 0
+            ln_fh_rstd_all[save_t, bt:] = 0
+            ln_gh_xhat_all[save_t, bt:] = 0
+            ln_gh_rstd_all[save_t, bt:] = 0
+            ln_oh_xhat_all[save_t, bt:] = 0
+            ln_oh_rstd_all[save_t, bt:] = 0
+            ln_hc_xhat_all[save_t, bt:] = 0
+            ln_hc_rstd_all[save_t, bt:] = 0
 
     final_state = (h_all[T], c_all[T])
     outputs = h_all[1:]
@@ -503,18 +517,17 @@ def backward(d_outputs, d_final_state, cache, params):
     if d_c_next is None:
         d_c_next = np.zeros((B, size_hidden), dtype)
     order, steps = cache["order"], cache["steps"]
-    _alloc = np.empty if order is None else np.zeros
     if order is not None:  # into forward's sorted order; padded steps send nothing back
         d_outputs = _zero_padding(d_outputs[:, order], steps)
         d_h_next = d_h_next[order]
         d_c_next = d_c_next[order]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype)
-    d_mm_h = _alloc((T, B, W_stack_h.shape[0]), dtype)
-    d_ln_hc_all = _alloc((T, B, size_hidden), dtype)
-    d_ln_ih_all = _alloc((T, B, size_hidden), dtype)
-    d_ln_fh_all = _alloc((T, B, size_hidden), dtype)
-    d_ln_gh_all = _alloc((T, B, size_hidden), dtype)
-    d_ln_oh_all = _alloc((T, B, size_hidden), dtype)
+    d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
+    d_mm_h = np.empty((T, B, W_stack_h.shape[0]), dtype)
+    d_ln_hc_all = np.empty((T, B, size_hidden), dtype)
+    d_ln_ih_all = np.empty((T, B, size_hidden), dtype)
+    d_ln_fh_all = np.empty((T, B, size_hidden), dtype)
+    d_ln_gh_all = np.empty((T, B, size_hidden), dtype)
+    d_ln_oh_all = np.empty((T, B, size_hidden), dtype)
     d_ln_ox_all = d_ln_oh_all  # the same adjoints
     d_ln_gx_all = d_ln_gh_all  # the same adjoints
     d_ln_fx_all = d_ln_fh_all  # the same adjoints
@@ -523,6 +536,13 @@ def backward(d_outputs, d_final_state, cache, params):
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_mm_h[t, bt:] = 0
+            d_ln_hc_all[t, bt:] = 0
+            d_ln_ih_all[t, bt:] = 0
+            d_ln_fh_all[t, bt:] = 0
+            d_ln_gh_all[t, bt:] = 0
+            d_ln_oh_all[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
             _carry_c = d_c_next[bt:]

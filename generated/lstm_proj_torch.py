@@ -109,8 +109,6 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_ix"].shape[0]
     size_proj = params["W_ih"].shape[1]
     W_ix = params["W_ix"]
@@ -128,14 +126,14 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     W_hc = params["W_hc"]
     W_stack_x = torch.cat([W_ix, W_fx, W_gx, W_ox])
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
-    h_all = _alloc((T + 1, B, size_proj), dtype=dtype, device=device)
-    c_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    i_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    f_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    g_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    o_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    tanh_c_new_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    h_in1_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = torch.empty((T + 1, B, size_proj), dtype=dtype, device=device)
+    c_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    i_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    tanh_c_new_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_in1_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
     c_all[0] = state0[1]
 
@@ -190,6 +188,12 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
             c_all[t + 1, bt:] = c_all[t, bt:]
+            i_all[save_t, bt:] = 0
+            f_all[save_t, bt:] = 0
+            g_all[save_t, bt:] = 0
+            o_all[save_t, bt:] = 0
+            tanh_c_new_all[save_t, bt:] = 0
+            h_in1_all[save_t, bt:] = 0
 
     final_state = (h_all[T], c_all[T])
     outputs = h_all[1:]
@@ -219,7 +223,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -245,8 +248,8 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     W_stack_h = torch.cat([W_ih, W_fh, W_gh, W_oh])
     d_h_next = d_final_state[0]
     d_c_next = d_final_state[1]
-    d_mm_h = _alloc((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
-    d_mm_h_in1 = _alloc((T, B, W_hc.shape[0]), dtype=dtype, device=device)
+    d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
+    d_mm_h_in1 = torch.empty((T, B, W_hc.shape[0]), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_o_all = d_mm_h[..., 3 * size_hidden:4 * size_hidden]  # a view: no copy
     d_s_g_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
@@ -256,6 +259,8 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_h[t, bt:] = 0
+            d_mm_h_in1[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
             _carry_c = d_c_next[bt:]

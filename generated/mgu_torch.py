@@ -73,8 +73,6 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_fx"].shape[0]
     W_fx = params["W_fx"]
     W_fh = params["W_fh"]
@@ -83,10 +81,10 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     W_nh = params["W_nh"]
     b_n = params["b_n"]
     W_stack_x = torch.cat([W_fx, W_nx])
-    h_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    f_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    n_in1_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    n_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    n_in1_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    n_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -119,6 +117,9 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
         torch.add(f*n, h_prev*(1 - f), out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
+            f_all[save_t, bt:] = 0
+            n_in1_all[save_t, bt:] = 0
+            n_all[save_t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]
@@ -144,7 +145,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -159,15 +159,18 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     W_nh = params["W_nh"]
     W_stack_x = torch.cat([W_fx, W_nx])
     d_h_next = d_final_state[0]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
-    d_mm_h = _alloc((T, B, W_fh.shape[0]), dtype=dtype, device=device)
-    d_mm_n_in1 = _alloc((T, B, W_nh.shape[0]), dtype=dtype, device=device)
+    d_mm_x = torch.empty((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
+    d_mm_h = torch.empty((T, B, W_fh.shape[0]), dtype=dtype, device=device)
+    d_mm_n_in1 = torch.empty((T, B, W_nh.shape[0]), dtype=dtype, device=device)
     d_s_n_all = d_mm_n_in1[..., 0:size_hidden]  # a view: no copy
     d_s_f_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
 
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_mm_h[t, bt:] = 0
+            d_mm_n_in1[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_prev = h_all[t, :bt]

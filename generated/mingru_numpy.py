@@ -213,17 +213,16 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     dtype = x.dtype
     # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
     order, steps = varlen if varlen is not None else (None, [B] * T)
-    if order is not None:
-        x = x[:, order]
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
         state0 = None if state0 is None else tuple(s[order] for s in state0)
-    _alloc = np.empty if order is None else np.zeros
     size_hidden = params["W_zx"].shape[0]
     W_zx = params["W_zx"]
     b_z = params["b_z"]
     W_nx = params["W_nx"]
     b_n = params["b_n"]
     W_stack_x = np.concatenate([W_zx, W_nx])
-    h_all = _alloc((T + 1, B, size_hidden), dtype)
+    h_all = np.empty((T + 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     h_all[0] = state0[0]
@@ -295,17 +294,19 @@ def backward(d_outputs, d_final_state, cache, params):
     if d_h_next is None:
         d_h_next = np.zeros((B, size_hidden), dtype)
     order, steps = cache["order"], cache["steps"]
-    _alloc = np.empty if order is None else np.zeros
     if order is not None:  # into forward's sorted order; padded steps send nothing back
         d_outputs = _zero_padding(d_outputs[:, order], steps)
         d_h_next = d_h_next[order]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype)
-    d_s_h_all = _alloc((T, B, size_hidden), dtype)
-    d_z_all = _alloc((T, B, size_hidden), dtype)
+    d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
+    d_s_h_all = np.empty((T, B, size_hidden), dtype)
+    d_z_all = np.empty((T, B, size_hidden), dtype)
 
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_s_h_all[t, bt:] = 0
+            d_z_all[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_prev = h_all[t, :bt]

@@ -79,8 +79,6 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_fx"].shape[0]
     W_fx = params["W_fx"]
     b_f = params["b_f"]
@@ -89,7 +87,7 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     W_nx = params["W_nx"]
     b_n = params["b_n"]
     W_stack_x = torch.cat([W_fx, W_ix, W_nx])
-    h_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -143,7 +141,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -158,13 +155,16 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     W_nx = params["W_nx"]
     W_stack_x = torch.cat([W_fx, W_ix, W_nx])
     d_h_next = d_final_state[0]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
-    d_s_h_all = _alloc((T, B, size_hidden), dtype=dtype, device=device)
-    d_a_all = _alloc((T, B, size_hidden), dtype=dtype, device=device)
+    d_mm_x = torch.empty((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
+    d_s_h_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_a_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_s_h_all[t, bt:] = 0
+            d_a_all[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_prev = h_all[t, :bt]

@@ -97,8 +97,6 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_zx"].shape[0]
     W_zx = params["W_zx"]
     W_zh = params["W_zh"]
@@ -114,16 +112,16 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     b_o = params["b_o"]
     W_stack_x = torch.cat([W_zx, W_ix, W_fx, W_ox])
     W_stack_h = torch.cat([W_zh, W_ih, W_fh, W_oh])
-    h_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    c_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    n_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    m_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    z_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    i_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    o_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    lf_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    ip_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    fp_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    c_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    n_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    m_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    z_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    i_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    lf_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    ip_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    fp_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
     c_all[0] = state0[1]
     n_all[0] = state0[2]
@@ -185,6 +183,12 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
             c_all[t + 1, bt:] = c_all[t, bt:]
             n_all[t + 1, bt:] = n_all[t, bt:]
             m_all[t + 1, bt:] = m_all[t, bt:]
+            z_all[save_t, bt:] = 0
+            i_all[save_t, bt:] = 0
+            o_all[save_t, bt:] = 0
+            lf_all[save_t, bt:] = 0
+            ip_all[save_t, bt:] = 0
+            fp_all[save_t, bt:] = 0
 
     final_state = (h_all[T], c_all[T], n_all[T], m_all[T])
     outputs = h_all[1:]
@@ -216,7 +220,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -245,7 +248,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     d_c_next = d_final_state[1]
     d_n_next = d_final_state[2]
     d_m_next = d_final_state[3]
-    d_mm_h = _alloc((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
+    d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_o_all = d_mm_h[..., 3 * size_hidden:4 * size_hidden]  # a view: no copy
     d_s_f_all = d_mm_h[..., 2 * size_hidden:3 * size_hidden]  # a view: no copy
@@ -255,6 +258,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_h[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
             _carry_c = d_c_next[bt:]

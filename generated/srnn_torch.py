@@ -75,13 +75,11 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_hx"].shape[0]
     W_hx = params["W_hx"]
     W_hh = params["W_hh"]
     b_h = params["b_h"]
-    h_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -122,7 +120,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -131,13 +128,14 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     W_hx = params["W_hx"]
     W_hh = params["W_hh"]
     d_h_next = d_final_state[0]
-    d_mm_h = _alloc((T, B, W_hh.shape[0]), dtype=dtype, device=device)
+    d_mm_h = torch.empty((T, B, W_hh.shape[0]), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_h_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
 
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_h[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_new = h_all[t + 1, :bt]

@@ -224,10 +224,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     dtype = x.dtype
     # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
     order, steps = varlen if varlen is not None else (None, [B] * T)
-    if order is not None:
-        x = x[:, order]
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
         state0 = None if state0 is None else tuple(s[order] for s in state0)
-    _alloc = np.empty if order is None else np.zeros
     size_hidden = x.shape[-1]
     W_ux = params["W_ux"]
     W_fx = params["W_fx"]
@@ -237,10 +236,10 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
     b_r = params["b_r"]
     w_rc = params["w_rc"]
     W_stack_x = np.concatenate([W_ux, W_fx, W_rx])
-    c_all = _alloc((T + 1, B, size_hidden), dtype)
-    outputs = _alloc((T, B, size_hidden), dtype)
-    f_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
-    r_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype)
+    c_all = np.empty((T + 1, B, size_hidden), dtype)
+    outputs = np.empty((T, B, size_hidden), dtype)
+    f_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
+    r_all = np.empty((T if keep_cache else 1, B, size_hidden), dtype)
     if state0 is None:
         state0 = tuple(np.zeros((B, n), dtype) for n in (size_hidden,))
     c_all[0] = state0[0]
@@ -272,6 +271,8 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         np.add(c_new*r, x[t, :bt]*(1 - r), out=outputs[t, :bt])
         if bt < B:  # the rows past their length keep their states
             c_all[t + 1, bt:] = c_all[t, bt:]
+            f_all[save_t, bt:] = 0
+            r_all[save_t, bt:] = 0
 
     final_state = (c_all[T],)
     outputs = outputs
@@ -326,19 +327,23 @@ def backward(d_outputs, d_final_state, cache, params):
     if d_c_next is None:
         d_c_next = np.zeros((B, size_hidden), dtype)
     order, steps = cache["order"], cache["steps"]
-    _alloc = np.empty if order is None else np.zeros
     if order is not None:  # into forward's sorted order; padded steps send nothing back
         d_outputs = _zero_padding(d_outputs[:, order], steps)
         d_c_next = d_c_next[order]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype)
-    d_s_r_all = _alloc((T, B, size_hidden), dtype)
-    d_s_f_all = _alloc((T, B, size_hidden), dtype)
-    d_u_all = _alloc((T, B, size_hidden), dtype)
-    d_x_all = _alloc((T, B, size_hidden), dtype)
+    d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
+    d_s_r_all = np.empty((T, B, size_hidden), dtype)
+    d_s_f_all = np.empty((T, B, size_hidden), dtype)
+    d_u_all = np.empty((T, B, size_hidden), dtype)
+    d_x_all = np.empty((T, B, size_hidden), dtype)
 
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_s_r_all[t, bt:] = 0
+            d_s_f_all[t, bt:] = 0
+            d_u_all[t, bt:] = 0
+            d_x_all[t, bt:] = 0
             _carry_c = d_c_next[bt:]
             d_c_next = d_c_next[:bt]
         c_prev = c_all[t, :bt]

@@ -81,8 +81,6 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = x.shape[-1]
     W_ux = params["W_ux"]
     W_fx = params["W_fx"]
@@ -92,10 +90,10 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     b_r = params["b_r"]
     w_rc = params["w_rc"]
     W_stack_x = torch.cat([W_ux, W_fx, W_rx])
-    c_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    outputs = _alloc((T, B, size_hidden), dtype=dtype, device=device)
-    f_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    r_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    c_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    outputs = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    r_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     c_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -125,6 +123,8 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
         torch.add(c_new*r, x[t, :bt]*(1 - r), out=outputs[t, :bt])
         if bt < B:  # the rows past their length keep their states
             c_all[t + 1, bt:] = c_all[t, bt:]
+            f_all[save_t, bt:] = 0
+            r_all[save_t, bt:] = 0
 
     final_state = (c_all[T],)
     outputs = outputs
@@ -150,7 +150,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -166,15 +165,20 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     w_rc = params["w_rc"]
     W_stack_x = torch.cat([W_ux, W_fx, W_rx])
     d_c_next = d_final_state[0]
-    d_mm_x = _alloc((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
-    d_s_r_all = _alloc((T, B, size_hidden), dtype=dtype, device=device)
-    d_s_f_all = _alloc((T, B, size_hidden), dtype=dtype, device=device)
-    d_u_all = _alloc((T, B, size_hidden), dtype=dtype, device=device)
-    d_x_all = _alloc((T, B, size_hidden), dtype=dtype, device=device)
+    d_mm_x = torch.empty((T, B, W_stack_x.shape[0]), dtype=dtype, device=device)
+    d_s_r_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_s_f_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_u_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
+    d_x_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_s_r_all[t, bt:] = 0
+            d_s_f_all[t, bt:] = 0
+            d_u_all[t, bt:] = 0
+            d_x_all[t, bt:] = 0
             _carry_c = d_c_next[bt:]
             d_c_next = d_c_next[:bt]
         c_prev = c_all[t, :bt]

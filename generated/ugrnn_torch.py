@@ -73,8 +73,6 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    # rows that no step writes must read as zeros (the backward pass sums over them)
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     size_hidden = params["W_cx"].shape[0]
     W_cx = params["W_cx"]
     W_ch = params["W_ch"]
@@ -84,9 +82,9 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     b_g = params["b_g"]
     W_stack_x = torch.cat([W_cx, W_gx])
     W_stack_h = torch.cat([W_ch, W_gh])
-    h_all = _alloc((T + 1, B, size_hidden), dtype=dtype, device=device)
-    c_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
-    g_all = _alloc((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
+    c_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.
@@ -116,6 +114,8 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
         torch.add(c*(1 - g), g*h_prev, out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
+            c_all[save_t, bt:] = 0
+            g_all[save_t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]
@@ -140,7 +140,6 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     T, B, dtype = cache["shape"]
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
-    _alloc = torch.empty if batch_sizes is None else torch.zeros
     if batch_sizes is not None:
         d_outputs = _zero_padding(d_outputs, batch_sizes)
     x = cache["x"]
@@ -155,7 +154,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     W_stack_x = torch.cat([W_cx, W_gx])
     W_stack_h = torch.cat([W_ch, W_gh])
     d_h_next = d_final_state[0]
-    d_mm_h = _alloc((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
+    d_mm_h = torch.empty((T, B, W_stack_h.shape[0]), dtype=dtype, device=device)
     d_mm_x = d_mm_h  # the same adjoints
     d_s_g_all = d_mm_h[..., size_hidden:2 * size_hidden]  # a view: no copy
     d_s_c_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
@@ -163,6 +162,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     for t in reversed(range(T)):
         bt = steps[t]
         if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_h[t, bt:] = 0
             _carry_h = d_h_next[bt:]
             d_h_next = d_h_next[:bt]
         h_prev = h_all[t, :bt]

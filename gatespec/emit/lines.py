@@ -7,7 +7,6 @@ that knows how its array library spells allocation, concatenation and sums.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import sympy
 
@@ -24,12 +23,8 @@ class ModuleLines:
     def __init__(self, plan: Plan, dialect: Dialect, rows: bool = False):
         self.plan = plan
         # rows: each step computes only its active rows [:bt] of a batch sorted by decreasing
-        # length; the rest carry their states (variable-length batches). Arrays then start
-        # as _alloc (zeros for such a batch): rows no step writes must be zero, not garbage.
+        # length; the rest carry their states (variable-length batches)
         self.rows = rows
-        if rows:
-            dialect = replace(dialect, empty_fmt=re.sub(r"^\w+\.empty", "_alloc",
-                                                        dialect.empty_fmt))
         self.dx = dialect
         self.cell = plan.cell
         self.used_helpers: set[str] = set()
@@ -308,12 +303,20 @@ class ModuleLines:
     # length: at step t the rows [:bt] are active (m = 1) and computed, the rest (m = 0)
     # keep their state; its adjoint passes their state adjoints through the step unchanged.
     def carry_forward_lines(self) -> list[str]:
-        """The inactive rows' states, carried into this step's slots."""
-        return [f"{s.label}_all[t + 1, bt:] = {s.label}_all[t, bt:]" for s in self.cell.states]
+        """The inactive rows' states, carried into this step's slots; zeros in their rows of
+        the saved values (the backward pass multiplies them by zero adjoints: not garbage)."""
+        lines = [f"{s.label}_all[t + 1, bt:] = {s.label}_all[t, bt:]" for s in self.cell.states]
+        saved = [f"{n}_all" for n in self.plan.saved_loop]
+        for op in self.loop_layernorms():
+            saved += [f"{op.node.name}_xhat_all", f"{op.node.name}_rstd_all"]
+        return lines + [f"{name}[save_t, bt:] = 0" for name in saved]
 
-    def carry_split_lines(self) -> list[str]:
-        """Before a backward step: the inactive rows' state adjoints, set aside."""
-        lines = []
+    def carry_split_lines(self, allocs: list[str]) -> list[str]:
+        """Before a backward step: the inactive rows' state adjoints, set aside, and zeros
+        in their rows of the gradient buffers among `allocs` (read after the loop)."""
+        empty = self.dx.empty("").split("(")[0] + "("
+        lines = [f"{a.split(' = ')[0]}[t, bt:] = 0" for a in allocs
+                 if a.split(" = ", 1)[1].startswith(empty)]
         for s in self.cell.states:
             lines += [f"_carry_{s.label} = d_{s.label}_next[bt:]",
                       f"d_{s.label}_next = d_{s.label}_next[:bt]"]

@@ -100,7 +100,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "zeros": dialect.zeros,
         "rows": lines.rows,
         "carry_forward": lines.carry_forward_lines(),
-        "carry_split": lines.carry_split_lines(),
+        "carry_split": lines.carry_split_lines(backward_allocs),
         "carry_join": lines.carry_join_lines(),
         "lines": lines,
     }

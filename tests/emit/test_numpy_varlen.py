@@ -87,6 +87,25 @@ def test_lengths_finite_differences():
     assert not dx[2:, 0].any() and not dx[1:, 2].any()
 
 
+@pytest.mark.parametrize("name", ["lstm", "lstm_layernorm", "sru"])
+def test_padding_is_never_read(name):
+    """NaN in x and d_outputs past the lengths change nothing (sru reads its input in
+    element-wise statements too)."""
+    mod = numpy_module(name)
+    rng, params, x, state0 = _case(mod)
+    padded = np.arange(x.shape[0])[:, None] >= LENGTHS  # (T, B)
+    dirty = np.where(padded[..., None], np.nan, x)
+    results = []
+    for inp in (x * ~padded[..., None], dirty):
+        out, final, cache = mod.forward(inp, state0, params, lengths=LENGTHS)
+        g = np.where(padded[..., None], np.nan, np.ones_like(out))
+        dx, d_state0, d_params = mod.backward(g, None, cache, params)
+        results.append([out, *final, dx, *d_state0, *d_params.values()])
+    assert not np.isnan(np.concatenate([a.ravel() for a in results[1]])).any()
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_full_lengths_are_no_lengths():
     mod = numpy_module("gru")
     rng, params, x, state0 = _case(mod)

@@ -186,6 +186,24 @@ def test_dropout_between_layers_and_no_grad():
     assert torch.equal(unpack(packed)[0], again)
 
 
+@pytest.mark.parametrize("name", ["lstm_layernorm", "sru"])
+def test_padding_is_never_read(name):
+    """NaN in the padding of x given with lengths= changes nothing, and its gradient is zero."""
+    mod, layer, sizes = _make(name, num_layers=2)
+    lengths = torch.tensor([3, 5, 1])
+    x = torch.randn(5, 3, sizes["input"], dtype=F64)
+    padded = (torch.arange(5)[:, None] >= lengths)[..., None]
+    results = []
+    for inp in (x.masked_fill(padded, 0), x.masked_fill(padded, float("nan"))):
+        inp.requires_grad_()
+        out, final = layer(inp, lengths=lengths)
+        finals = final if isinstance(final, tuple) else (final,)
+        grads = torch.autograd.grad(_projection([out, *finals]), [inp, *layer.parameters()])
+        results.append([out, *finals, *grads])
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_full_lengths_match_the_plain_path():
     _, layer, sizes = _make("gru", num_layers=2, bidirectional=True)
     x = torch.randn(4, 3, sizes["input"], dtype=F64)
