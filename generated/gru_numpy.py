@@ -284,10 +284,11 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         np.add(h_prev*z, n*(1 - z), out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
-            r_all[save_t, bt:] = 0
-            z_all[save_t, bt:] = 0
-            n_in1_all[save_t, bt:] = 0
-            n_all[save_t, bt:] = 0
+            if keep_cache:
+                r_all[t, bt:] = 0
+                z_all[t, bt:] = 0
+                n_in1_all[t, bt:] = 0
+                n_all[t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]

@@ -120,9 +120,10 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
         torch.add(g*(1 - h_sigmoid), h_prev*sigmoid_s, out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
-            g_all[save_t, bt:] = 0
-            h_sigmoid_all[save_t, bt:] = 0
-            sigmoid_s_all[save_t, bt:] = 0
+            if keep_cache:
+                g_all[t, bt:] = 0
+                h_sigmoid_all[t, bt:] = 0
+                sigmoid_s_all[t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]

@@ -144,10 +144,11 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
             c_all[t + 1, bt:] = c_all[t, bt:]
-            f_all[save_t, bt:] = 0
-            g_all[save_t, bt:] = 0
-            o_all[save_t, bt:] = 0
-            tanh_c_new_all[save_t, bt:] = 0
+            if keep_cache:
+                f_all[t, bt:] = 0
+                g_all[t, bt:] = 0
+                o_all[t, bt:] = 0
+                tanh_c_new_all[t, bt:] = 0
 
     final_state = (h_all[T], c_all[T])
     outputs = h_all[1:]

@@ -390,21 +390,22 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
             c_all[t + 1, bt:] = c_all[t, bt:]
-            i_all[save_t, bt:] = 0
-            f_all[save_t, bt:] = 0
-            g_all[save_t, bt:] = 0
-            o_all[save_t, bt:] = 0
-            tanh_ln_hc_all[save_t, bt:] = 0
-            ln_ih_xhat_all[save_t, bt:] = 0
-            ln_ih_rstd_all[save_t, bt:] = 0
-            ln_fh_xhat_all[save_t, bt:] = 0
-            ln_fh_rstd_all[save_t, bt:] = 0
-            ln_gh_xhat_all[save_t, bt:] = 0
-            ln_gh_rstd_all[save_t, bt:] = 0
-            ln_oh_xhat_all[save_t, bt:] = 0
-            ln_oh_rstd_all[save_t, bt:] = 0
-            ln_hc_xhat_all[save_t, bt:] = 0
-            ln_hc_rstd_all[save_t, bt:] = 0
+            if keep_cache:
+                i_all[t, bt:] = 0
+                f_all[t, bt:] = 0
+                g_all[t, bt:] = 0
+                o_all[t, bt:] = 0
+                tanh_ln_hc_all[t, bt:] = 0
+                ln_ih_xhat_all[t, bt:] = 0
+                ln_ih_rstd_all[t, bt:] = 0
+                ln_fh_xhat_all[t, bt:] = 0
+                ln_fh_rstd_all[t, bt:] = 0
+                ln_gh_xhat_all[t, bt:] = 0
+                ln_gh_rstd_all[t, bt:] = 0
+                ln_oh_xhat_all[t, bt:] = 0
+                ln_oh_rstd_all[t, bt:] = 0
+                ln_hc_xhat_all[t, bt:] = 0
+                ln_hc_rstd_all[t, bt:] = 0
 
     final_state = (h_all[T], c_all[T])
     outputs = h_all[1:]

@@ -183,12 +183,13 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
             c_all[t + 1, bt:] = c_all[t, bt:]
             n_all[t + 1, bt:] = n_all[t, bt:]
             m_all[t + 1, bt:] = m_all[t, bt:]
-            z_all[save_t, bt:] = 0
-            i_all[save_t, bt:] = 0
-            o_all[save_t, bt:] = 0
-            lf_all[save_t, bt:] = 0
-            ip_all[save_t, bt:] = 0
-            fp_all[save_t, bt:] = 0
+            if keep_cache:
+                z_all[t, bt:] = 0
+                i_all[t, bt:] = 0
+                o_all[t, bt:] = 0
+                lf_all[t, bt:] = 0
+                ip_all[t, bt:] = 0
+                fp_all[t, bt:] = 0
 
     final_state = (h_all[T], c_all[T], n_all[T], m_all[T])
     outputs = h_all[1:]

@@ -271,8 +271,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         np.add(c_new*r, x[t, :bt]*(1 - r), out=outputs[t, :bt])
         if bt < B:  # the rows past their length keep their states
             c_all[t + 1, bt:] = c_all[t, bt:]
-            f_all[save_t, bt:] = 0
-            r_all[save_t, bt:] = 0
+            if keep_cache:
+                f_all[t, bt:] = 0
+                r_all[t, bt:] = 0
 
     final_state = (c_all[T],)
     outputs = outputs

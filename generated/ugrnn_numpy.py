@@ -262,8 +262,9 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
         np.add(c*(1 - g), g*h_prev, out=h_all[t + 1, :bt])
         if bt < B:  # the rows past their length keep their states
             h_all[t + 1, bt:] = h_all[t, bt:]
-            c_all[save_t, bt:] = 0
-            g_all[save_t, bt:] = 0
+            if keep_cache:
+                c_all[t, bt:] = 0
+                g_all[t, bt:] = 0
 
     final_state = (h_all[T],)
     outputs = h_all[1:]

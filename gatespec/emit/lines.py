@@ -303,13 +303,16 @@ class ModuleLines:
     # length: at step t the rows [:bt] are active (m = 1) and computed, the rest (m = 0)
     # keep their state; its adjoint passes their state adjoints through the step unchanged.
     def carry_forward_lines(self) -> list[str]:
-        """The inactive rows' states, carried into this step's slots; zeros in their rows of
-        the saved values (the backward pass multiplies them by zero adjoints: not garbage)."""
-        lines = [f"{s.label}_all[t + 1, bt:] = {s.label}_all[t, bt:]" for s in self.cell.states]
+        """The inactive rows' states, carried into this step's slots."""
+        return [f"{s.label}_all[t + 1, bt:] = {s.label}_all[t, bt:]" for s in self.cell.states]
+
+    def zero_saved_lines(self) -> list[str]:
+        """Zeros in the inactive rows of this step's saved values: the backward pass
+        multiplies them by zero adjoints after its loop, and they must not be garbage."""
         saved = [f"{n}_all" for n in self.plan.saved_loop]
         for op in self.loop_layernorms():
             saved += [f"{op.node.name}_xhat_all", f"{op.node.name}_rstd_all"]
-        return lines + [f"{name}[save_t, bt:] = 0" for name in saved]
+        return [f"{name}[t, bt:] = 0" for name in saved]
 
     def carry_split_lines(self, allocs: list[str]) -> list[str]:
         """Before a backward step: the inactive rows' state adjoints, set aside, and zeros
