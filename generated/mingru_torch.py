@@ -55,7 +55,7 @@ def _zero_padding(values, batch_sizes):
     """values (T, B, n) with zeros in the rows each step does not run, [batch_sizes[t]:]."""
     rows = torch.arange(values.shape[1], device=values.device)
     active = rows < batch_sizes.to(values.device)[:, None]
-    return values.masked_fill(~active[..., None], 0)
+    return torch.where(active[..., None], values, 0.0)
 
 
 def _forward(x, state0, params, keep_cache, batch_sizes=None):
@@ -425,7 +425,9 @@ class MinGRU(nn.Module):
 
     The conventions of torch.nn's recurrent layers: forward(input, state=None) returns
     (output, final_state); input is (T, B, input_size), or (B, T, input_size) with
-    batch_first, or (T, input_size) unbatched; state is h_0 (num_layers * directions, B, size), and so is h_n
+    batch_first, or (T, input_size) unbatched, or a PackedSequence of sequences of
+    different lengths; forward(input, state, lengths=...) takes a padded batch and its
+    lengths instead; state is h_0 (num_layers * directions, B, size), and so is h_n
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1,
@@ -587,8 +589,9 @@ class MinGRU(nn.Module):
         state = self._checked_state(data, state, sizes, batch=int(batch_sizes[0]))
         T, B = len(batch_sizes), int(batch_sizes[0])
         # the packed rows, in order, are the active (step, row) pairs of the padded batch
-        active = (torch.arange(B) < batch_sizes[:, None]).to(data.device)
-        x = data.new_zeros(T, B, data.shape[-1]).index_put((active,), data)
+        active = (torch.arange(B) < batch_sizes[:, None]).reshape(-1).nonzero().squeeze(1)
+        active = active.to(data.device)
+        x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, active, data).view(T, B, -1)
         if state is not None and sorted_indices is not None:
             state = tuple(s.index_select(1, sorted_indices) for s in state)
         lengths = (batch_sizes > torch.arange(B)[:, None]).sum(1)
@@ -596,7 +599,8 @@ class MinGRU(nn.Module):
                                                batch_sizes, lengths)
         if unsorted_indices is not None:
             final_state = tuple(s.index_select(1, unsorted_indices) for s in final_state)
-        output = nn.utils.rnn.PackedSequence(output[active], batch_sizes, sorted_indices,
+        output = output.reshape(T * B, -1).index_select(0, active)
+        output = nn.utils.rnn.PackedSequence(output, batch_sizes, sorted_indices,
                                              unsorted_indices)
         return output, final_state[0]
 
