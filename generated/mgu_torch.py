@@ -54,11 +54,14 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def _zero_padding(values, batch_sizes):
-    """values (T, B, n) with zeros in the rows each step does not run, [batch_sizes[t]:]."""
-    rows = torch.arange(values.shape[1], device=values.device)
-    active = rows < batch_sizes.to(values.device)[:, None]
-    return torch.where(active[..., None], values, 0.0)
+def _zero_padding(values, steps):
+    """A copy of values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]
+    (slices of the device tensor: no mask to copy to the device, so a CUDA graph captures it)."""
+    values = values.clone()
+    for t, bt in enumerate(steps):
+        if bt < values.shape[1]:
+            values[t, bt:] = 0
+    return values
 
 
 def _forward(x, state0, params, keep_cache, batch_sizes=None):
@@ -125,7 +128,7 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     final_state = (h_all[T],)
     outputs = h_all[1:]
     if batch_sizes is not None:
-        outputs = _zero_padding(outputs, batch_sizes)
+        outputs = _zero_padding(outputs, steps)
     if not keep_cache:
         return outputs, final_state, None
     cache = {
@@ -147,7 +150,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     device = d_outputs.device
     steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
     if batch_sizes is not None:
-        d_outputs = _zero_padding(d_outputs, batch_sizes)
+        d_outputs = _zero_padding(d_outputs, steps)
     x = cache["x"]
     h_all = cache["h_all"]
     f_all = cache["f_all"]
@@ -208,7 +211,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     d_state0 = (d_h_next,)
     dx = d_x_gemm
     if batch_sizes is not None:
-        dx = _zero_padding(dx, batch_sizes)
+        dx = _zero_padding(dx, steps)
     return dx, d_state0, d_params
 
 
@@ -671,7 +674,7 @@ class MGU(nn.Module):
         batch_sizes = (lengths > torch.arange(longest)[:, None]).sum(1)
         device_order = order.to(x.device)
         # padding is never read: zeros there, as packing would leave out
-        x = _zero_padding(x[:longest].index_select(1, device_order), batch_sizes)
+        x = _zero_padding(x[:longest].index_select(1, device_order), batch_sizes.tolist())
         if state is not None:
             state = tuple(s.index_select(1, device_order) for s in state)
         output, final_state = self._run_layers(x, self._initial_state(x, state, sizes),

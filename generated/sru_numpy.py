@@ -276,7 +276,6 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None):
                 r_all[t, bt:] = 0
 
     final_state = (c_all[T],)
-    outputs = outputs
     if order is not None:  # back to the caller's order, zeros past each length
         unsort = np.argsort(order)
         outputs = _zero_padding(outputs, steps)[:, unsort]
