@@ -76,7 +76,8 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None):
     x: (T, B, input); state0: tuple in STATES order of (B, size) tensors.
     batch_sizes: None, or a batch sorted by decreasing length (a CPU int64 tensor of
     length T, as PackedSequence.batch_sizes): step t runs the rows [:batch_sizes[t]] only,
-    the others keep their states and output zeros.
+    the others keep their states and output zeros. (The input-only work reads x's padding
+    too, all steps at once: it must be finite; the module passes zeros.)
     Returns (outputs, final_state, cache); cache is None unless keep_cache.
     """
     T, B = x.shape[:2]
