@@ -22,6 +22,7 @@ Parameters (name, shape, role):
     b_n  (hidden)         bias, linear() on the line of n
 
 Arrays are time-major: x is (T, B, input), each state (B, size).
+Sequences of different lengths: forward(..., lengths=...) (see forward()).
 """
 
 import numpy as np
@@ -175,6 +176,34 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
+def _lengths(lengths, T, B):
+    """Check per-sequence lengths; return (order, steps): the batch's rows by decreasing
+    length, and how many rows are active at each step (a sorted batch's active rows are
+    the first ones). None for lengths=None."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, np.ndarray | list | tuple):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                        f"or None; got {type(lengths).__name__}")
+    lengths = np.asarray(lengths)
+    if lengths.dtype.kind not in "iu" and lengths.size:
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                         f"got {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > T:
+        raise ValueError(f"lengths must be in 1..T = 1..{T}; got {lengths.min()}..{lengths.max()}")
+    order = np.argsort(-lengths, kind="stable")
+    steps = (lengths[:, None] > np.arange(T)).sum(axis=0)
+    return order, [int(n) for n in steps]
+
+
+def _zero_padding(values, steps):
+    """values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]."""
+    active = np.arange(values.shape[1]) < np.asarray(steps)[:, None]
+    return np.where(active[..., None], values, np.zeros((), values.dtype))
+
+
 def _use_scan(scan):
     """scan=None: scan where the cell allows it; True: scan or refuse; False: step by step."""
     if scan and SCAN_REFUSAL is not None:
@@ -182,22 +211,35 @@ def _use_scan(scan):
     return SCAN_REFUSAL is None if scan is None else bool(scan)
 
 
-def forward(x, state0, params, keep_cache=True, scan=None):
+def forward(x, state0, params, keep_cache=True, lengths=None, scan=None):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
     for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
-    with keep_cache=False nothing is saved for backward() and cache is None. scan: run the
-    time loop as a scan (None: where SCAN_REFUSAL is None; False: step by step).
+    with keep_cache=False nothing is saved for backward() and cache is None.
+
+    lengths: None (every sequence runs T steps) or the B sequences' lengths, integers in
+    1..T in any order. Sequence b then runs its first lengths[b] steps: past them its
+    state is carried unchanged (final_state is its state at its own last step), its
+    outputs are zero, and backward() sends nothing back from those steps.
+
+    scan: run the time loop as a scan (None: where SCAN_REFUSAL is None; False: step by
+    step); batches with lengths run step by step.
     """
     sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
-    return _forward(x, state0, params, keep_cache, sizes, _use_scan(scan))
+    return _forward(x, state0, params, keep_cache, sizes, _lengths(lengths, *x.shape[:2]),
+                    _use_scan(scan))
 
 
-def _forward(x, state0, params, keep_cache, sizes, scan=False):
-    """forward() on checked arguments."""
+def _forward(x, state0, params, keep_cache, sizes, varlen=None, scan=False):
+    """forward() on checked arguments; varlen is _lengths()'s (order, steps), or None."""
     T, B = x.shape[:2]
     dtype = x.dtype
+    # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
+    order, steps = varlen if varlen is not None else (None, [B] * T)
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
+        state0 = None if state0 is None else tuple(s[order] for s in state0)
     size_hidden = params["W_rx"].shape[0]
     W_rx = params["W_rx"]
     W_rh = params["W_rh"]
@@ -234,32 +276,48 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
     s_n += b_n
 
     for t in range(T):
+        bt = steps[t]
         save_t = t if keep_cache else 0
-        h_prev = h_all[t]
+        h_prev = h_all[t, :bt]
         # GEMM: W_rh, W_zh times h
         mm_h = h_prev @ W_stack_h.T
         m_rh = mm_h[..., 0:size_hidden]
         m_zh = mm_h[..., size_hidden:2 * size_hidden]
         # fused pointwise block: 5 operations
-        _sigmoid(m_rh + s_r[t], out=r_all[save_t])
-        r = r_all[save_t]
-        _sigmoid(m_zh + s_z[t], out=z_all[save_t])
-        z = z_all[save_t]
-        np.multiply(h_prev, r, out=n_in1_all[save_t])
-        n_in1 = n_in1_all[save_t]
+        _sigmoid(m_rh + s_r[t, :bt], out=r_all[save_t, :bt])
+        r = r_all[save_t, :bt]
+        _sigmoid(m_zh + s_z[t, :bt], out=z_all[save_t, :bt])
+        z = z_all[save_t, :bt]
+        np.multiply(h_prev, r, out=n_in1_all[save_t, :bt])
+        n_in1 = n_in1_all[save_t, :bt]
         # GEMM: W_nh times n_in1
         m_nh = n_in1 @ W_nh.T
         # fused pointwise block: 6 operations
-        np.tanh(m_nh + s_n[t], out=n_all[save_t])
-        n = n_all[save_t]
-        np.add(h_prev*z, n*(1 - z), out=h_all[t + 1])
+        np.tanh(m_nh + s_n[t, :bt], out=n_all[save_t, :bt])
+        n = n_all[save_t, :bt]
+        np.add(h_prev*z, n*(1 - z), out=h_all[t + 1, :bt])
+        if bt < B:  # the rows past their length keep their states
+            h_all[t + 1, bt:] = h_all[t, bt:]
+            if keep_cache:
+                r_all[t, bt:] = 0
+                z_all[t, bt:] = 0
+                n_in1_all[t, bt:] = 0
+                n_all[t, bt:] = 0
+
 
     final_state = (h_all[T],)
+    outputs = h_all[1:]
+    if order is not None:  # back to the caller's order, zeros past each length
+        unsort = np.argsort(order)
+        outputs = _zero_padding(outputs, steps)[:, unsort]
+        final_state = tuple(s[unsort] for s in final_state)
     if not keep_cache:
-        return h_all[1:], final_state, None
+        return outputs, final_state, None
     cache = {
         "shape": (T, B, dtype),
         "sizes": sizes,
+        "order": order,
+        "steps": steps,
         "x": x,
         "h_all": h_all,
         "r_all": r_all,
@@ -267,14 +325,15 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
         "n_in1_all": n_in1_all,
         "n_all": n_all,
     }
-    return h_all[1:], final_state, cache
+    return outputs, final_state, cache
 
 
 def backward(d_outputs, d_final_state, cache, params, scan=None):
     """Gradients of a loss L given dL/d(outputs) and dL/d(final_state) (None: zeros).
 
-    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. scan: as forward's
-    (either way of running forward works with either way of running backward).
+    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. After a forward() with
+    lengths, d_outputs past each length are ignored and dx there is zero. scan: as
+    forward's (either way of running forward works with either way of running backward).
     """
     scan = _use_scan(scan)
     if not isinstance(cache, dict) or "sizes" not in cache:
@@ -304,6 +363,10 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_h_next = d_final_state[0]
     if d_h_next is None:
         d_h_next = np.zeros((B, size_hidden), dtype)
+    order, steps = cache["order"], cache["steps"]
+    if order is not None:  # into forward's sorted order; padded steps send nothing back
+        d_outputs = _zero_padding(d_outputs[:, order], steps)
+        d_h_next = d_h_next[order]
     d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
     d_mm_h = np.empty((T, B, W_stack_h.shape[0]), dtype)
     d_mm_n_in1 = np.empty((T, B, W_nh.shape[0]), dtype)
@@ -312,23 +375,33 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_s_r_all = d_mm_h[..., 0:size_hidden]  # a view: no copy
 
     for t in reversed(range(T)):
-        h_prev = h_all[t]
-        r = r_all[t]
-        z = z_all[t]
-        n = n_all[t]
+        bt = steps[t]
+        if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_mm_h[t, bt:] = 0
+            d_mm_n_in1[t, bt:] = 0
+            _carry_h = d_h_next[bt:]
+            d_h_next = d_h_next[:bt]
+        h_prev = h_all[t, :bt]
+        r = r_all[t, :bt]
+        z = z_all[t, :bt]
+        n = n_all[t, :bt]
         # fused pointwise block: 6 operations
-        _e0 = d_h_next + d_outputs[t]
-        np.multiply(_e0, (1 - z)*(1 - n**2), out=d_mm_n_in1[t])
+        _e0 = d_h_next + d_outputs[t, :bt]
+        np.multiply(_e0, (1 - z)*(1 - n**2), out=d_mm_n_in1[t, :bt])
         # GEMM: adjoint of W_nh times n_in1
-        d_n_in1_gemm = d_mm_n_in1[t] @ W_nh
+        d_n_in1_gemm = d_mm_n_in1[t, :bt] @ W_nh
         # fused pointwise block: 9 operations
-        np.multiply(_e0, z*(1 - z)*(h_prev - n), out=d_mm_h[t, :, size_hidden:2 * size_hidden])
-        np.multiply(d_n_in1_gemm, h_prev*r*(1 - r), out=d_mm_h[t, :, 0:size_hidden])
+        np.multiply(_e0, z*(1 - z)*(h_prev - n), out=d_mm_h[t, :bt, size_hidden:2 * size_hidden])
+        np.multiply(d_n_in1_gemm, h_prev*r*(1 - r), out=d_mm_h[t, :bt, 0:size_hidden])
         # GEMM: adjoint of W_rh, W_zh times h
-        d_h_prev_gemm = d_mm_h[t] @ W_stack_h
+        d_h_prev_gemm = d_mm_h[t, :bt] @ W_stack_h
         # fused pointwise block: 4 operations
         d_h_prev = d_h_prev_gemm + _e0*z + d_n_in1_gemm*r
         d_h_next = d_h_prev
+        if bt < B:
+            d_h_next = np.concatenate([d_h_next, _carry_h])
+
 
     # Input-only work and weight gradients, for all time steps at once.
     d_mm_x[..., 0:size_hidden] = d_s_r_all
@@ -349,7 +422,12 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_params["b_z"] = d_s_z_all.sum(axis=(0, 1))
     d_params["b_n"] = d_s_n_all.sum(axis=(0, 1))
     d_state0 = (d_h_next,)
-    return d_x_gemm, d_state0, {name: d_params[name] for name in PARAMS}
+    dx = d_x_gemm
+    if order is not None:  # back to the caller's order
+        unsort = np.argsort(order)
+        dx = _zero_padding(dx, steps)[:, unsort]
+        d_state0 = tuple(d[unsort] for d in d_state0)
+    return dx, d_state0, {name: d_params[name] for name in PARAMS}
 
 
 def step(x_t, state, params):
@@ -358,5 +436,5 @@ def step(x_t, state, params):
     Returns (output, new_state).
     """
     sizes = _check((("x_t", x_t, (_B, "input")), ("state", state, "states")), params)
-    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, False)
+    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, None, False)
     return outputs[0], final_state

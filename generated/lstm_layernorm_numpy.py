@@ -42,6 +42,7 @@ Parameters (name, shape, role):
     beta_hc  (hidden)         layer-norm bias, layernorm() on the line of h (starts at 0)
 
 Arrays are time-major: x is (T, B, input), each state (B, size).
+Sequences of different lengths: forward(..., lengths=...) (see forward()).
 """
 
 import numpy as np
@@ -227,6 +228,34 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
+def _lengths(lengths, T, B):
+    """Check per-sequence lengths; return (order, steps): the batch's rows by decreasing
+    length, and how many rows are active at each step (a sorted batch's active rows are
+    the first ones). None for lengths=None."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, np.ndarray | list | tuple):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                        f"or None; got {type(lengths).__name__}")
+    lengths = np.asarray(lengths)
+    if lengths.dtype.kind not in "iu" and lengths.size:
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                         f"got {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > T:
+        raise ValueError(f"lengths must be in 1..T = 1..{T}; got {lengths.min()}..{lengths.max()}")
+    order = np.argsort(-lengths, kind="stable")
+    steps = (lengths[:, None] > np.arange(T)).sum(axis=0)
+    return order, [int(n) for n in steps]
+
+
+def _zero_padding(values, steps):
+    """values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]."""
+    active = np.arange(values.shape[1]) < np.asarray(steps)[:, None]
+    return np.where(active[..., None], values, np.zeros((), values.dtype))
+
+
 def _use_scan(scan):
     """scan=None: scan where the cell allows it; True: scan or refuse; False: step by step."""
     if scan and SCAN_REFUSAL is not None:
@@ -234,22 +263,35 @@ def _use_scan(scan):
     return SCAN_REFUSAL is None if scan is None else bool(scan)
 
 
-def forward(x, state0, params, keep_cache=True, scan=None):
+def forward(x, state0, params, keep_cache=True, lengths=None, scan=None):
     """Run the cell over a sequence.
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None
     for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
-    with keep_cache=False nothing is saved for backward() and cache is None. scan: run the
-    time loop as a scan (None: where SCAN_REFUSAL is None; False: step by step).
+    with keep_cache=False nothing is saved for backward() and cache is None.
+
+    lengths: None (every sequence runs T steps) or the B sequences' lengths, integers in
+    1..T in any order. Sequence b then runs its first lengths[b] steps: past them its
+    state is carried unchanged (final_state is its state at its own last step), its
+    outputs are zero, and backward() sends nothing back from those steps.
+
+    scan: run the time loop as a scan (None: where SCAN_REFUSAL is None; False: step by
+    step); batches with lengths run step by step.
     """
     sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
-    return _forward(x, state0, params, keep_cache, sizes, _use_scan(scan))
+    return _forward(x, state0, params, keep_cache, sizes, _lengths(lengths, *x.shape[:2]),
+                    _use_scan(scan))
 
 
-def _forward(x, state0, params, keep_cache, sizes, scan=False):
-    """forward() on checked arguments."""
+def _forward(x, state0, params, keep_cache, sizes, varlen=None, scan=False):
+    """forward() on checked arguments; varlen is _lengths()'s (order, steps), or None."""
     T, B = x.shape[:2]
     dtype = x.dtype
+    # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
+    order, steps = varlen if varlen is not None else (None, [B] * T)
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
+        state0 = None if state0 is None else tuple(s[order] for s in state0)
     size_hidden = params["W_ix"].shape[0]
     W_ix = params["W_ix"]
     alpha_ix = params["alpha_ix"]
@@ -314,9 +356,10 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
     ln_ox, ln_ox_xhat, ln_ox_rstd = _layernorm(m_ox, alpha_ox, 0)
 
     for t in range(T):
+        bt = steps[t]
         save_t = t if keep_cache else 0
-        h_prev = h_all[t]
-        c_prev = c_all[t]
+        h_prev = h_all[t, :bt]
+        c_prev = c_all[t, :bt]
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
         mm_h = h_prev @ W_stack_h.T
         m_ih = mm_h[..., 0:size_hidden]
@@ -325,46 +368,73 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
         m_oh = mm_h[..., 3 * size_hidden:4 * size_hidden]
         # layer norm of m_ih over its units
         ln_ih, ln_ih_xhat, ln_ih_rstd = _layernorm(m_ih, alpha_ih, beta_ih)
-        ln_ih_xhat_all[save_t] = ln_ih_xhat
-        ln_ih_rstd_all[save_t] = ln_ih_rstd
+        ln_ih_xhat_all[save_t, :bt] = ln_ih_xhat
+        ln_ih_rstd_all[save_t, :bt] = ln_ih_rstd
         # layer norm of m_fh over its units
         ln_fh, ln_fh_xhat, ln_fh_rstd = _layernorm(m_fh, alpha_fh, beta_fh)
-        ln_fh_xhat_all[save_t] = ln_fh_xhat
-        ln_fh_rstd_all[save_t] = ln_fh_rstd
+        ln_fh_xhat_all[save_t, :bt] = ln_fh_xhat
+        ln_fh_rstd_all[save_t, :bt] = ln_fh_rstd
         # layer norm of m_gh over its units
         ln_gh, ln_gh_xhat, ln_gh_rstd = _layernorm(m_gh, alpha_gh, beta_gh)
-        ln_gh_xhat_all[save_t] = ln_gh_xhat
-        ln_gh_rstd_all[save_t] = ln_gh_rstd
+        ln_gh_xhat_all[save_t, :bt] = ln_gh_xhat
+        ln_gh_rstd_all[save_t, :bt] = ln_gh_rstd
         # layer norm of m_oh over its units
         ln_oh, ln_oh_xhat, ln_oh_rstd = _layernorm(m_oh, alpha_oh, beta_oh)
-        ln_oh_xhat_all[save_t] = ln_oh_xhat
-        ln_oh_rstd_all[save_t] = ln_oh_rstd
+        ln_oh_xhat_all[save_t, :bt] = ln_oh_xhat
+        ln_oh_rstd_all[save_t, :bt] = ln_oh_rstd
         # fused pointwise block: 11 operations
-        _sigmoid(ln_ih + ln_ix[t], out=i_all[save_t])
-        i = i_all[save_t]
-        _sigmoid(ln_fh + ln_fx[t], out=f_all[save_t])
-        f = f_all[save_t]
-        np.tanh(ln_gh + ln_gx[t], out=g_all[save_t])
-        g = g_all[save_t]
-        _sigmoid(ln_oh + ln_ox[t], out=o_all[save_t])
-        o = o_all[save_t]
-        np.add(c_prev*f, g*i, out=c_all[t + 1])
-        c_new = c_all[t + 1]
+        _sigmoid(ln_ih + ln_ix[t, :bt], out=i_all[save_t, :bt])
+        i = i_all[save_t, :bt]
+        _sigmoid(ln_fh + ln_fx[t, :bt], out=f_all[save_t, :bt])
+        f = f_all[save_t, :bt]
+        np.tanh(ln_gh + ln_gx[t, :bt], out=g_all[save_t, :bt])
+        g = g_all[save_t, :bt]
+        _sigmoid(ln_oh + ln_ox[t, :bt], out=o_all[save_t, :bt])
+        o = o_all[save_t, :bt]
+        np.add(c_prev*f, g*i, out=c_all[t + 1, :bt])
+        c_new = c_all[t + 1, :bt]
         # layer norm of c_new over its units
         ln_hc, ln_hc_xhat, ln_hc_rstd = _layernorm(c_new, alpha_hc, beta_hc)
-        ln_hc_xhat_all[save_t] = ln_hc_xhat
-        ln_hc_rstd_all[save_t] = ln_hc_rstd
+        ln_hc_xhat_all[save_t, :bt] = ln_hc_xhat
+        ln_hc_rstd_all[save_t, :bt] = ln_hc_rstd
         # fused pointwise block: 2 operations
-        np.tanh(ln_hc, out=tanh_ln_hc_all[save_t])
-        tanh_ln_hc = tanh_ln_hc_all[save_t]
-        np.multiply(o, tanh_ln_hc, out=h_all[t + 1])
+        np.tanh(ln_hc, out=tanh_ln_hc_all[save_t, :bt])
+        tanh_ln_hc = tanh_ln_hc_all[save_t, :bt]
+        np.multiply(o, tanh_ln_hc, out=h_all[t + 1, :bt])
+        if bt < B:  # the rows past their length keep their states
+            h_all[t + 1, bt:] = h_all[t, bt:]
+            c_all[t + 1, bt:] = c_all[t, bt:]
+            if keep_cache:
+                i_all[t, bt:] = 0
+                f_all[t, bt:] = 0
+                g_all[t, bt:] = 0
+                o_all[t, bt:] = 0
+                tanh_ln_hc_all[t, bt:] = 0
+                ln_ih_xhat_all[t, bt:] = 0
+                ln_ih_rstd_all[t, bt:] = 0
+                ln_fh_xhat_all[t, bt:] = 0
+                ln_fh_rstd_all[t, bt:] = 0
+                ln_gh_xhat_all[t, bt:] = 0
+                ln_gh_rstd_all[t, bt:] = 0
+                ln_oh_xhat_all[t, bt:] = 0
+                ln_oh_rstd_all[t, bt:] = 0
+                ln_hc_xhat_all[t, bt:] = 0
+                ln_hc_rstd_all[t, bt:] = 0
+
 
     final_state = (h_all[T], c_all[T])
+    outputs = h_all[1:]
+    if order is not None:  # back to the caller's order, zeros past each length
+        unsort = np.argsort(order)
+        outputs = _zero_padding(outputs, steps)[:, unsort]
+        final_state = tuple(s[unsort] for s in final_state)
     if not keep_cache:
-        return h_all[1:], final_state, None
+        return outputs, final_state, None
     cache = {
         "shape": (T, B, dtype),
         "sizes": sizes,
+        "order": order,
+        "steps": steps,
         "x": x,
         "h_all": h_all,
         "c_all": c_all,
@@ -392,14 +462,15 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
         "ln_hc_xhat_all": ln_hc_xhat_all,
         "ln_hc_rstd_all": ln_hc_rstd_all,
     }
-    return h_all[1:], final_state, cache
+    return outputs, final_state, cache
 
 
 def backward(d_outputs, d_final_state, cache, params, scan=None):
     """Gradients of a loss L given dL/d(outputs) and dL/d(final_state) (None: zeros).
 
-    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. scan: as forward's
-    (either way of running forward works with either way of running backward).
+    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. After a forward() with
+    lengths, d_outputs past each length are ignored and dx there is zero. scan: as
+    forward's (either way of running forward works with either way of running backward).
     """
     scan = _use_scan(scan)
     if not isinstance(cache, dict) or "sizes" not in cache:
@@ -463,6 +534,11 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_c_next = d_final_state[1]
     if d_c_next is None:
         d_c_next = np.zeros((B, size_hidden), dtype)
+    order, steps = cache["order"], cache["steps"]
+    if order is not None:  # into forward's sorted order; padded steps send nothing back
+        d_outputs = _zero_padding(d_outputs[:, order], steps)
+        d_h_next = d_h_next[order]
+        d_c_next = d_c_next[order]
     d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
     d_mm_h = np.empty((T, B, W_stack_h.shape[0]), dtype)
     d_ln_hc_all = np.empty((T, B, size_hidden), dtype)
@@ -476,40 +552,53 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_ln_ix_all = d_ln_ih_all  # the same adjoints
 
     for t in reversed(range(T)):
-        c_prev = c_all[t]
-        i = i_all[t]
-        f = f_all[t]
-        g = g_all[t]
-        o = o_all[t]
-        tanh_ln_hc = tanh_ln_hc_all[t]
-        ln_ih_xhat = ln_ih_xhat_all[t]
-        ln_ih_rstd = ln_ih_rstd_all[t]
-        ln_fh_xhat = ln_fh_xhat_all[t]
-        ln_fh_rstd = ln_fh_rstd_all[t]
-        ln_gh_xhat = ln_gh_xhat_all[t]
-        ln_gh_rstd = ln_gh_rstd_all[t]
-        ln_oh_xhat = ln_oh_xhat_all[t]
-        ln_oh_rstd = ln_oh_rstd_all[t]
-        ln_hc_xhat = ln_hc_xhat_all[t]
-        ln_hc_rstd = ln_hc_rstd_all[t]
+        bt = steps[t]
+        if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_mm_h[t, bt:] = 0
+            d_ln_hc_all[t, bt:] = 0
+            d_ln_ih_all[t, bt:] = 0
+            d_ln_fh_all[t, bt:] = 0
+            d_ln_gh_all[t, bt:] = 0
+            d_ln_oh_all[t, bt:] = 0
+            _carry_h = d_h_next[bt:]
+            d_h_next = d_h_next[:bt]
+            _carry_c = d_c_next[bt:]
+            d_c_next = d_c_next[:bt]
+        c_prev = c_all[t, :bt]
+        i = i_all[t, :bt]
+        f = f_all[t, :bt]
+        g = g_all[t, :bt]
+        o = o_all[t, :bt]
+        tanh_ln_hc = tanh_ln_hc_all[t, :bt]
+        ln_ih_xhat = ln_ih_xhat_all[t, :bt]
+        ln_ih_rstd = ln_ih_rstd_all[t, :bt]
+        ln_fh_xhat = ln_fh_xhat_all[t, :bt]
+        ln_fh_rstd = ln_fh_rstd_all[t, :bt]
+        ln_gh_xhat = ln_gh_xhat_all[t, :bt]
+        ln_gh_rstd = ln_gh_rstd_all[t, :bt]
+        ln_oh_xhat = ln_oh_xhat_all[t, :bt]
+        ln_oh_rstd = ln_oh_rstd_all[t, :bt]
+        ln_hc_xhat = ln_hc_xhat_all[t, :bt]
+        ln_hc_rstd = ln_hc_rstd_all[t, :bt]
         # fused pointwise block: 5 operations
-        _e0 = d_h_next + d_outputs[t]
-        np.multiply(_e0, o*(1 - tanh_ln_hc**2), out=d_ln_hc_all[t])
-        d_ln_hc = d_ln_hc_all[t]
+        _e0 = d_h_next + d_outputs[t, :bt]
+        np.multiply(_e0, o*(1 - tanh_ln_hc**2), out=d_ln_hc_all[t, :bt])
+        d_ln_hc = d_ln_hc_all[t, :bt]
         # layer norm of c_new: the adjoint of its input
         d_ln_hc_operand = _layernorm_backward(d_ln_hc, ln_hc_xhat, ln_hc_rstd, alpha_hc)
         # fused pointwise block: 16 operations
-        np.multiply(_e0, o*tanh_ln_hc*(1 - o), out=d_ln_oh_all[t])
-        _e1 = d_ln_oh_all[t]
+        np.multiply(_e0, o*tanh_ln_hc*(1 - o), out=d_ln_oh_all[t, :bt])
+        _e1 = d_ln_oh_all[t, :bt]
         _e2 = d_c_next + d_ln_hc_operand
         _e3 = _e2*i
-        np.multiply(_e3, 1 - g**2, out=d_ln_gh_all[t])
-        _e4 = d_ln_gh_all[t]
+        np.multiply(_e3, 1 - g**2, out=d_ln_gh_all[t, :bt])
+        _e4 = d_ln_gh_all[t, :bt]
         _e5 = _e2*f
-        np.multiply(_e5, c_prev*(1 - f), out=d_ln_fh_all[t])
-        _e6 = d_ln_fh_all[t]
-        np.multiply(_e3, g*(1 - i), out=d_ln_ih_all[t])
-        _e7 = d_ln_ih_all[t]
+        np.multiply(_e5, c_prev*(1 - f), out=d_ln_fh_all[t, :bt])
+        _e6 = d_ln_fh_all[t, :bt]
+        np.multiply(_e3, g*(1 - i), out=d_ln_ih_all[t, :bt])
+        _e7 = d_ln_ih_all[t, :bt]
         # layer norm of m_ih: the adjoint of its input
         d_ln_ih_operand = _layernorm_backward(_e7, ln_ih_xhat, ln_ih_rstd, alpha_ih)
         # layer norm of m_fh: the adjoint of its input
@@ -518,14 +607,18 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
         d_ln_gh_operand = _layernorm_backward(_e4, ln_gh_xhat, ln_gh_rstd, alpha_gh)
         # layer norm of m_oh: the adjoint of its input
         d_ln_oh_operand = _layernorm_backward(_e1, ln_oh_xhat, ln_oh_rstd, alpha_oh)
-        d_mm_h[t, :, 0:size_hidden] = d_ln_ih_operand
-        d_mm_h[t, :, size_hidden:2 * size_hidden] = d_ln_fh_operand
-        d_mm_h[t, :, 2 * size_hidden:3 * size_hidden] = d_ln_gh_operand
-        d_mm_h[t, :, 3 * size_hidden:4 * size_hidden] = d_ln_oh_operand
+        d_mm_h[t, :bt, 0:size_hidden] = d_ln_ih_operand
+        d_mm_h[t, :bt, size_hidden:2 * size_hidden] = d_ln_fh_operand
+        d_mm_h[t, :bt, 2 * size_hidden:3 * size_hidden] = d_ln_gh_operand
+        d_mm_h[t, :bt, 3 * size_hidden:4 * size_hidden] = d_ln_oh_operand
         # GEMM: adjoint of W_ih, W_fh, W_gh, W_oh times h
-        d_h_prev_gemm = d_mm_h[t] @ W_stack_h
+        d_h_prev_gemm = d_mm_h[t, :bt] @ W_stack_h
         d_h_next = d_h_prev_gemm
         d_c_next = _e5
+        if bt < B:
+            d_h_next = np.concatenate([d_h_next, _carry_h])
+            d_c_next = np.concatenate([d_c_next, _carry_c])
+
 
     # Input-only work and weight gradients, for all time steps at once.
     # layer norm of m_ix: the adjoint of its input
@@ -568,7 +661,12 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_params["alpha_hc"] = (d_ln_hc_all * ln_hc_xhat_all).sum(axis=(0, 1))
     d_params["beta_hc"] = d_ln_hc_all.sum(axis=(0, 1))
     d_state0 = (d_h_next, d_c_next)
-    return d_x_gemm, d_state0, {name: d_params[name] for name in PARAMS}
+    dx = d_x_gemm
+    if order is not None:  # back to the caller's order
+        unsort = np.argsort(order)
+        dx = _zero_padding(dx, steps)[:, unsort]
+        d_state0 = tuple(d[unsort] for d in d_state0)
+    return dx, d_state0, {name: d_params[name] for name in PARAMS}
 
 
 def step(x_t, state, params):
@@ -577,5 +675,5 @@ def step(x_t, state, params):
     Returns (output, new_state).
     """
     sizes = _check((("x_t", x_t, (_B, "input")), ("state", state, "states")), params)
-    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, False)
+    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, None, False)
     return outputs[0], final_state

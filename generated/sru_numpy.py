@@ -25,6 +25,7 @@ Parameters (name, shape, role):
     w_rc (hidden)         per-unit weights, diag() on the line of r
 
 Arrays are time-major: x is (T, B, hidden), each state (B, size).
+Sequences of different lengths: forward(..., lengths=...) (see forward()).
 """
 
 import numpy as np
@@ -176,6 +177,34 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
+def _lengths(lengths, T, B):
+    """Check per-sequence lengths; return (order, steps): the batch's rows by decreasing
+    length, and how many rows are active at each step (a sorted batch's active rows are
+    the first ones). None for lengths=None."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, np.ndarray | list | tuple):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                        f"or None; got {type(lengths).__name__}")
+    lengths = np.asarray(lengths)
+    if lengths.dtype.kind not in "iu" and lengths.size:
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                         f"got {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > T:
+        raise ValueError(f"lengths must be in 1..T = 1..{T}; got {lengths.min()}..{lengths.max()}")
+    order = np.argsort(-lengths, kind="stable")
+    steps = (lengths[:, None] > np.arange(T)).sum(axis=0)
+    return order, [int(n) for n in steps]
+
+
+def _zero_padding(values, steps):
+    """values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]."""
+    active = np.arange(values.shape[1]) < np.asarray(steps)[:, None]
+    return np.where(active[..., None], values, np.zeros((), values.dtype))
+
+
 def _use_scan(scan):
     """scan=None: scan where the cell allows it; True: scan or refuse; False: step by step."""
     if scan and SCAN_REFUSAL is not None:
@@ -183,22 +212,35 @@ def _use_scan(scan):
     return SCAN_REFUSAL is None if scan is None else bool(scan)
 
 
-def forward(x, state0, params, keep_cache=True, scan=None):
+def forward(x, state0, params, keep_cache=True, lengths=None, scan=None):
     """Run the cell over a sequence.
 
     x: (T, B, hidden); state0: tuple in STATES order of (B, size) arrays, or None
     for zeros; params: dict as PARAMS. Returns (outputs (T, B, size), final_state, cache);
-    with keep_cache=False nothing is saved for backward() and cache is None. scan: run the
-    time loop as a scan (None: where SCAN_REFUSAL is None; False: step by step).
+    with keep_cache=False nothing is saved for backward() and cache is None.
+
+    lengths: None (every sequence runs T steps) or the B sequences' lengths, integers in
+    1..T in any order. Sequence b then runs its first lengths[b] steps: past them its
+    state is carried unchanged (final_state is its state at its own last step), its
+    outputs are zero, and backward() sends nothing back from those steps.
+
+    scan: run the time loop as a scan (None: where SCAN_REFUSAL is None; False: step by
+    step); batches with lengths run step by step.
     """
     sizes = _check((("x", x, (_T, _B, "hidden")), ("state0", state0, "states")), params)
-    return _forward(x, state0, params, keep_cache, sizes, _use_scan(scan))
+    return _forward(x, state0, params, keep_cache, sizes, _lengths(lengths, *x.shape[:2]),
+                    _use_scan(scan))
 
 
-def _forward(x, state0, params, keep_cache, sizes, scan=False):
-    """forward() on checked arguments."""
+def _forward(x, state0, params, keep_cache, sizes, varlen=None, scan=False):
+    """forward() on checked arguments; varlen is _lengths()'s (order, steps), or None."""
     T, B = x.shape[:2]
     dtype = x.dtype
+    # a variable-length batch runs sorted by decreasing length: each step's rows are a prefix
+    order, steps = varlen if varlen is not None else (None, [B] * T)
+    if order is not None:  # (a copy: padding read as zeros, whatever the caller left there)
+        x = _zero_padding(x[:, order], steps)
+        state0 = None if state0 is None else tuple(s[order] for s in state0)
     size_hidden = x.shape[-1]
     W_ux = params["W_ux"]
     W_fx = params["W_fx"]
@@ -230,23 +272,36 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
     s_r += b_r
 
     for t in range(T):
+        bt = steps[t]
         save_t = t if keep_cache else 0
-        c_prev = c_all[t]
+        c_prev = c_all[t, :bt]
         # fused pointwise block: 14 operations
-        _sigmoid(s_f[t] + c_prev*w_fc, out=f_all[save_t])
-        f = f_all[save_t]
-        _sigmoid(s_r[t] + c_prev*w_rc, out=r_all[save_t])
-        r = r_all[save_t]
-        np.add(c_prev*f, u[t]*(1 - f), out=c_all[t + 1])
-        c_new = c_all[t + 1]
-        np.add(c_new*r, x[t]*(1 - r), out=outputs[t])
+        _sigmoid(s_f[t, :bt] + c_prev*w_fc, out=f_all[save_t, :bt])
+        f = f_all[save_t, :bt]
+        _sigmoid(s_r[t, :bt] + c_prev*w_rc, out=r_all[save_t, :bt])
+        r = r_all[save_t, :bt]
+        np.add(c_prev*f, u[t, :bt]*(1 - f), out=c_all[t + 1, :bt])
+        c_new = c_all[t + 1, :bt]
+        np.add(c_new*r, x[t, :bt]*(1 - r), out=outputs[t, :bt])
+        if bt < B:  # the rows past their length keep their states
+            c_all[t + 1, bt:] = c_all[t, bt:]
+            if keep_cache:
+                f_all[t, bt:] = 0
+                r_all[t, bt:] = 0
+
 
     final_state = (c_all[T],)
+    if order is not None:  # back to the caller's order, zeros past each length
+        unsort = np.argsort(order)
+        outputs = _zero_padding(outputs, steps)[:, unsort]
+        final_state = tuple(s[unsort] for s in final_state)
     if not keep_cache:
         return outputs, final_state, None
     cache = {
         "shape": (T, B, dtype),
         "sizes": sizes,
+        "order": order,
+        "steps": steps,
         "x": x,
         "u": u,
         "c_all": c_all,
@@ -259,8 +314,9 @@ def _forward(x, state0, params, keep_cache, sizes, scan=False):
 def backward(d_outputs, d_final_state, cache, params, scan=None):
     """Gradients of a loss L given dL/d(outputs) and dL/d(final_state) (None: zeros).
 
-    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. scan: as forward's
-    (either way of running forward works with either way of running backward).
+    Returns (dx, d_state0, d_params), with d_params keyed as PARAMS. After a forward() with
+    lengths, d_outputs past each length are ignored and dx there is zero. scan: as
+    forward's (either way of running forward works with either way of running backward).
     """
     scan = _use_scan(scan)
     if not isinstance(cache, dict) or "sizes" not in cache:
@@ -287,6 +343,10 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_c_next = d_final_state[0]
     if d_c_next is None:
         d_c_next = np.zeros((B, size_hidden), dtype)
+    order, steps = cache["order"], cache["steps"]
+    if order is not None:  # into forward's sorted order; padded steps send nothing back
+        d_outputs = _zero_padding(d_outputs[:, order], steps)
+        d_c_next = d_c_next[order]
     d_mm_x = np.empty((T, B, W_stack_x.shape[0]), dtype)
     d_s_r_all = np.empty((T, B, size_hidden), dtype)
     d_s_f_all = np.empty((T, B, size_hidden), dtype)
@@ -294,23 +354,35 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_x_all = np.empty((T, B, size_hidden), dtype)
 
     for t in reversed(range(T)):
-        c_prev = c_all[t]
-        c_new = c_all[t + 1]
-        f = f_all[t]
-        r = r_all[t]
+        bt = steps[t]
+        if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_s_r_all[t, bt:] = 0
+            d_s_f_all[t, bt:] = 0
+            d_u_all[t, bt:] = 0
+            d_x_all[t, bt:] = 0
+            _carry_c = d_c_next[bt:]
+            d_c_next = d_c_next[:bt]
+        c_prev = c_all[t, :bt]
+        c_new = c_all[t + 1, :bt]
+        f = f_all[t, :bt]
+        r = r_all[t, :bt]
         # fused pointwise block: 17 operations
         _e0 = 1 - r
-        _e1 = d_outputs[t]*r
-        np.multiply(_e0, _e1*(c_new - x[t]), out=d_s_r_all[t])
-        _e2 = d_s_r_all[t]
+        _e1 = d_outputs[t, :bt]*r
+        np.multiply(_e0, _e1*(c_new - x[t, :bt]), out=d_s_r_all[t, :bt])
+        _e2 = d_s_r_all[t, :bt]
         _e3 = _e1 + d_c_next
-        np.multiply(_e3, 1 - f, out=d_u_all[t])
-        _e4 = d_u_all[t]
-        np.multiply(_e4, f*(c_prev - u[t]), out=d_s_f_all[t])
-        _e5 = d_s_f_all[t]
+        np.multiply(_e3, 1 - f, out=d_u_all[t, :bt])
+        _e4 = d_u_all[t, :bt]
+        np.multiply(_e4, f*(c_prev - u[t, :bt]), out=d_s_f_all[t, :bt])
+        _e5 = d_s_f_all[t, :bt]
         d_c_prev = _e2*w_rc + _e3*f + _e5*w_fc
-        np.multiply(_e0, d_outputs[t], out=d_x_all[t])
+        np.multiply(_e0, d_outputs[t, :bt], out=d_x_all[t, :bt])
         d_c_next = d_c_prev
+        if bt < B:
+            d_c_next = np.concatenate([d_c_next, _carry_c])
+
 
     # Input-only work and weight gradients, for all time steps at once.
     d_mm_x[..., 0:size_hidden] = d_u_all
@@ -330,7 +402,12 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_params["b_r"] = d_s_r_all.sum(axis=(0, 1))
     d_params["w_rc"] = (d_s_r_all * c_all[:-1]).sum(axis=(0, 1))
     d_state0 = (d_c_next,)
-    return d_x, d_state0, {name: d_params[name] for name in PARAMS}
+    dx = d_x
+    if order is not None:  # back to the caller's order
+        unsort = np.argsort(order)
+        dx = _zero_padding(dx, steps)[:, unsort]
+        d_state0 = tuple(d[unsort] for d in d_state0)
+    return dx, d_state0, {name: d_params[name] for name in PARAMS}
 
 
 def step(x_t, state, params):
@@ -339,5 +416,5 @@ def step(x_t, state, params):
     Returns (output, new_state).
     """
     sizes = _check((("x_t", x_t, (_B, "hidden")), ("state", state, "states")), params)
-    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, False)
+    outputs, final_state, _ = _forward(x_t[None], state, params, False, sizes, None, False)
     return outputs[0], final_state

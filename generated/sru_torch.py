@@ -62,15 +62,30 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
-def _forward(x, state0, params, keep_cache, scan=False):
+def _zero_padding(values, steps):
+    """A copy of values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]
+    (slices of the device tensor: no mask to copy to the device, so a CUDA graph captures it)."""
+    values = values.clone()
+    for t, bt in enumerate(steps):
+        if bt < values.shape[1]:
+            values[t, bt:] = 0
+    return values
+
+
+def _forward(x, state0, params, keep_cache, batch_sizes=None, scan=False):
     """The scheduled forward pass with plain tensor ops (no autograd inside).
 
     x: (T, B, hidden); state0: tuple in STATES order of (B, size) tensors.
-    Returns (outputs, final_state, cache); cache is None unless keep_cache. scan: run the
-    time loop as a scan (only where SCAN_REFUSAL is None).
+    batch_sizes: None, or a batch sorted by decreasing length (a CPU int64 tensor of
+    length T, as PackedSequence.batch_sizes): step t runs the rows [:batch_sizes[t]] only,
+    the others keep their states and output zeros. (The input-only work reads x's padding
+    too, all steps at once: it must be finite; the module passes zeros.)
+    scan: run the time loop as a scan (only where SCAN_REFUSAL is None; batches of full
+    length). Returns (outputs, final_state, cache); cache is None unless keep_cache.
     """
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
+    steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
     size_hidden = x.shape[-1]
     W_ux = params["W_ux"]
     W_fx = params["W_fx"]
@@ -100,18 +115,27 @@ def _forward(x, state0, params, keep_cache, scan=False):
     s_r += b_r
 
     for t in range(T):
+        bt = steps[t]
         save_t = t if keep_cache else 0
-        c_prev = c_all[t]
+        c_prev = c_all[t, :bt]
         # fused pointwise block: 14 operations
-        torch.sigmoid(s_f[t] + c_prev*w_fc, out=f_all[save_t])
-        f = f_all[save_t]
-        torch.sigmoid(s_r[t] + c_prev*w_rc, out=r_all[save_t])
-        r = r_all[save_t]
-        torch.add(c_prev*f, u[t]*(1 - f), out=c_all[t + 1])
-        c_new = c_all[t + 1]
-        torch.add(c_new*r, x[t]*(1 - r), out=outputs[t])
+        torch.sigmoid(s_f[t, :bt] + c_prev*w_fc, out=f_all[save_t, :bt])
+        f = f_all[save_t, :bt]
+        torch.sigmoid(s_r[t, :bt] + c_prev*w_rc, out=r_all[save_t, :bt])
+        r = r_all[save_t, :bt]
+        torch.add(c_prev*f, u[t, :bt]*(1 - f), out=c_all[t + 1, :bt])
+        c_new = c_all[t + 1, :bt]
+        torch.add(c_new*r, x[t, :bt]*(1 - r), out=outputs[t, :bt])
+        if bt < B:  # the rows past their length keep their states
+            c_all[t + 1, bt:] = c_all[t, bt:]
+            if keep_cache:
+                f_all[t, bt:] = 0
+                r_all[t, bt:] = 0
+
 
     final_state = (c_all[T],)
+    if batch_sizes is not None:
+        outputs = _zero_padding(outputs, steps)
     if not keep_cache:
         return outputs, final_state, None
     cache = {
@@ -125,11 +149,16 @@ def _forward(x, state0, params, keep_cache, scan=False):
     return outputs, final_state, cache
 
 
-def _backward(d_outputs, d_final_state, cache, params, scan=False):
+def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=False):
     """The derived backward pass: (dx, d_state0, d_params) from the output gradients.
+    With batch_sizes (as forward's), d_outputs past each length are ignored, dx there is
+    zero, and the state adjoints of rows past their length pass through those steps.
     scan: as _forward's (either way of running one works with either of the other)."""
     T, B, dtype = cache["shape"]
     device = d_outputs.device
+    steps = [B] * T if batch_sizes is None else batch_sizes.tolist()
+    if batch_sizes is not None:
+        d_outputs = _zero_padding(d_outputs, steps)
     x = cache["x"]
     u = cache["u"]
     c_all = cache["c_all"]
@@ -150,23 +179,35 @@ def _backward(d_outputs, d_final_state, cache, params, scan=False):
     d_x_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
     for t in reversed(range(T)):
-        c_prev = c_all[t]
-        c_new = c_all[t + 1]
-        f = f_all[t]
-        r = r_all[t]
+        bt = steps[t]
+        if bt < B:  # the rows past their length pass their state adjoints through
+            d_mm_x[t, bt:] = 0
+            d_s_r_all[t, bt:] = 0
+            d_s_f_all[t, bt:] = 0
+            d_u_all[t, bt:] = 0
+            d_x_all[t, bt:] = 0
+            _carry_c = d_c_next[bt:]
+            d_c_next = d_c_next[:bt]
+        c_prev = c_all[t, :bt]
+        c_new = c_all[t + 1, :bt]
+        f = f_all[t, :bt]
+        r = r_all[t, :bt]
         # fused pointwise block: 17 operations
         _e0 = 1 - r
-        _e1 = d_outputs[t]*r
-        torch.mul(_e0, _e1*(c_new - x[t]), out=d_s_r_all[t])
-        _e2 = d_s_r_all[t]
+        _e1 = d_outputs[t, :bt]*r
+        torch.mul(_e0, _e1*(c_new - x[t, :bt]), out=d_s_r_all[t, :bt])
+        _e2 = d_s_r_all[t, :bt]
         _e3 = _e1 + d_c_next
-        torch.mul(_e3, 1 - f, out=d_u_all[t])
-        _e4 = d_u_all[t]
-        torch.mul(_e4, f*(c_prev - u[t]), out=d_s_f_all[t])
-        _e5 = d_s_f_all[t]
+        torch.mul(_e3, 1 - f, out=d_u_all[t, :bt])
+        _e4 = d_u_all[t, :bt]
+        torch.mul(_e4, f*(c_prev - u[t, :bt]), out=d_s_f_all[t, :bt])
+        _e5 = d_s_f_all[t, :bt]
         d_c_prev = _e2*w_rc + _e3*f + _e5*w_fc
-        torch.mul(_e0, d_outputs[t], out=d_x_all[t])
+        torch.mul(_e0, d_outputs[t, :bt], out=d_x_all[t, :bt])
         d_c_next = d_c_prev
+        if bt < B:
+            d_c_next = torch.cat([d_c_next, _carry_c])
+
 
     # Input-only work and weight gradients, for all time steps at once.
     d_mm_x[..., 0:size_hidden] = d_u_all
@@ -186,14 +227,18 @@ def _backward(d_outputs, d_final_state, cache, params, scan=False):
     d_params["b_r"] = d_s_r_all.sum(dim=(0, 1))
     d_params["w_rc"] = (d_s_r_all * c_all[:-1]).sum(dim=(0, 1))
     d_state0 = (d_c_next,)
-    return d_x, d_state0, d_params
+    dx = d_x
+    if batch_sizes is not None:
+        dx = _zero_padding(dx, steps)
+    return dx, d_state0, d_params
 
 
-def _reference(x, state0, params):
+def _reference(x, state0, params, batch_sizes=None):
     """The cell step by step, as written in sru.gate, with plain tensor ops.
 
     Differentiated by autograd: the reference for the derived backward pass, and a
-    path that torch.compile can trace.
+    path that torch.compile can trace. With batch_sizes every row is computed and the
+    carried-state rule s' = m * new + (1 - m) * s keeps the rows past their length.
     """
     W_ux = params["W_ux"]
     W_fx = params["W_fx"]
@@ -214,7 +259,13 @@ def _reference(x, state0, params):
         c_new = c_prev*f + u*(1 - f)
         h = c_new*r + x[t]*(1 - r)
         outputs.append(h)
-        c_prev, = c_new,
+        if batch_sizes is None:
+            c_prev, = c_new,
+        else:  # m: the rows still running at step t
+            _active = (torch.arange(x.shape[1], device=x.device) < int(batch_sizes[t]))[:, None]
+            outputs[-1] = outputs[-1].masked_fill(~_active, 0)
+            _pairs = zip((c_new,), (c_prev,), strict=True)
+            c_prev, = tuple(torch.where(_active, _new, _prev) for _new, _prev in _pairs)
     return torch.stack(outputs), (c_prev,)
 
 
@@ -245,8 +296,7 @@ class _Fused(torch.autograd.Function):
         return (None, dx, *d_state0, *(d_params[name] for name in PARAMS))
 
 
-# This module's own torch-ops implementation, in the shape of a kernel backend: step by
-# step, or (where every state is a linear recurrence) as scans over time.
+# This module's own torch-ops implementation, in the shape of a kernel backend.
 _TORCH_OPS = types.SimpleNamespace(forward=_forward, backward=_backward)
 _TORCH_SCAN = types.SimpleNamespace(forward=functools.partial(_forward, scan=True),
                                     backward=functools.partial(_backward, scan=True))
@@ -329,29 +379,23 @@ class _Graphed:
         return _unflatten(result, (t.clone() for t in _flatten(result)
                                    if isinstance(t, torch.Tensor)))
 
-    # batch_sizes is part of the key: each step's row count is baked into the captured
-    # launches, so each distinct set of lengths captures (and keeps) a graph of its own
-    def forward(self, x, state0, params, keep_cache, batch_sizes=None):
-        sizes, kw = _sizes_key(batch_sizes)
-        key = ("forward", tuple(x.shape), x.dtype, keep_cache,
-               tuple(p.data_ptr() for p in params.values()), sizes)
+    # a graph replays fixed launches: the batch sizes of each step are part of its key
+    def forward(self, x, state0, params, keep_cache, **kw):
+        key = ("forward", tuple(x.shape), x.dtype, keep_cache, _steps_key(kw),
+               tuple(p.data_ptr() for p in params.values()))
         return self._run(key, lambda *a: self.backend.forward(*a, keep_cache, **kw), x,
                          tuple(state0), params)
 
-    def backward(self, d_outputs, d_final_state, cache, params, batch_sizes=None):
-        sizes, kw = _sizes_key(batch_sizes)
-        key = ("backward", tuple(d_outputs.shape), d_outputs.dtype,
-               tuple(p.data_ptr() for p in params.values()), sizes)
+    def backward(self, d_outputs, d_final_state, cache, params, **kw):
+        key = ("backward", tuple(d_outputs.shape), d_outputs.dtype, _steps_key(kw),
+               tuple(p.data_ptr() for p in params.values()))
         return self._run(key, lambda *a: self.backend.backward(*a, **kw), d_outputs,
                          tuple(d_final_state), cache, params)
 
 
-def _sizes_key(batch_sizes):
-    """batch_sizes as part of a graph's key (None for full lengths), and the keywords the
-    backend gets: none for full lengths, as run_layer passes them."""
-    if batch_sizes is None:
-        return None, {}
-    return tuple(batch_sizes.tolist()), {"batch_sizes": batch_sizes}
+def _steps_key(kw):
+    batch_sizes = kw.get("batch_sizes")
+    return None if batch_sizes is None else tuple(batch_sizes.tolist())
 
 
 def _flatten(value):
@@ -388,26 +432,48 @@ def _check_cuda_graphs(impl, x):
                          "impl='auto', 'torch', 'triton' or 'cuda'")
 
 
-def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
+def _check_batch_sizes(batch_sizes, x):
+    """batch_sizes as PackedSequence has them for x: a CPU int64 tensor of length T,
+    non-increasing, from B down to at least 1."""
+    T, B = x.shape[:2]
+    if not isinstance(batch_sizes, torch.Tensor) or batch_sizes.dtype != torch.int64 \
+            or batch_sizes.device.type != "cpu" or tuple(batch_sizes.shape) != (T,):
+        raise ValueError(f"batch_sizes must be a CPU int64 tensor of shape (T,) = ({T},), as "
+                         f"PackedSequence.batch_sizes; got {batch_sizes!r}")
+    if int(batch_sizes[0]) != B or int(batch_sizes[-1]) < 1 \
+            or bool((batch_sizes[1:] > batch_sizes[:-1]).any()):
+        raise ValueError(f"batch_sizes must be non-increasing from B = {B} down to at least "
+                         f"1 (a batch sorted by decreasing length); got {batch_sizes.tolist()}")
+
+
+def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=None):
     """One layer and direction: x (T, B, hidden), state0 tuple of (B, size).
 
     impl: "torch" runs the schedule with torch ops and the derived backward, step by step;
     "scan" the same as scans over time (cells whose states are all linear recurrences,
-    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with generated fused kernels
-    (CUDA tensors); "auto" picks triton on CUDA when available, else scan where the cell
-    allows it, else torch; "autograd" runs _reference
+    SCAN_REFUSAL None; batches of full length); "triton" and "cuda" run the schedule with
+    generated fused kernels (CUDA tensors); "auto" picks triton on CUDA when available,
+    else scan where the cell allows it, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
     replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,
-    impl="autograd"). Returns (outputs, final_state).
+    impl="autograd"). batch_sizes: None, or (a batch sorted by decreasing length) how many
+    rows run at each step, as PackedSequence.batch_sizes; the others keep their states and
+    output zeros. Returns (outputs, final_state).
     """
     if cuda_graphs:
         _check_cuda_graphs(impl, x)
+    if batch_sizes is not None:
+        _check_batch_sizes(batch_sizes, x)
     if impl == "autograd":
-        return _reference(x, state0, params)
+        return _reference(x, state0, params, batch_sizes)
     backend = _backend(impl, x)
     if cuda_graphs:
         backend = _GRAPHED.setdefault(id(backend), _Graphed(backend))
+    if batch_sizes is not None:  # passed only when given: a backend may not know it
+        backend = types.SimpleNamespace(
+            forward=functools.partial(backend.forward, batch_sizes=batch_sizes),
+            backward=functools.partial(backend.backward, batch_sizes=batch_sizes))
     values = [params[name] for name in PARAMS]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *state0, *values)):
         outputs, *final_state = _Fused.apply(backend, x, *state0, *values)
@@ -435,7 +501,9 @@ class SRU(nn.Module):
 
     The conventions of torch.nn's recurrent layers: forward(input, state=None) returns
     (output, final_state); input is (T, B, input_size), or (B, T, input_size) with
-    batch_first, or (T, input_size) unbatched; state is h_0 (num_layers * directions, B, size), and so is h_n
+    batch_first, or (T, input_size) unbatched, or a PackedSequence of sequences of
+    different lengths; forward(input, state, lengths=...) takes a padded batch and its
+    lengths instead; state is h_0 (num_layers * directions, B, size), and so is h_n
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1,
@@ -497,9 +565,10 @@ class SRU(nn.Module):
             params[name] = value
         return params
 
-    def _checked_state(self, input, state, sizes):
+    def _checked_state(self, input, state, sizes, batch=None):
         """Refuse what torch.nn's recurrent layers refuse, in their words, once per call with
-        plain shape comparisons (torch.compile traces them); the state as a tuple, or None."""
+        plain shape comparisons (torch.compile traces them); the state as a tuple, or None.
+        batch: the batch size of a PackedSequence, whose data is input."""
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a tensor, got {type(input).__name__}")
         if input.dim() not in (2, 3):
@@ -531,7 +600,8 @@ class SRU(nn.Module):
                    else f"a tensor of size {list(state.shape)}" if isinstance(state, torch.Tensor)
                    else type(state).__name__)
             raise TypeError(f"state must be {what}, or None; got {got}")
-        batch = () if input.dim() == 2 else (input.shape[0 if self.batch_first else 1],)
+        batch = ((batch,) if batch is not None else () if input.dim() == 2
+                 else (input.shape[0 if self.batch_first else 1],))
         for k, (value, name) in enumerate(zip(state, names, strict=True)):
             arg = f"state ({name})" if len(STATES) == 1 else f"state[{k}] ({name})"
             if not isinstance(value, torch.Tensor):
@@ -545,23 +615,125 @@ class SRU(nn.Module):
                                  f"on {input.device}; got {value.dtype} on {value.device}")
         return tuple(state)
 
-    def forward(self, input, state=None):
+    def forward(self, input, state=None, lengths=None):
+        """input: (T, B, input_size), (B, T, input_size) with batch_first, (T, input_size)
+        unbatched, or a torch.nn.utils.rnn.PackedSequence (then the output is one too, and
+        the final state holds each sequence's state at its own last step, in the batch's
+        order, as torch.nn does). lengths: for a padded batched input, each sequence's
+        length (integers in 1..T; a tensor or a list): the output is zero past each length
+        and the final state is each sequence's state at its own last step. Either way a
+        reverse direction starts at each sequence's own last step."""
         sizes = {"input": self.input_size, "hidden": self.hidden_size}
+        if isinstance(input, nn.utils.rnn.PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths= is for a padded input: a PackedSequence carries its "
+                                 "own lengths; pass one or the other")
+            return self._forward_packed(input, state, sizes)
         state = self._checked_state(input, state, sizes)
         unbatched = input.dim() == 2
+        if lengths is not None and unbatched:
+            raise ValueError("lengths= needs a batched input (3-D): an unbatched input is one "
+                             "sequence, whose length is its own")
         x = input.unsqueeze(1) if unbatched else input
         if self.batch_first and not unbatched:
             x = x.transpose(0, 1)
-        directions = 2 if self.bidirectional else 1
-        B = x.shape[1]
-        if state is None:
-            state = tuple(
-                torch.zeros(self.num_layers * directions, B, sizes[STATE_SIZES[s]],
-                            dtype=x.dtype, device=x.device)
-                for s in STATES
-            )
-        if unbatched:
+        if unbatched and state is not None:
             state = tuple(s.unsqueeze(1) for s in state)
+        if lengths is not None:
+            output, final_state = self._forward_lengths(x, state, lengths, sizes)
+        else:
+            output, final_state = self._run_layers(x, self._initial_state(x, state, sizes))
+        if unbatched:
+            output = output.squeeze(1)
+            final_state = tuple(s.squeeze(1) for s in final_state)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, final_state[0]
+
+    def _initial_state(self, x, state, sizes):
+        """The given state, or zeros for every layer and direction."""
+        if state is not None:
+            return state
+        directions = 2 if self.bidirectional else 1
+        return tuple(torch.zeros(self.num_layers * directions, x.shape[1], sizes[STATE_SIZES[s]],
+                                 dtype=x.dtype, device=x.device) for s in STATES)
+
+    def _forward_packed(self, packed, state, sizes):
+        """A PackedSequence, as torch.nn runs one: its batch is sorted by decreasing length
+        (sorted_indices), the caller's state and the final state are in the caller's order."""
+        data, batch_sizes, sorted_indices, unsorted_indices = packed
+        state = self._checked_state(data, state, sizes, batch=int(batch_sizes[0]))
+        T, B = len(batch_sizes), int(batch_sizes[0])
+        # the packed rows, in order, are the active (step, row) pairs of the padded batch
+        active = (torch.arange(B) < batch_sizes[:, None]).reshape(-1).nonzero().squeeze(1)
+        active = active.to(data.device)
+        x = data.new_zeros(T * B, data.shape[-1]).index_copy(0, active, data).view(T, B, -1)
+        if state is not None and sorted_indices is not None:
+            state = tuple(s.index_select(1, sorted_indices) for s in state)
+        lengths = (batch_sizes > torch.arange(B)[:, None]).sum(1)
+        output, final_state = self._run_layers(x, self._initial_state(x, state, sizes),
+                                               batch_sizes, lengths)
+        if unsorted_indices is not None:
+            final_state = tuple(s.index_select(1, unsorted_indices) for s in final_state)
+        output = output.reshape(T * B, -1).index_select(0, active)
+        output = nn.utils.rnn.PackedSequence(output, batch_sizes, sorted_indices,
+                                             unsorted_indices)
+        return output, final_state[0]
+
+    def _forward_lengths(self, x, state, lengths, sizes):
+        """A padded time-major batch with per-sequence lengths: sorted by decreasing length
+        once, run over the longest length, and returned in the caller's order, padded to T."""
+        T, B = x.shape[:2]
+        if not isinstance(lengths, torch.Tensor):
+            try:  # a list of ints, or a NumPy array
+                lengths = torch.as_tensor(lengths)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(f"lengths must be a 1-D integer tensor or a list of ints, one "
+                                f"per sequence; got {type(lengths).__name__}") from None
+        if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths must hold integers, got {lengths.dtype}")
+        lengths = lengths.to("cpu", torch.int64)
+        if tuple(lengths.shape) != (B,):
+            raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                             f"got {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"lengths must be in 1..T = 1..{T}; got "
+                             f"{int(lengths.min())}..{int(lengths.max())}")
+        order = torch.argsort(lengths, descending=True, stable=True)
+        lengths = lengths[order]
+        longest = int(lengths[0])
+        batch_sizes = (lengths > torch.arange(longest)[:, None]).sum(1)
+        device_order = order.to(x.device)
+        # padding is never read: zeros there, as packing would leave out
+        x = _zero_padding(x[:longest].index_select(1, device_order), batch_sizes.tolist())
+        if state is not None:
+            state = tuple(s.index_select(1, device_order) for s in state)
+        output, final_state = self._run_layers(x, self._initial_state(x, state, sizes),
+                                               batch_sizes, lengths)
+        unsort = torch.argsort(device_order)
+        output = output.index_select(1, unsort)
+        if longest < T:
+            output = torch.cat([output, output.new_zeros(T - longest, *output.shape[1:])])
+        return output, tuple(s.index_select(1, unsort) for s in final_state)
+
+    def _run_layers(self, x, state, batch_sizes=None, lengths=None):
+        """Every layer and direction over a time-major x from the full state; with
+        batch_sizes, x is sorted by decreasing length (lengths, on the CPU) and zero past them.
+        Returns (output (T, B, directions * size), final_state)."""
+        directions = 2 if self.bidirectional else 1
+        T, B = x.shape[:2]
+        if batch_sizes is not None and int(batch_sizes[-1]) == B:
+            batch_sizes = None  # every sequence runs all T steps
+        if directions == 2 and batch_sizes is not None:
+            # each sequence reversed within its own length: step t reads step L - 1 - t
+            t = torch.arange(T)[:, None]
+            flip = torch.where(t < lengths, lengths - 1 - t, t).to(x.device)[..., None]
+
+            def reverse(values):  # an involution: it also puts the outputs back
+                return values.gather(0, flip.expand_as(values))
+        else:
+            def reverse(values):
+                return values.flip(0)
         finals = [[] for _ in STATES]
         layer_input = x
         for layer in range(self.num_layers):
@@ -570,22 +742,16 @@ class SRU(nn.Module):
                 k = layer * directions + direction
                 state0 = tuple(s[k] for s in state)
                 params = self.layer_params(layer, reverse=direction == 1)
-                seq = layer_input if direction == 0 else layer_input.flip(0)
-                out, final = run_layer(seq, state0, params, self.impl, self.cuda_graphs)
-                outputs.append(out if direction == 0 else out.flip(0))
+                seq = layer_input if direction == 0 else reverse(layer_input)
+                out, final = run_layer(seq, state0, params, self.impl, self.cuda_graphs,
+                                       batch_sizes=batch_sizes)
+                outputs.append(out if direction == 0 else reverse(out))
                 for lst, value in zip(finals, final, strict=True):
                     lst.append(value)
             layer_input = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = nn.functional.dropout(layer_input, self.dropout, True)
-        output = layer_input
-        final_state = tuple(torch.stack(values) for values in finals)
-        if unbatched:
-            output = output.squeeze(1)
-            final_state = tuple(s.squeeze(1) for s in final_state)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, final_state[0]
+        return layer_input, tuple(torch.stack(values) for values in finals)
 
     def _layers(self):
         for layer in range(self.num_layers):

@@ -54,7 +54,7 @@ def render(template: str, context: dict) -> str:
 
 
 def emit_numpy(plan: Plan, source_name: str) -> str:
-    return render("numpy/module.py.jinja", module_context(plan, NUMPY, source_name))
+    return render("numpy/module.py.jinja", module_context(plan, NUMPY, source_name, rows=True))
 
 
 _ACRONYMS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "srnn": "SRNN", "mgu": "MGU",
@@ -69,7 +69,7 @@ def class_name(cell_name: str) -> str:
 
 def emit_torch(plan: Plan, source_name: str) -> str:
     cell = plan.cell
-    context = module_context(plan, TORCH, source_name)
+    context = module_context(plan, TORCH, source_name, rows=True)
     lines = context["lines"]
     prev = [s.name for s in cell.states]
     new = [cell.updates[s.label] for s in cell.states]

@@ -20,8 +20,11 @@ from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, LayerNormOp, Plan
 class ModuleLines:
     """Builds every printed line of the module for one plan."""
 
-    def __init__(self, plan: Plan, dialect: Dialect):
+    def __init__(self, plan: Plan, dialect: Dialect, rows: bool = False):
         self.plan = plan
+        # rows: each step computes only its active rows [:bt] of a batch sorted by decreasing
+        # length; the rest carry their states (variable-length batches)
+        self.rows = rows
         self.dx = dialect
         self.cell = plan.cell
         self.used_helpers: set[str] = set()
@@ -39,16 +42,20 @@ class ModuleLines:
     def size_var(self, size: str) -> str:
         return f"size_{size}"
 
+    def at(self, index: str) -> str:
+        """The subscript of one step's rows in a (T, B, ...) array: all, or the active ones."""
+        return f"{index}, :bt" if self.rows else index
+
     def printer(self, loop: bool, backward: bool = False) -> CodePrinter:
         # the input is the argument `x` whatever the cell calls it (`input u`)
         names: dict[str, str] = {self.cell.input.name: "x"}
         if loop:
-            names[self.cell.input.name] = "x[t]"
+            names[self.cell.input.name] = f"x[{self.at('t')}]"
             for n in self.plan.derived.static:
                 if n != self.cell.input.name:
-                    names[n] = f"{n}[t]"
+                    names[n] = f"{n}[{self.at('t')}]"
             if backward:
-                names["d_out"] = "d_outputs[t]"
+                names["d_out"] = f"d_outputs[{self.at('t')}]"
         return CodePrinter(self.dx.functions, names)
 
     def print(self, printer: CodePrinter, e: sympy.Expr) -> str:
@@ -125,7 +132,7 @@ class ModuleLines:
             lines = [f"{g.product} = {self.dx.matmul_all(operand, g.weight + '.T')}"]
         elif addend is not None:
             operand = self.print(self.printer(True), ir.symbol(g.operand))
-            product = self.dx.addmm(f"{addend.product}[t]", operand, f"{g.weight}.T")
+            product = self.dx.addmm(f"{addend.product}[{self.at('t')}]", operand, f"{g.weight}.T")
             lines = [f"{g.product} = {product}  # the input-only sums, plus this product"]
         else:
             operand = self.print(self.printer(True), ir.symbol(g.operand))
@@ -138,13 +145,13 @@ class ModuleLines:
     def gemm_backward(self, g: Gemm) -> list[str]:
         if g.context == STATIC:
             return [f"{g.operand_grad} = {self.dx.matmul_all(g.grad_buffer, g.weight)}"]
-        return [f"{g.operand_grad} = {g.grad_buffer}[t] @ {g.weight}"]
+        return [f"{g.operand_grad} = {g.grad_buffer}[{self.at('t')}] @ {g.weight}"]
 
     def store_slot(self, st, loop: bool) -> str:
-        index = "t" if loop else "..."
+        index = self.at("t") if loop else "..."
         if st.gemm is not None and st.gemm.stacked:
             cols = self.offsets(st.gemm)[st.index]
-            index = f"t, :, {cols}" if loop else f"..., {cols}"
+            index = f"t, :{'bt' if self.rows else ''}, {cols}" if loop else f"..., {cols}"
         return f"{st.buffer}[{index}]"
 
     def out_form(self, printer: CodePrinter, e: sympy.Expr, slot: str) -> str | None:
@@ -208,11 +215,12 @@ class ModuleLines:
         return set(self.forward_slots().values())
 
     def forward_slots(self) -> dict[str, str]:
-        slots = {self.cell.updates[s.label]: f"{s.label}_all[t + 1]" for s in self.cell.states}
+        slots = {self.cell.updates[s.label]: f"{s.label}_all[{self.at('t + 1')}]"
+                 for s in self.cell.states}
         if self.plan.kind_of(self.cell.output) != "state_new":
-            slots.setdefault(self.cell.output, "outputs[t]")
+            slots.setdefault(self.cell.output, f"outputs[{self.at('t')}]")
         for n in self.plan.saved_loop:
-            slots.setdefault(n, f"{n}_all[save_t]")
+            slots.setdefault(n, f"{n}_all[{self.at('save_t')}]")
         return slots
 
     def ops_lines(self, ops, loop: bool, backward: bool) -> list[str]:
@@ -246,8 +254,8 @@ class ModuleLines:
                  f"{ln.name}, {ln.name}_xhat, {ln.name}_rstd = _layernorm({operand}, {ln.gain}, "
                  f"{ln.bias or 0})"]
         if loop:
-            lines += [f"{ln.name}_xhat_all[save_t] = {ln.name}_xhat",
-                      f"{ln.name}_rstd_all[save_t] = {ln.name}_rstd"]
+            lines += [f"{ln.name}_xhat_all[{self.at('save_t')}] = {ln.name}_xhat",
+                      f"{ln.name}_rstd_all[{self.at('save_t')}] = {ln.name}_rstd"]
         return lines
 
     def loop_layernorms(self) -> list[LayerNormOp]:
@@ -258,21 +266,22 @@ class ModuleLines:
         (call after printing the loop blocks)."""
         slots = self.forward_slots()
         lines = [f"{slot} = {name}" for name, slot in slots.items() if name not in self.written]
-        if self.cell.output in self.plan.saved_loop and slots[self.cell.output] == "outputs[t]":
-            lines.append(f"{self.cell.output}_all[save_t] = {self.cell.output}")
+        if (self.cell.output in self.plan.saved_loop
+                and slots[self.cell.output] == f"outputs[{self.at('t')}]"):
+            lines.append(f"{self.cell.output}_all[{self.at('save_t')}] = {self.cell.output}")
         return lines
 
     def backward_loads(self) -> list[str]:
         lines = []
         for s in self.cell.states:
             if s.label in self.plan.saved_states:
-                lines.append(f"{s.name} = {s.label}_all[t]")
-                lines.append(f"{self.cell.updates[s.label]} = {s.label}_all[t + 1]")
-        lines += [f"{n} = {n}_all[t]" for n in self.plan.saved_loop]
+                lines.append(f"{s.name} = {s.label}_all[{self.at('t')}]")
+                lines.append(f"{self.cell.updates[s.label]} = {s.label}_all[{self.at('t + 1')}]")
+        lines += [f"{n} = {n}_all[{self.at('t')}]" for n in self.plan.saved_loop]
         lines = _only_used(lines, self.plan)
         for op in self.loop_layernorms():
-            lines += [f"{op.node.name}_xhat = {op.node.name}_xhat_all[t]",
-                      f"{op.node.name}_rstd = {op.node.name}_rstd_all[t]"]
+            lines += [f"{op.node.name}_xhat = {op.node.name}_xhat_all[{self.at('t')}]",
+                      f"{op.node.name}_rstd = {op.node.name}_rstd_all[{self.at('t')}]"]
         return lines
 
     def carry_lines(self) -> list[str]:
@@ -280,7 +289,8 @@ class ModuleLines:
         for s in self.cell.states:
             e = self.plan.carries[s.label]
             targets.append(f"d_{s.label}_next")
-            values.append(self.dx.zeros(f"B, {self.size_var(s.size)}") if e == 0
+            rows = "bt" if self.rows else "B"
+            values.append(self.dx.zeros(f"{rows}, {self.size_var(s.size)}") if e == 0
                           else self.print(self.printer(True, True), e))
         # a state that copies another (`h' = c`) carries that one's adjoint of this step:
         # all carries are assigned at once when one reads another's
@@ -288,6 +298,37 @@ class ModuleLines:
         if len(targets) > 1 and read:
             return [f"{', '.join(targets)} = {', '.join(values)}"]
         return [f"{t} = {v}" for t, v in zip(targets, values, strict=True)]
+
+    # The carried-state rule s' = m * new + (1 - m) * s for a batch sorted by decreasing
+    # length: at step t the rows [:bt] are active (m = 1) and computed, the rest (m = 0)
+    # keep their state; its adjoint passes their state adjoints through the step unchanged.
+    def carry_forward_lines(self) -> list[str]:
+        """The inactive rows' states, carried into this step's slots."""
+        return [f"{s.label}_all[t + 1, bt:] = {s.label}_all[t, bt:]" for s in self.cell.states]
+
+    def zero_saved_lines(self) -> list[str]:
+        """Zeros in the inactive rows of this step's saved values: the backward pass
+        multiplies them by zero adjoints after its loop, and they must not be garbage."""
+        saved = [f"{n}_all" for n in self.plan.saved_loop]
+        for op in self.loop_layernorms():
+            saved += [f"{op.node.name}_xhat_all", f"{op.node.name}_rstd_all"]
+        return [f"{name}[t, bt:] = 0" for name in saved]
+
+    def carry_split_lines(self, allocs: list[str]) -> list[str]:
+        """Before a backward step: the inactive rows' state adjoints, set aside, and zeros
+        in their rows of the gradient buffers among `allocs` (read after the loop)."""
+        empty = self.dx.empty("").split("(")[0] + "("
+        lines = [f"{a.split(' = ')[0]}[t, bt:] = 0" for a in allocs
+                 if a.split(" = ", 1)[1].startswith(empty)]
+        for s in self.cell.states:
+            lines += [f"_carry_{s.label} = d_{s.label}_next[bt:]",
+                      f"d_{s.label}_next = d_{s.label}_next[:bt]"]
+        return lines
+
+    def carry_join_lines(self) -> list[str]:
+        """After a backward step: the set-aside adjoints, below the active rows' new ones."""
+        return [f"d_{s.label}_next = {self.dx.concat([f'd_{s.label}_next', f'_carry_{s.label}'])}"
+                for s in self.cell.states]
 
     def weight_grad_lines(self) -> list[str]:
         lines = []

@@ -13,10 +13,11 @@ VERSION = __version__
 
 
 def module_context(plan: Plan, dialect: Dialect, source_name: str,
-                   lines: ModuleLines | None = None) -> dict:
-    """Everything a Python module template (NumPy, PyTorch, Triton) prints."""
+                   lines: ModuleLines | None = None, rows: bool = False) -> dict:
+    """Everything a Python module template (NumPy, PyTorch, Triton) prints. rows: each step
+    computes only the active rows of a variable-length batch (ModuleLines)."""
     cell = plan.cell
-    lines = lines or ModuleLines(plan, dialect)
+    lines = lines or ModuleLines(plan, dialect, rows)
     static_forward = lines.ops_lines(plan.static_forward, loop=False, backward=False)
     loop_forward = lines.ops_lines(plan.loop_forward, loop=True, backward=False)
     forward_saves = lines.forward_saves()
@@ -79,7 +80,8 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         ) + lines.forward_allocs(),
         "forward_cache_allocs": lines.forward_cache_allocs(),
         # each step's previous state values, where the step reads them
-        "state_loads": prune_assignments([f"{s.name} = {s.label}_all[t]" for s in cell.states],
+        "state_loads": prune_assignments([f"{s.name} = {s.label}_all[{lines.at('t')}]"
+                                          for s in cell.states],
                                          [*loop_forward, *forward_saves]),
         "static_forward": static_forward,
         "scan_refusal": refusal,
@@ -104,6 +106,11 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
             f'{py_str(p.name)}: {1.0 if p.role == "ln_gain" else 0.0}' for p in cell.params.values()
             if p.role in ("ln_gain", "ln_bias")) + "}",
         "zeros": dialect.zeros,
+        "rows": lines.rows,
+        "carry_forward": lines.carry_forward_lines(),
+        "zero_saved": lines.zero_saved_lines(),
+        "carry_split": lines.carry_split_lines(backward_allocs),
+        "carry_join": lines.carry_join_lines(),
         "lines": lines,
     }
     return context
