@@ -5,7 +5,6 @@ cannot work (torch.jit.script). Values and gradients are compared with the eager
 with impl="autograd" (the cell as written, differentiated by autograd)."""
 
 import math
-import re
 
 import pytest
 from conftest import require_torch
@@ -18,6 +17,11 @@ from gatespec.pipeline import generate_text
 torch = require_torch()
 F64 = torch.float64
 CELLS = ["lstm", "gru", "lstm_layernorm"]  # the article's LSTM and GRU, and a layer-norm cell
+
+
+def _first_by_default(*names):
+    """The first case in the default run, the others marked slow (the default run stays fast)."""
+    return [names[0], *(pytest.param(n, marks=pytest.mark.slow) for n in names[1:])]
 
 
 def _make(name, dtype=F64, seed=0, **kwargs):
@@ -60,13 +64,15 @@ def _assert_same(a, b, tol=1e-10):
 
 # -- torch.compile -------------------------------------------------------------------------
 
-def _check_compile(name, backend, lengths=(3, 4, 5)):
+def _check_compile(name, backend, dynamic=None, num_layers=2, lengths=(3, 4, 5)):
+    """Compiled forward and backward against eager and impl="autograd", for several T;
+    returns the recorded graphs."""
     from torch._dynamo.testing import CompileCounterWithBackend
 
     torch._dynamo.reset()
-    mod, layer, sizes = _make(name, num_layers=2)
+    mod, layer, sizes = _make(name, num_layers=num_layers)
     counter = CompileCounterWithBackend(backend)
-    compiled = torch.compile(layer, fullgraph=True, backend=counter)
+    compiled = torch.compile(layer, fullgraph=True, backend=counter, dynamic=dynamic)
     frames = []
     for T in lengths:
         x = torch.randn(T, 2, sizes["input"], dtype=F64)
@@ -74,47 +80,41 @@ def _check_compile(name, backend, lengths=(3, 4, 5)):
         _assert_same(got, _run(layer, x, "torch"))
         _assert_same(got, _run(layer, x, "autograd"))
         frames.append(counter.frame_count)
-    # a new T reuses the graph: the second length makes T dynamic (one recompile), the
-    # third compiles nothing
-    assert frames[-1] == frames[-2] <= 2, frames
+    # no recompile for a new T: with dynamic=True nothing after the first call; by default
+    # the second T makes the length dynamic (one recompile) and later ones compile nothing
+    if dynamic:
+        assert len(set(frames)) == 1, frames
+    else:
+        assert frames[-1] == frames[-2] <= 2, frames
+    return mod, counter.graphs
 
 
 def test_compile_fullgraph_forward_backward_one_graph_for_every_T():
     # aot_eager traces forward and backward through the ops' fake implementations, as
     # inductor does, without inductor's C++ build (test_compile_inductor, slow)
-    _check_compile("lstm", "aot_eager")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["gru", "lstm_layernorm"])
-def test_compile_fullgraph_other_cells(name):
-    _check_compile(name, "aot_eager")
-
-
-@pytest.mark.slow
-def test_compile_inductor():
-    _check_compile("lstm", "inductor", lengths=(3, 4, 6))
-
-
-def test_compile_runs_the_fused_ops():
-    """The compiled graph calls this module's forward and backward ops, not an unrolled loop."""
-    from torch._dynamo.testing import EagerAndRecordGraphs
-
-    torch._dynamo.reset()
-    mod, layer, sizes = _make("gru")
-    backend = EagerAndRecordGraphs()
-    x = torch.randn(4, 2, sizes["input"], dtype=F64)
-    torch.compile(layer, fullgraph=True, backend=backend)(x)
-    (graph,) = backend.graphs
+    mod, graphs = _check_compile("lstm", "aot_eager", dynamic=True, num_layers=1)
+    # the graph calls this module's forward and backward ops, not an unrolled loop
     name = mod._FORWARD_OP._qualname.split("::")[1].removesuffix("_forward")
+    graph = next(g for g in graphs if hasattr(g, "fwd_body_0"))  # the autograd.Function's
     forward, backward = graph.fwd_body_0.code, graph.bwd_body_0.code
     assert f"{name}_forward" in forward and f"{name}_backward" in backward
     assert "sigmoid" not in forward + backward
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CELLS)
+def test_compile_fullgraph_automatic_dynamic(name):
+    _check_compile(name, "aot_eager")
+
+
+@pytest.mark.slow
+def test_compile_inductor():
+    _check_compile("lstm", "inductor", num_layers=1, lengths=(3, 4, 6))
+
+
 # -- torch.export --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("name", _first_by_default(*CELLS))
 def test_export_with_dynamic_T(name):
     mod, layer, sizes = _make(name)
     x = torch.randn(4, 2, sizes["input"], dtype=F64)
@@ -183,7 +183,7 @@ def test_vmap_over_stacked_weights():
         _assert_same([out[k]], [member(x)[0]])
 
 
-@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("name", _first_by_default("gru", "lstm", "lstm_layernorm"))
 def test_gradgradcheck(name):
     mod = torch_module(name)
     sizes = small_sizes(mod, hidden=2, input_=2, other=2)
@@ -226,7 +226,8 @@ def test_first_backward_keeps_the_fused_path():
 
 # -- autocast --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,torch_layer", [("lstm", "LSTM"), ("gru_torch", "GRU")])
+@pytest.mark.parametrize("name,torch_layer", [
+    ("lstm", "LSTM"), pytest.param("gru_torch", "GRU", marks=pytest.mark.slow)])
 def test_autocast_computes_like_torch_nn_lstm(name, torch_layer):
     """Every cell computes in the autocast dtype, as torch.nn.LSTM does (on the CPU,
     torch.nn.GRU returns float32 from bfloat16 products, so only its values compare)."""
@@ -250,7 +251,7 @@ def test_autocast_computes_like_torch_nn_lstm(name, torch_layer):
 
 
 @pytest.mark.parametrize("name", CELLS)
-@pytest.mark.parametrize("impl", ["torch", "autograd"])
+@pytest.mark.parametrize("impl", _first_by_default("torch", "autograd"))
 def test_autocast_runs_the_cell_in_its_dtype(name, impl):
     """Cells torch.nn lacks: under autocast the layer computes in bfloat16 throughout, so its
     output is the float32 layer's within bfloat16 rounding, by either path."""
