@@ -397,16 +397,18 @@ def _op_backward_fake(d_outputs, d_final_state, x, saved, params, batch_sizes, i
     return [torch.empty_like(t) for t in (x, *d_final_state, *params)]
 
 
-def _fused_backward(saved_tensors, impl, cuda_graphs, d_outputs, d_final_state):
+def _fused_backward(saved_tensors, needed, impl, cuda_graphs, d_outputs, d_final_state):
     """[dx, *d_state0, *d_params] from what the forward saved: (x, batch_sizes, *state0,
-    *params, *the _SAVED_KEYS tensors)."""
+    *params, *the _SAVED_KEYS tensors); `needed` says which of x, *state0, *params want a
+    gradient."""
     x, batch_sizes, *rest = saved_tensors
     state0, rest = rest[:len(STATES)], rest[len(STATES):]
     params, saved = rest[:len(PARAMS)], rest[len(PARAMS):]
     if torch.is_grad_enabled():
         # create_graph=True (double backward, torch.func): the gradients must be
         # differentiable in turn, so autograd differentiates the reference path instead
-        return _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state)
+        return _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state,
+                                needed)
     return _BACKWARD_OP(d_outputs, list(d_final_state), x, list(saved), list(params),
                         batch_sizes, impl, cuda_graphs)
 
@@ -434,9 +436,17 @@ class _Fused(torch.autograd.Function):
         ctx.impl, ctx.cuda_graphs = impl, cuda_graphs
 
     @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            f"{CELL_NAME}: the fused layer has no forward-mode derivative (torch.func.jvp, "
+            "jacfwd, torch.autograd.forward_ad): use impl='autograd' (model.impl = "
+            "'autograd'), the cell in plain torch ops")
+
+    @staticmethod
     def backward(ctx, d_outputs, *grads):
-        grads = _fused_backward(ctx.saved_tensors, ctx.impl, ctx.cuda_graphs, d_outputs,
-                                grads[:len(STATES)])
+        needed = [ctx.needs_input_grad[0], *ctx.needs_input_grad[4:]]
+        grads = _fused_backward(ctx.saved_tensors, needed, ctx.impl, ctx.cuda_graphs,
+                                d_outputs, grads[:len(STATES)])
         return grads[0], None, None, None, *grads[1:]
 
 
@@ -452,25 +462,26 @@ def _op_backward_rule(ctx, grads):
                            "backward pass (it ran under torch.no_grad() or torch.jit.trace): "
                            "train the module itself, or torch.compile it")
     n = 1 + len(STATES)
-    grads = _fused_backward(ctx.saved_tensors, ctx.impl, ctx.cuda_graphs, grads[0],
-                            grads[1:n])
+    x_needed, state_needed, params_needed = ctx.needs_input_grad[:3]
+    grads = _fused_backward(ctx.saved_tensors, [x_needed, *state_needed, *params_needed],
+                            ctx.impl, ctx.cuda_graphs, grads[0], grads[1:n])
     return grads[0], list(grads[1:n]), list(grads[n:]), None, None, None, None
 
 
-def _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state):
-    """[dx, *d_state0, *d_params] by autograd through _reference, with their own graph."""
-    inputs = [x, *state0, *params]
-    wanted = [t for t in inputs if t.requires_grad]
-    with torch.enable_grad():
+def _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state, needed):
+    """[dx, *d_state0, *d_params] by differentiating _reference, with their own graph: by
+    torch.func.vjp, which also serves a backward that torch.func.vjp calls after leaving
+    its transform (where autograd no longer tracks the saved inputs)."""
+    def run(x, state0, params):
         outputs, final_state = _reference_run(x, tuple(state0),
                                               dict(zip(PARAMS, params, strict=True)),
                                               batch_sizes)
-        found = iter(torch.autograd.grad([outputs, *final_state], wanted,
-                                         [d_outputs, *d_final_state], create_graph=True,
-                                         allow_unused=True))
-    grads = [next(found) if t.requires_grad else None for t in inputs]
-    return [torch.zeros_like(t) if g is None and t.requires_grad else g
-            for g, t in zip(grads, inputs, strict=True)]
+        return outputs, list(final_state)
+
+    _, vjp = torch.func.vjp(run, x, list(state0), list(params))
+    dx, d_state0, d_params = vjp((d_outputs, list(d_final_state)))
+    return [g if need else None
+            for g, need in zip([dx, *d_state0, *d_params], needed, strict=True)]
 
 
 def _mapped_first(t, dim, n):

@@ -183,6 +183,49 @@ def test_vmap_over_stacked_weights():
         _assert_same([out[k]], [member(x)[0]])
 
 
+def test_func_vjp_and_jacrev_match_autograd():
+    """torch.func.vjp calls the backward after leaving its transform (as jacrev does,
+    under vmap): the gradients are still the reference's."""
+    mod, layer, sizes = _make("lstm")
+    x = torch.randn(3, 2, sizes["input"], dtype=F64)
+    cotangent = torch.randn(3, 2, sizes["hidden"], dtype=F64)
+    results = {}
+    for impl in ("torch", "autograd"):
+        layer.impl = impl
+        _, vjp = torch.func.vjp(lambda x: layer(x)[0], x)
+        results[impl] = [vjp(cotangent)[0], torch.func.jacrev(lambda x: layer(x)[0])(x)]
+    _assert_same(results["torch"], results["autograd"])
+
+
+def test_forward_mode_refused_in_one_line():
+    mod, layer, sizes = _make("gru")
+    x, v = torch.randn(2, 3, 2, sizes["input"], dtype=F64)
+    with pytest.raises(NotImplementedError, match=r"^gru: the fused layer has no forward-mode "
+                                                  r"derivative .* use impl='autograd'"):
+        torch.func.jvp(lambda x: layer(x)[0], (x,), (v,))
+    layer.impl = "autograd"  # what the message says works
+    _, tangent = torch.func.jvp(lambda x: layer(x)[0], (x,), (v,))
+    jacobian = torch.func.jacrev(lambda x: layer(x)[0])(x)
+    _assert_same([tangent], [(jacobian * v).sum(dim=(3, 4, 5))])
+
+
+def test_vmap_of_the_backward_op():
+    mod, layer, sizes = _make("lstm")
+    x = torch.randn(3, 2, sizes["input"], dtype=F64)
+    state0 = [torch.randn(2, sizes["hidden"], dtype=F64) for _ in mod.STATES]
+    params = list(layer.layer_params(0).values())
+    with torch.no_grad():
+        saved = mod._FORWARD_OP(x, state0, params, None, "torch", False, True)[3:]
+        d_outputs = torch.randn(4, 3, 2, sizes["hidden"], dtype=F64)
+
+        def backward(d):
+            return mod._BACKWARD_OP(d, state0, x, saved, params, None, "torch", False)
+
+        mapped = torch.func.vmap(backward)(d_outputs)
+        for k in range(4):
+            _assert_same([m[k] for m in mapped], backward(d_outputs[k]))
+
+
 @pytest.mark.parametrize("name", _first_by_default("gru", "lstm", "lstm_layernorm"))
 def test_gradgradcheck(name):
     mod = torch_module(name)
