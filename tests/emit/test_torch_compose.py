@@ -362,6 +362,51 @@ def test_fake_shapes_are_the_real_ones(name):
                 == [t.shape for t in mod._op_backward_fake(*args)])
 
 
+def test_batch_sizes_reach_the_backend_only_when_given():
+    """INTERFACE: backends get the keyword batch_sizes only when it is not None, so one that
+    has not learnt it keeps working for full-length batches."""
+    mod, layer, sizes = _make("lstm")
+    seen = []
+    real_forward, real_backward = mod._TORCH_OPS.forward, mod._TORCH_OPS.backward
+
+    def forward(*args, **kwargs):
+        seen.append(("forward", sorted(kwargs)))
+        return real_forward(*args)
+
+    def backward(*args, **kwargs):
+        seen.append(("backward", sorted(kwargs)))
+        return real_backward(*args)
+
+    mod._TORCH_OPS.forward, mod._TORCH_OPS.backward = forward, backward
+    try:
+        x = torch.randn(3, 2, sizes["input"], dtype=F64, requires_grad=True)
+        state0 = tuple(torch.zeros(2, sizes["hidden"], dtype=F64) for _ in mod.STATES)
+        params = layer.layer_params(0)
+        mod.run_layer(x, state0, params, "torch")[0].sum().backward()
+        full = torch.tensor([2, 2, 2])
+        mod.run_layer(x, state0, params, "torch", batch_sizes=full)[0].sum().backward()
+    finally:
+        mod._TORCH_OPS.forward, mod._TORCH_OPS.backward = real_forward, real_backward
+    assert seen == [("forward", []), ("backward", []),
+                    ("forward", ["batch_sizes"]), ("backward", ["batch_sizes"])]
+
+
+def test_reference_with_batch_sizes_runs_each_sequence_at_its_length():
+    """The path double backward and impl="autograd" take for a batch with lengths."""
+    mod, layer, sizes = _make("lstm")
+    lengths = [4, 2, 2, 1]
+    x = torch.randn(4, 4, sizes["input"], dtype=F64)
+    state0 = tuple(torch.randn(4, sizes["hidden"], dtype=F64) for _ in mod.STATES)
+    params = layer.layer_params(0)
+    batch_sizes = torch.tensor([sum(n > t for n in lengths) for t in range(4)])
+    out, final = mod._reference_run(x, state0, params, batch_sizes)
+    for b, n in enumerate(lengths):
+        alone, alone_final = mod._reference(x[:n, b:b + 1], tuple(s[b:b + 1] for s in state0),
+                                            params)
+        _assert_same([out[:n, b:b + 1], *(f[b:b + 1] for f in final)], [alone, *alone_final])
+        assert torch.all(out[n:, b] == 0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CELLS)
 def test_opcheck(name):
