@@ -510,7 +510,7 @@ def _reference_run(x, state0, params, batch_sizes=None):
 
 # -- the fused forward and backward passes as custom operators --------------------------
 # torch.compile and torch.export trace an operator through its fake implementation (shapes
-# only, so a new T reuses the graph), and autograd, vmap and autocast see one op.
+# only, so a new T reuses the graph), and autograd and vmap see one op.
 
 def _unaliased(tensors, inputs):
     """`tensors`, each copied that shares memory with one of `inputs` or an earlier one: an
@@ -679,9 +679,9 @@ def _forward_vmap(info, in_dims, x, state0, params, batch_sizes, impl, cuda_grap
         return _vmap_loop(_FORWARD_OP, info, in_dims, args)
     n = info.batch_size
     x = _mapped_first(x, in_dims[0], n)
-    T, B = x.shape[1:3]
-    x = x.movedim(0, 1).reshape(T, n * B, x.shape[-1])
-    state0 = [_mapped_first(s, d, n).reshape(n * B, -1)
+    B = x.shape[2]
+    x = x.movedim(0, 1).flatten(1, 2)  # (T, n * B, input)
+    state0 = [_mapped_first(s, d, n).flatten(0, 1)
               for s, d in zip(state0, in_dims[1], strict=True)]
     results = _FORWARD_OP(x, state0, params, None, impl, cuda_graphs, keep_cache)
     # (B, size) final states, and (steps, B, size) for the rest
