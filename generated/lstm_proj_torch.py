@@ -596,18 +596,23 @@ class _Fused(torch.autograd.Function):
         ctx.impl, ctx.cuda_graphs = impl, cuda_graphs
 
     @staticmethod
-    def jvp(ctx, *tangents):
-        raise NotImplementedError(
-            f"{CELL_NAME}: the fused layer has no forward-mode derivative (torch.func.jvp, "
-            "jacfwd, torch.autograd.forward_ad): use impl='autograd' (model.impl = "
-            "'autograd'), the cell in plain torch ops")
-
-    @staticmethod
     def backward(ctx, d_outputs, *grads):
         needed = [ctx.needs_input_grad[0], *ctx.needs_input_grad[4:]]
         grads = _fused_backward(ctx.saved_tensors, needed, ctx.impl, ctx.cuda_graphs,
                                 d_outputs, grads[:len(STATES)])
         return grads[0], None, None, None, *grads[1:]
+
+
+class _FusedEager(_Fused):
+    """_Fused with a forward-mode rule that says what works instead; torch.compile refuses
+    a Function that has one, so compiled code takes _Fused."""
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            f"{CELL_NAME}: the fused layer has no forward-mode derivative (torch.func.jvp, "
+            "jacfwd, torch.autograd.forward_ad): use impl='autograd' (model.impl = "
+            "'autograd'), the cell in plain torch ops")
 
 
 def _op_setup_context(ctx, inputs, output):
@@ -747,7 +752,8 @@ def _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes):
     # grad (its check reruns under no_grad), and no Python Function, which it cannot save
     if (torch.is_grad_enabled() and not torch.jit.is_tracing()
             and any(t.requires_grad for t in (x, *state0, *values))):
-        results = _Fused.apply(x, batch_sizes, impl, cuda_graphs, *state0, *values)
+        fused = _Fused if torch.compiler.is_compiling() else _FusedEager
+        results = fused.apply(x, batch_sizes, impl, cuda_graphs, *state0, *values)
     else:
         results = _FORWARD_OP(x, list(state0), values, batch_sizes, impl, cuda_graphs, False)
     return results[0], tuple(results[1:1 + len(STATES)])
