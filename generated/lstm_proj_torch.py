@@ -34,6 +34,7 @@ them as NAME_l{k} and NAME_l{k}_reverse (k = layer), as torch.nn's recurrent lay
 """
 
 import functools
+import hashlib
 import importlib.util
 import math
 import os
@@ -46,6 +47,8 @@ from torch import nn
 CELL_NAME = "lstm_proj"
 SOURCE_NAME = "lstm_proj.gate"
 DESCRIPTION = "LSTM with a recurrent projection (Sak et al. 2014); same function as torch.nn.LSTM(proj_size=...)"
+# what names this module's custom operators, with its __name__ (see _register_ops)
+_SOURCE_KEY = "d15904d61ef21e3f 0.1.0"
 SIZES = ("input", "hidden", "proj")
 STATES = ("h", "c")
 OUTPUT = "h"
@@ -378,30 +381,29 @@ def _reference(x, state0, params, batch_sizes=None):
 
 
 _CACHE_KEYS = ("x", "h_all", "c_all", "i_all", "f_all", "g_all", "o_all", "tanh_c_new_all", "h_in1_all")
+# The cache's tensors but x: what the fused op returns beside the outputs and final state
+# (x comes back to the backward op as its input: an op's outputs may not alias its inputs).
+_SAVED_KEYS = ("h_all", "c_all", "i_all", "f_all", "g_all", "o_all", "tanh_c_new_all", "h_in1_all")
 
 
-class _Fused(torch.autograd.Function):
-    """One layer and direction over a whole sequence, with the derived backward pass.
-    `backend` has forward/backward: torch ops, or a generated kernel module."""
-
-    @staticmethod
-    def forward(ctx, backend, x, *tensors):
-        state0, values = tensors[:2], tensors[2:]
-        params = dict(zip(PARAMS, values, strict=True))
-        outputs, final_state, cache = backend.forward(x, state0, params, True)
-        ctx.save_for_backward(*(cache[k] for k in _CACHE_KEYS), *values)
-        ctx.shape = cache["shape"]
-        ctx.backend = backend
-        return (outputs, *final_state)
-
-    @staticmethod
-    def backward(ctx, d_outputs, *d_final_state):
-        saved = ctx.saved_tensors
-        cache = dict(zip(_CACHE_KEYS, saved[: len(_CACHE_KEYS)], strict=True))
-        cache["shape"] = ctx.shape
-        params = dict(zip(PARAMS, saved[len(_CACHE_KEYS):], strict=True))
-        dx, d_state0, d_params = ctx.backend.backward(d_outputs, d_final_state, cache, params)
-        return (None, dx, *d_state0, *(d_params[name] for name in PARAMS))
+def _fake_shapes(x, params):
+    """The shapes of the outputs and of the _SAVED_KEYS tensors for input x, computed
+    without running the loop: what the fused op's fake implementation allocates when
+    torch.compile or torch.export traces it (T and B may then be symbolic)."""
+    T, B = x.shape[:2]
+    size_hidden = params["W_ix"].shape[0]
+    size_proj = params["W_ih"].shape[1]
+    saved = [
+        (T + 1, B, size_proj),
+        (T + 1, B, size_hidden),
+        (T, B, size_hidden),
+        (T, B, size_hidden),
+        (T, B, size_hidden),
+        (T, B, size_hidden),
+        (T, B, size_hidden),
+        (T, B, size_hidden),
+    ]
+    return (T, B, size_proj), saved
 
 
 # This module's own torch-ops implementation, in the shape of a kernel backend.
@@ -489,12 +491,14 @@ class _Graphed:
 
     # a graph replays fixed launches: the batch sizes of each step are part of its key
     def forward(self, x, state0, params, keep_cache, **kw):
+        kw = {k: v for k, v in kw.items() if v is not None}  # full length: no keyword
         key = ("forward", tuple(x.shape), x.dtype, keep_cache, _steps_key(kw),
                tuple(p.data_ptr() for p in params.values()))
         return self._run(key, lambda *a: self.backend.forward(*a, keep_cache, **kw), x,
                          tuple(state0), params)
 
     def backward(self, d_outputs, d_final_state, cache, params, **kw):
+        kw = {k: v for k, v in kw.items() if v is not None}
         key = ("backward", tuple(d_outputs.shape), d_outputs.dtype, _steps_key(kw),
                tuple(p.data_ptr() for p in params.values()))
         return self._run(key, lambda *a: self.backend.backward(*a, **kw), d_outputs,
@@ -554,6 +558,243 @@ def _check_batch_sizes(batch_sizes, x):
                          f"1 (a batch sorted by decreasing length); got {batch_sizes.tolist()}")
 
 
+def _autocast_dtype(device_type):
+    """The dtype autocast computes in on this device type, or None when it is off."""
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+def _castable(t):
+    # autocast casts floating-point tensors other than float64, and leaves the rest
+    return t.is_floating_point() and t.dtype != torch.float64
+
+
+def _reference_run(x, state0, params, batch_sizes=None):
+    """_reference, with batch_sizes when given (rows sorted by decreasing length): outputs
+    zero past a row's end, each row's final state its state at its own last step."""
+    return _reference(x, state0, params, batch_sizes)
+
+
+# -- the fused forward and backward passes as custom operators --------------------------
+# torch.compile and torch.export trace an operator through its fake implementation (shapes
+# only, so a new T reuses the graph), and autograd and vmap see one op.
+
+def _unaliased(tensors, inputs):
+    """`tensors`, each copied that shares memory with one of `inputs` or an earlier one: an
+    op's outputs may alias neither, and the outputs and final state are views of the
+    state histories that the cache keeps."""
+    seen = {t.untyped_storage().data_ptr() for t in inputs}
+    fresh = []
+    for t in tensors:
+        ptr = t.untyped_storage().data_ptr()
+        fresh.append(t.clone() if ptr in seen else t)
+        seen.add(ptr)
+    return fresh
+
+
+def _run_backend(impl, cuda_graphs, x):
+    backend = _backend(impl, x)
+    if cuda_graphs:
+        backend = _GRAPHED.setdefault(id(backend), _Graphed(backend))
+    return backend
+
+
+def _op_forward(x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache):
+    """[outputs, *final_state, *(the _SAVED_KEYS tensors, when keep_cache)]."""
+    kw = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
+    outputs, final_state, cache = _run_backend(impl, cuda_graphs, x).forward(
+        x, tuple(state0), dict(zip(PARAMS, params, strict=True)), keep_cache, **kw)
+    saved = [cache[k] for k in _SAVED_KEYS] if keep_cache else []
+    # the cache's histories stay whole; their views among the results are copied
+    fresh = _unaliased([*saved, outputs, *final_state], [x, *state0, *params])
+    return fresh[len(saved):] + fresh[:len(saved)]
+
+
+def _op_forward_fake(x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache):
+    output_shape, saved_shapes = _fake_shapes(x, dict(zip(PARAMS, params, strict=True)))
+    saved = [x.new_empty(shape) for shape in saved_shapes] if keep_cache else []
+    return [x.new_empty(output_shape), *(s.new_empty(s.shape) for s in state0), *saved]
+
+
+def _op_backward(d_outputs, d_final_state, x, saved, params, batch_sizes, impl, cuda_graphs):
+    """[dx, *d_state0, *d_params in PARAMS order] from the output gradients and the cache."""
+    cache = dict(zip(_SAVED_KEYS, saved, strict=True))
+    cache["shape"] = (x.shape[0], x.shape[1], x.dtype)
+    if "x" in _CACHE_KEYS:
+        cache["x"] = x
+    kw = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
+    dx, d_state0, d_params = _run_backend(impl, cuda_graphs, x).backward(
+        d_outputs, tuple(d_final_state), cache, dict(zip(PARAMS, params, strict=True)), **kw)
+    return _unaliased([dx, *d_state0, *(d_params[name] for name in PARAMS)],
+                      [d_outputs, *d_final_state, x, *saved, *params])
+
+
+def _op_backward_fake(d_outputs, d_final_state, x, saved, params, batch_sizes, impl,
+                      cuda_graphs):
+    return [torch.empty_like(t) for t in (x, *d_final_state, *params)]
+
+
+def _fused_backward(saved_tensors, needed, impl, cuda_graphs, d_outputs, d_final_state):
+    """[dx, *d_state0, *d_params] from what the forward saved: (x, batch_sizes, *state0,
+    *params, *the _SAVED_KEYS tensors); `needed` says which of x, *state0, *params want a
+    gradient."""
+    x, batch_sizes, *rest = saved_tensors
+    state0, rest = rest[:len(STATES)], rest[len(STATES):]
+    params, saved = rest[:len(PARAMS)], rest[len(PARAMS):]
+    if torch.is_grad_enabled():
+        # create_graph=True (double backward, torch.func): the gradients must be
+        # differentiable in turn, so autograd differentiates the reference path instead
+        return _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state,
+                                needed)
+    return _BACKWARD_OP(d_outputs, list(d_final_state), x, list(saved), list(params),
+                        batch_sizes, impl, cuda_graphs)
+
+
+class _Fused(torch.autograd.Function):
+    """Autograd of one layer and direction by the fused forward and backward ops: the
+    ops' own register_autograd makes a Function without setup_context, which torch.func
+    needs (that one serves graphs that call the op, as torch.export writes). With
+    generate_vmap_rule, vmap runs forward under vmap, and so the forward op's vmap rule."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, batch_sizes, impl, cuda_graphs, *tensors):
+        state0, params = tensors[:len(STATES)], tensors[len(STATES):]
+        return tuple(_FORWARD_OP(x, list(state0), list(params), batch_sizes, impl, cuda_graphs,
+                                 True))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, batch_sizes, impl, cuda_graphs, *tensors = inputs
+        saved = output[1 + len(STATES):]
+        ctx.mark_non_differentiable(*saved)
+        ctx.save_for_backward(x, batch_sizes, *tensors, *saved)
+        ctx.impl, ctx.cuda_graphs = impl, cuda_graphs
+
+    @staticmethod
+    def backward(ctx, d_outputs, *grads):
+        needed = [ctx.needs_input_grad[0], *ctx.needs_input_grad[4:]]
+        grads = _fused_backward(ctx.saved_tensors, needed, ctx.impl, ctx.cuda_graphs,
+                                d_outputs, grads[:len(STATES)])
+        return grads[0], None, None, None, *grads[1:]
+
+
+class _FusedEager(_Fused):
+    """_Fused with a forward-mode rule that says what works instead; torch.compile refuses
+    a Function that has one, so compiled code takes _Fused."""
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            f"{CELL_NAME}: the fused layer has no forward-mode derivative (torch.func.jvp, "
+            "jacfwd, torch.autograd.forward_ad): use impl='autograd' (model.impl = "
+            "'autograd'), the cell in plain torch ops")
+
+
+def _op_setup_context(ctx, inputs, output):
+    x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache = inputs
+    ctx.save_for_backward(x, batch_sizes, *state0, *params, *output[1 + len(STATES):])
+    ctx.impl, ctx.cuda_graphs, ctx.keep_cache = impl, cuda_graphs, keep_cache
+
+
+def _op_backward_rule(ctx, grads):
+    if not ctx.keep_cache:
+        raise RuntimeError(f"{CELL_NAME}: this call of the fused op kept no cache for a "
+                           "backward pass (it ran under torch.no_grad() or torch.jit.trace): "
+                           "train the module itself, or torch.compile it")
+    n = 1 + len(STATES)
+    x_needed, state_needed, params_needed = ctx.needs_input_grad[:3]
+    grads = _fused_backward(ctx.saved_tensors, [x_needed, *state_needed, *params_needed],
+                            ctx.impl, ctx.cuda_graphs, grads[0], grads[1:n])
+    return grads[0], list(grads[1:n]), list(grads[n:]), None, None, None, None
+
+
+def _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state, needed):
+    """[dx, *d_state0, *d_params] by differentiating _reference, with their own graph: by
+    torch.func.vjp, which also serves a backward that torch.func.vjp calls after leaving
+    its transform (where autograd no longer tracks the saved inputs)."""
+    def run(x, state0, params):
+        outputs, final_state = _reference_run(x, tuple(state0),
+                                              dict(zip(PARAMS, params, strict=True)),
+                                              batch_sizes)
+        return outputs, list(final_state)
+
+    _, vjp = torch.func.vjp(run, x, list(state0), list(params))
+    dx, d_state0, d_params = vjp((d_outputs, list(d_final_state)))
+    return [g if need else None
+            for g, need in zip([dx, *d_state0, *d_params], needed, strict=True)]
+
+
+def _mapped_first(t, dim, n):
+    """t with its vmapped dimension first (expanded to n where t is not mapped)."""
+    return t.expand(n, *t.shape) if dim is None else t.movedim(dim, 0)
+
+
+def _vmap_loop(op, info, in_dims, args):
+    """vmap by one call of `op` per mapped entry, the results stacked."""
+    def pick(value, dim, i):
+        if isinstance(value, list):
+            return [pick(v, d, i) for v, d in zip(value, dim, strict=True)]
+        return value if dim is None else value.select(dim, i)
+    calls = [op(*(pick(a, d, i) for a, d in zip(args, in_dims, strict=True)))
+             for i in range(info.batch_size)]
+    return [torch.stack(parts) for parts in zip(*calls, strict=True)], [0] * len(calls[0])
+
+
+def _forward_vmap(info, in_dims, x, state0, params, batch_sizes, impl, cuda_graphs,
+                  keep_cache):
+    """vmap over the fused op: the mapped dimension folded into the batch, one call; one
+    call per mapped entry where the weights are mapped or the rows have lengths."""
+    args = (x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache)
+    if batch_sizes is not None or any(d is not None for d in in_dims[2]):
+        return _vmap_loop(_FORWARD_OP, info, in_dims, args)
+    n = info.batch_size
+    x = _mapped_first(x, in_dims[0], n)
+    B = x.shape[2]
+    x = x.movedim(0, 1).flatten(1, 2)  # (T, n * B, input)
+    state0 = [_mapped_first(s, d, n).flatten(0, 1)
+              for s, d in zip(state0, in_dims[1], strict=True)]
+    results = _FORWARD_OP(x, state0, params, None, impl, cuda_graphs, keep_cache)
+    # (B, size) final states, and (steps, B, size) for the rest
+    return ([r.unflatten(r.dim() - 2, (n, B)) for r in results],
+            [r.dim() - 2 for r in results])
+
+
+_FORWARD_SCHEMA = ("(Tensor x, Tensor[] state0, Tensor[] params, Tensor? batch_sizes, str impl, "
+                   "bool cuda_graphs, bool keep_cache) -> Tensor[]")
+_BACKWARD_SCHEMA = ("(Tensor d_outputs, Tensor[] d_final_state, Tensor x, Tensor[] saved, "
+                    "Tensor[] params, Tensor? batch_sizes, str impl, bool cuda_graphs) "
+                    "-> Tensor[]")
+
+
+def _register_ops():
+    """Define gatespec::<cell>_<digest>_forward and _backward for this module object. The
+    digest (of this module's name and generated source) keeps two modules for cells of one
+    name apart, such as a file and gatespec.compile's in-memory module; a name already
+    taken (the same module imported again) gets a suffix rather than replace its op."""
+    digest = hashlib.sha256(f"{__name__} {_SOURCE_KEY}".encode()).hexdigest()[:12]
+    base = name = f"{CELL_NAME}_{digest}"
+    k = 1
+    while hasattr(torch.ops.gatespec, f"{name}_forward"):
+        k += 1
+        name = f"{base}_{k}"
+    forward = torch.library.custom_op(f"gatespec::{name}_forward", _op_forward,
+                                      mutates_args=(), schema=_FORWARD_SCHEMA)
+    backward = torch.library.custom_op(f"gatespec::{name}_backward", _op_backward,
+                                       mutates_args=(), schema=_BACKWARD_SCHEMA)
+    forward.register_fake(_op_forward_fake)
+    backward.register_fake(_op_backward_fake)
+    forward.register_autograd(_op_backward_rule, setup_context=_op_setup_context)
+    forward.register_vmap(_forward_vmap)
+    backward.register_vmap(lambda info, in_dims, *args: _vmap_loop(backward, info, in_dims, args))
+    return forward, backward
+
+
+_FORWARD_OP, _BACKWARD_OP = _register_ops()
+
+
 def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=None):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
@@ -567,27 +808,38 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=Non
     replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,
     impl="autograd"). batch_sizes: None, or (a batch sorted by decreasing length) how many
     rows run at each step, as PackedSequence.batch_sizes; the others keep their states and
-    output zeros. Returns (outputs, final_state).
+    output zeros. Under autocast, runs in its dtype, as torch.nn's recurrent layers do.
+    Returns (outputs, final_state).
     """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
     if cuda_graphs:
         _check_cuda_graphs(impl, x)
     if batch_sizes is not None:
         _check_batch_sizes(batch_sizes, x)
+    dtype = _autocast_dtype(x.device.type)
+    if dtype is None or not _castable(x):
+        return _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes)
+    x = x.to(dtype)
+    state0 = tuple(s.to(dtype) if _castable(s) else s for s in state0)
+    params = {k: v.to(dtype) if _castable(v) else v for k, v in params.items()}
+    with torch.autocast(x.device.type, enabled=False):  # all of the cell in that dtype
+        return _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes)
+
+
+def _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes):
     if impl == "autograd":
-        return _reference(x, state0, params, batch_sizes)
-    backend = _backend(impl, x)
-    if cuda_graphs:
-        backend = _GRAPHED.setdefault(id(backend), _Graphed(backend))
-    if batch_sizes is not None:  # passed only when given: a backend may not know it
-        backend = types.SimpleNamespace(
-            forward=functools.partial(backend.forward, batch_sizes=batch_sizes),
-            backward=functools.partial(backend.backward, batch_sizes=batch_sizes))
+        return _reference_run(x, state0, params, batch_sizes)
     values = [params[name] for name in PARAMS]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *state0, *values)):
-        outputs, *final_state = _Fused.apply(backend, x, *state0, *values)
-        return outputs, tuple(final_state)
-    outputs, final_state, _ = backend.forward(x, state0, params, False)
-    return outputs, final_state
+    # torch.jit.trace records the op alone, for inference: the same graph with and without
+    # grad (its check reruns under no_grad), and no Python Function, which it cannot save
+    if (torch.is_grad_enabled() and not torch.jit.is_tracing()
+            and any(t.requires_grad for t in (x, *state0, *values))):
+        fused = _Fused if torch.compiler.is_compiling() else _FusedEager
+        results = fused.apply(x, batch_sizes, impl, cuda_graphs, *state0, *values)
+    else:
+        results = _FORWARD_OP(x, list(state0), values, batch_sizes, impl, cuda_graphs, False)
+    return results[0], tuple(results[1:1 + len(STATES)])
 
 
 def _ours(cls):
@@ -684,7 +936,9 @@ class LSTMProj(nn.Module):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, "
                              f"got {input.dim()}D instead")
         like = next(self.parameters(), input)
-        if input.dtype != like.dtype:
+        # under autocast, torch.nn takes any castable dtypes and computes in autocast's
+        cast = _autocast_dtype(input.device.type) is not None and _castable(like)
+        if input.dtype != like.dtype and not (cast and _castable(input)):
             raise ValueError(f"input dtype ({input.dtype}) does not match weight dtype "
                              f"({like.dtype}): convert input, input.to({like.dtype})"
                              + (f", or the module, module.to({input.dtype})"
@@ -719,7 +973,8 @@ class LSTMProj(nn.Module):
                         sizes[STATE_SIZES[STATES[k]]])
             if tuple(value.shape) != expected:
                 raise ValueError(f"Expected {arg} size {expected}, got {list(value.shape)}")
-            if value.dtype != input.dtype or value.device != input.device:
+            if ((value.dtype != input.dtype and not (cast and _castable(value) and _castable(input)))
+                    or value.device != input.device):
                 raise ValueError(f"{arg} must have the dtype and device of input, {input.dtype} "
                                  f"on {input.device}; got {value.dtype} on {value.device}")
         return tuple(state)
@@ -861,6 +1116,13 @@ class LSTMProj(nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = nn.functional.dropout(layer_input, self.dropout, True)
         return layer_input, tuple(torch.stack(values) for values in finals)
+
+    def __prepare_scriptable__(self):
+        # torch.jit.script calls this first: one clear line instead of a failure deep inside
+        raise TypeError(f"torch.jit.script cannot compile {_ours(type(self))}, whose layers "
+                        "run Python loops and custom operators: use torch.compile(model), "
+                        "torch.export.export(model, (input,)), or torch.jit.trace(model, "
+                        "(input,)) for inference")
 
     def _layers(self):
         for layer in range(self.num_layers):

@@ -196,6 +196,7 @@ def test_not_run_blocks_are_few():
         "a fuzz run of minutes",
         "needs a CUDA GPU (bench/gpu_check.py runs this path)",
         "a diagram of the stages",
+        "inductor builds C++ for a minute on a CPU (tests/emit/test_torch_compose.py compiles it)",
     ])
 
 

@@ -13,6 +13,7 @@ from gatespec.emit import escape
 from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines, cut_to_active_rows
+from gatespec.emit.lines import prune_assignments
 from gatespec.emit.python_module import module_context, tuple_text
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
@@ -86,6 +87,7 @@ def emit_torch(plan: Plan, source_name: str) -> str:
         state_new_names=", ".join(new) + ("," if single else ""),
         reference_lines=lines.reference_lines(),
         cache_keys=tuple_text([k for k, _ in context["cache_entries"]]),
+        **_fake_shapes(lines, plan),
         state_doc=("state is h_0 (num_layers * directions, B, size), and so is h_n"
                    if single else
                    "state is the tuple (" + ", ".join(f"{s}_0" for s in cell.state_names)
@@ -96,6 +98,20 @@ def emit_torch(plan: Plan, source_name: str) -> str:
         tuple_of=lambda names: tuple_text(list(names)),
     )
     return render("torch/module.py.jinja", context)
+
+
+def _fake_shapes(lines, plan: Plan) -> dict:
+    """What the custom op's fake forward allocates: the output's shape, and the cache's
+    tensors but x (the op's input, which no output may alias), with the size lines they read."""
+    saved = [(k, shape) for k, shape in lines.cache_shapes() if k != "x"]
+    output_shape = f"T, B, {lines.size_var(plan.derived.node(plan.cell.output).size)}"
+    return {
+        "saved_keys": tuple_text([k for k, _ in saved]),
+        "saved_shapes": [shape for _, shape in saved],
+        "fake_output_shape": output_shape,
+        "fake_size_lines": prune_assignments(lines.size_lines(),
+                                             [output_shape, *(s for _, s in saved)]),
+    }
 
 
 

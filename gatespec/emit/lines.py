@@ -410,6 +410,28 @@ class ModuleLines:
             entries += [(f"{op.node.name}_{k}{tail}",) * 2 for k in ("xhat", "rstd")]
         return entries
 
+    def cache_shapes(self) -> list[tuple[str, str]]:
+        """(key, shape) of each cache entry, as cache_entries() lists them, in source text of
+        T, B and the size variables: what a custom op's fake forward allocates. Static values
+        and loop values hold all T steps, state histories T + 1 (no static node is computed
+        from parameters alone, so each has the (T, B, width) of the input)."""
+        steps, shapes = "T, B", []
+        if self.caches_x():
+            shapes.append(("x", f"{steps}, {self.size_var(self.cell.input.size)}"))
+        shapes += [(s, f"{steps}, {self.size_of_node(s)}") for s in self.plan.saved_static
+                   if s != self.cell.input.name]
+        sizes = {s.label: s.size for s in self.cell.states}
+        shapes += [(f"{s}_all", f"T + 1, B, {self.size_var(sizes[s])}")
+                   for s in self.plan.saved_states]
+        shapes += [(f"{n}_all", f"{steps}, {self.size_of_node(n)}") for n in self.plan.saved_loop]
+        for op in self.plan.layernorms:
+            tail = "_all" if op.context != STATIC else ""
+            shapes += [(f"{op.node.name}_xhat{tail}", f"{steps}, {self.size_var(op.node.size)}"),
+                       (f"{op.node.name}_rstd{tail}", f"{steps}, 1")]
+        if [k for k, _ in shapes] != [k for k, _ in self.cache_entries()]:
+            raise EmitError("cache_shapes() and cache_entries() list different entries")
+        return shapes
+
     def backward_allocs(self) -> list[str]:
         lines = []
         gemm_of = {g.grad_buffer: g for g in self.plan.gemms}

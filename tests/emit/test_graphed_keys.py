@@ -45,7 +45,9 @@ def test_batch_sizes_are_part_of_the_key_and_reach_the_backend():
         assert wrapper.backward(x, state0, {}, params, batch_sizes=bs) == "grads"
     forward_keys, backward_keys = keys[0::2], keys[1::2]
     assert len(set(forward_keys)) == 3 and len(set(backward_keys)) == 3
-    assert [k[-1] for k in forward_keys] == [None, (2, 2, 1), (2, 1, 1)]
+    # ("forward", shape, dtype, keep_cache, steps, weights), ("backward", shape, dtype, steps, ...)
+    assert [k[4] for k in forward_keys] == [None, (2, 2, 1), (2, 1, 1)]
+    assert [k[3] for k in backward_keys] == [None, (2, 2, 1), (2, 1, 1)]
     # full lengths pass no keyword at all (a backend without batch_sizes still runs them)
     assert backend.calls[0] == ("forward", 4, {}) and backend.calls[1] == ("backward", 4, {})
     assert [c[2]["batch_sizes"].tolist() for c in backend.calls[2:]] == [[2, 2, 1]] * 2 + [

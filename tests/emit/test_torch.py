@@ -56,7 +56,14 @@ def test_gradcheck_fused_function(name):
     params = [rand(*(sizes[s] for s in shape)) for shape in mod.PARAMS.values()]
     if "n" in mod.STATES and "m" in mod.STATES:  # sLSTM: the normaliser state must be positive
         state0[mod.STATES.index("n")] = (state0[mod.STATES.index("n")].detach().abs() + 0.5).requires_grad_()
-    assert torch.autograd.gradcheck(lambda *t: mod._Fused.apply(mod._TORCH_OPS, *t), (x, *state0, *params))
+    n = len(state0)
+
+    def fused(x, *tensors):
+        params_ = dict(zip(mod.PARAMS, tensors[n:], strict=True))
+        outputs, final = mod.run_layer(x, tensors[:n], params_, "torch")
+        return outputs, *final
+
+    assert torch.autograd.gradcheck(fused, (x, *state0, *params))
 
 
 def _copy_case(name, torch_cls, kwargs, dtype, batch_first):

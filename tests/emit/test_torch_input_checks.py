@@ -47,6 +47,8 @@ LSTM_BAD = {
     "float64 input": (lambda: torch.zeros(X, dtype=torch.float64), None,
                       "input dtype (torch.float64) does not match weight dtype (torch.float32)"),
     "integer input": (lambda: torch.zeros(X, dtype=torch.int64), None, "input dtype (torch.int64)"),
+    "input on another device": (lambda: torch.zeros(X, device="meta"), None,
+                                "input is on meta, the weights on cpu"),
     "4-D input": ((1, T, B, N), None, "Expected input to be 2D or 3D, got 4D instead"),
     "1-D input": ((N,), None, "Expected input to be 2D or 3D, got 1D instead"),
     "wrong feature size": ((T, B, N + 1), None, "input.size(-1) must be equal to input_size. "
