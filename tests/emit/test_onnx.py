@@ -1,0 +1,290 @@
+"""The ONNX target: the forward pass as an ONNX Scan, run in onnxruntime and compared with
+the NumPy module (each sequence alone, at its own length, for `lengths`); the torch module's
+export_onnx; and torch.onnx.export of a generated module, which must refuse, never write a
+model that computes something else."""
+
+import ast
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, require_module, require_torch
+from helpers import numpy_module, small_sizes
+
+from gatespec import cells
+from gatespec.check import load_module
+from gatespec.derive import functions as fn
+from gatespec.emit.onnx import OnnxPrinter
+from gatespec.errors import EmitError
+from gatespec.pipeline import generate
+
+CORPUS = sorted(str(p) for p in (ROOT / "tests" / "corpus").glob("*.gate"))
+# a few cells in the default run: every kind of step (two GEMM stages, layer norms, a
+# projection, exponential gating); all built-in cells and the corpus run with -m slow
+QUICK = ["lstm", "gru", "lstm_layernorm", "lstm_proj", "slstm",
+         str(ROOT / "tests" / "corpus" / "const_every_function.gate"),
+         str(ROOT / "tests" / "corpus" / "input_u_layernorm_out.gate")]
+CELLS = [pytest.param(c, id=Path(c).stem, marks=() if c in QUICK else pytest.mark.slow)
+         for c in [*cells.names(), *CORPUS]]
+
+
+@cache
+def onnx_module(spec: str):
+    require_module("onnx")
+    (name, text), = generate(spec, "onnx").items()
+    return load_module(text, name[:-3])
+
+
+def session(model):
+    ort = require_module("onnxruntime")
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def rel_error(got, want) -> float:
+    """max |got - want| over the largest |want|: the error at the array's own scale (zeros,
+    as a state that only copies a zero state holds, must be met exactly)."""
+    scale = max(np.abs(want).max(), np.finfo(want.dtype).tiny)
+    return float(np.abs(got - want).max() / scale)
+
+
+def setup(spec, dtype, seed=0):
+    mod = numpy_module(spec)
+    rng = np.random.default_rng(seed)
+    sizes = small_sizes(mod)
+    params = mod.init_params({s: sizes[s] for s in mod.SIZES}, rng)
+    return mod, sizes, {k: v.astype(dtype) for k, v in params.items()}, rng
+
+
+def batch(mod, sizes, rng, T, B, dtype):
+    x = rng.normal(size=(T, B, sizes[mod.INPUT_SIZE])).astype(dtype)
+    state0 = tuple((0.5 * rng.normal(size=(B, sizes[mod.STATE_SIZES[s]]))).astype(dtype)
+                   for s in mod.STATES)
+    return x, state0
+
+
+def check_against_numpy(spec, dtype, tol):
+    """One model for two (T, B): full length from zeros, and with lengths and given states,
+    each sequence compared with the NumPy forward of that sequence alone."""
+    mod, sizes, params, rng = setup(spec, dtype)
+    ox = onnx_module(spec)
+    plain = session(ox.model_proto(params, dtype=dtype))
+    ragged = session(ox.model_proto(params, dtype=dtype, lengths=True, initial_state=True))
+    for T, B in ((5, 3), (2, 4)):
+        x, state0 = batch(mod, sizes, rng, T, B, dtype)
+        out, *finals = plain.run(None, {"x": x})
+        want, want_final, _ = mod.forward(x, None, params, keep_cache=False)
+        assert out.dtype == dtype and out.shape == want.shape
+        assert rel_error(out, want) <= tol
+        for got, value in zip(finals, want_final, strict=True):
+            assert rel_error(got[0], value) <= tol
+        lengths = rng.integers(1, T + 1, size=B)
+        lengths[0] = T  # one sequence at full length, and (T > 1) others shorter
+        lengths[1] = max(1, T - 2)
+        feeds = {"x": x, "lengths": lengths.astype(np.int64)}
+        feeds.update({f"{s}_0": v[None] for s, v in zip(mod.STATES, state0, strict=True)})
+        out, *finals = ragged.run(None, feeds)
+        assert any(np.abs(v).max() > 0 for v in (out, *finals)), "nothing compared"
+        for b, n in enumerate(lengths):
+            want, want_final, _ = mod.forward(x[:n, b:b + 1], tuple(v[b:b + 1] for v in state0),
+                                              params, keep_cache=False)
+            assert rel_error(out[:n, b:b + 1], want) <= tol, (b, n)
+            assert not out[n:, b].any(), "outputs past a sequence's length must be zero"
+            for got, value in zip(finals, want_final, strict=True):
+                assert rel_error(got[0, b:b + 1], value) <= tol, (b, n)
+
+
+@pytest.mark.parametrize("spec", CELLS)
+def test_onnxruntime_matches_numpy_float32(spec):
+    check_against_numpy(spec, np.float32, 1e-5)
+
+
+@pytest.mark.parametrize("spec", ["lstm", "lstm_layernorm", "gru"])
+def test_onnxruntime_matches_numpy_float64(spec):
+    """In float64 the two agree to rounding: a small error in the graph cannot hide in
+    float32's tolerance."""
+    check_against_numpy(spec, np.float64, 1e-9)
+
+
+def numpy_stack(mod, layers, x, state0, lengths):
+    """Several layers, both directions, each sequence alone at its own length, in NumPy."""
+    outputs, finals = [], [[] for _ in mod.STATES]
+    for b, n in enumerate(lengths):
+        seq, k, per_state = x[:n, b:b + 1], 0, [[] for _ in mod.STATES]
+        for layer in layers:
+            outs = []
+            for d, params in enumerate(layer):
+                s0 = tuple(v[k, b:b + 1] for v in state0)
+                out, final, _ = mod.forward(seq if d == 0 else seq[::-1], s0, params, False)
+                outs.append(out if d == 0 else out[::-1])
+                for lst, value in zip(per_state, final, strict=True):
+                    lst.append(value[0])
+                k += 1
+            seq = np.concatenate(outs, axis=-1)
+        outputs.append(seq[:, 0])
+        for lst, values in zip(finals, per_state, strict=True):
+            lst.append(np.stack(values))
+    return outputs, [np.stack(v, axis=1) for v in finals]
+
+
+@pytest.mark.parametrize("spec", ["lstm_proj", "gru_torch"])
+def test_two_layers_bidirectional_with_lengths(spec):
+    """The reverse direction starts at each sequence's own last step."""
+    mod, sizes, _, rng = setup(spec, np.float64)
+    out_size = sizes[mod.OUTPUT_SIZE]
+    layers = []
+    for k in range(2):
+        layer_sizes = {**sizes, "input": sizes["input"] if k == 0 else 2 * out_size}
+        layers.append(tuple(mod.init_params({s: layer_sizes[s] for s in mod.SIZES}, rng)
+                            for _ in range(2)))
+    sess = session(onnx_module(spec).model_proto(layers, dtype=np.float64, lengths=True,
+                                                 initial_state=True, batch_first=True))
+    for T, B in ((6, 3), (3, 2)):
+        x, _ = batch(mod, sizes, rng, T, B, np.float64)
+        state0 = [0.5 * rng.normal(size=(4, B, sizes[mod.STATE_SIZES[s]])) for s in mod.STATES]
+        lengths = np.array([T, 1, T - 1][:B], np.int64)
+        feeds = {"x": x.transpose(1, 0, 2), "lengths": lengths}
+        feeds.update({f"{s}_0": v for s, v in zip(mod.STATES, state0, strict=True)})
+        out, *finals = sess.run(None, feeds)
+        want, want_finals = numpy_stack(mod, layers, x, state0, lengths)
+        assert out.shape == (B, T, 2 * out_size)
+        for b, n in enumerate(lengths):
+            assert rel_error(out[b, :n], want[b]) <= 1e-12
+            assert not out[b, n:].any()
+        for got, value in zip(finals, want_finals, strict=True):
+            assert rel_error(got, value) <= 1e-12
+
+
+def test_model_is_deterministic_and_checked():
+    onnx = require_module("onnx")
+    _, _, params, _ = setup("lstm", np.float32)
+    ox = onnx_module("lstm")
+    a = ox.model_proto(params, lengths=True).SerializeToString()
+    assert a == ox.model_proto(params, lengths=True).SerializeToString()
+    model = onnx.load_from_string(a)
+    onnx.checker.check_model(model, full_check=True)
+    assert [i.name for i in model.graph.input] == ["x", "lengths"]
+    assert [o.name for o in model.graph.output] == ["outputs", "h_n", "c_n"]
+    assert [i.name for i in model.graph.initializer][:len(ox.PARAMS)] == list(ox.PARAMS)
+    assert [n.op_type for n in model.graph.node].count("Scan") == 1
+
+
+def test_to_onnx_writes_a_model(tmp_path):
+    _, _, params, _ = setup("gru", np.float32)
+    path = onnx_module("gru").to_onnx(params, tmp_path / "gru.onnx", opset=18)
+    sess = session(require_module("onnx").load(path))
+    assert sess.run(None, {"x": np.ones((3, 2, 4), np.float32)})[0].shape == (3, 2, 5)
+
+
+def test_bad_arguments_are_refused():
+    _, _, params, _ = setup("lstm", np.float32)
+    ox = onnx_module("lstm")
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        ox.model_proto(params, dtype=np.float16)
+    with pytest.raises(ValueError, match="opset must be from 17"):
+        ox.model_proto(params, opset=16)
+    with pytest.raises(ValueError, match="keys of PARAMS"):
+        ox.model_proto({k: v for k, v in params.items() if k != "b_i"})
+    with pytest.raises(ValueError, match=r"params\['W_ih'\] has shape \(5, 4\), but size"):
+        ox.model_proto({**params, "W_ih": np.zeros((5, 4))})
+    with pytest.raises(ValueError, match="layer 1 must be"):
+        ox.model_proto([params, (params, params)])
+
+
+def test_generated_module_imports_only_numpy_and_onnx():
+    text = (ROOT / "generated" / "lstm_onnx.py").read_text()
+    imports = [ln for ln in text.splitlines() if ln.startswith(("import", "from"))]
+    assert imports == ["import numpy as np", "import onnx",
+                       "from onnx import TensorProto, helper, numpy_helper"]
+    ast.parse(text)
+
+
+def test_what_onnx_cannot_express_is_refused():
+    """Derivative helpers never reach a forward pass; one that did is a clear EmitError."""
+    x = fn.Sign(__import__("sympy").Symbol("a"))
+    with pytest.raises(EmitError, match="ONNX target cannot express sign"):
+        OnnxPrinter({}).statement("y", x)
+
+
+# -- the torch module -------------------------------------------------------------------
+
+@pytest.fixture
+def torch_folder(tmp_path, monkeypatch):
+    """gru_torch's torch and ONNX modules generated into one folder, importable."""
+    require_torch()
+    require_module("onnx")
+    for target in ("torch", "onnx"):
+        for name, text in generate("gru_torch", target).items():
+            (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("gru_torch_torch", None)
+
+
+def test_torch_export_onnx_matches_forward(torch_folder):
+    import torch
+    from gru_torch_torch import GRUTorch
+
+    torch.manual_seed(0)
+    model = GRUTorch(4, 5, num_layers=2, bidirectional=True, batch_first=True,
+                     dtype=torch.float64)
+    path = model.export_onnx(torch_folder / "model.onnx", initial_state=True)
+    sess = session(require_module("onnx").load(path))
+    for B, T in ((3, 6), (2, 1)):
+        x = torch.randn(B, T, 4, dtype=torch.float64)
+        h0 = torch.randn(4, B, 5, dtype=torch.float64)
+        with torch.no_grad():
+            y, h_n = model(x, h0)
+        out, h = sess.run(None, {"x": x.numpy(), "h_0": h0.numpy()})
+        assert rel_error(out, y.numpy()) <= 1e-12
+        assert rel_error(h, h_n.numpy()) <= 1e-12
+
+
+def test_torch_export_onnx_without_its_sibling(tmp_path, monkeypatch):
+    require_torch()
+    (name, text), = generate("gru_torch", "torch").items()
+    (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("gru_torch_torch", None)
+    from gru_torch_torch import GRUTorch
+
+    with pytest.raises(RuntimeError, match=r"gatespec generate gru_torch --target onnx"):
+        GRUTorch(3, 4).export_onnx(tmp_path / "m.onnx")
+    sys.modules.pop("gru_torch_torch", None)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def refuses_export(model, path, dynamo):
+    import torch
+
+    x = torch.randn(4, 2, 3)
+    with pytest.raises(Exception) as refused:
+        torch.onnx.export(model, (x,), str(path), dynamo=dynamo)
+    assert "model.export_onnx(path)" in str(refused.value)
+    assert "--target onnx" in str(refused.value)
+    assert not path.exists(), "a model was written"
+
+
+def test_torch_onnx_export_is_refused_torchscript(tmp_path):
+    """The TorchScript-based exporter used to write a model with no inputs and zero outputs."""
+    require_torch()
+    import warnings
+
+    import gatespec
+
+    model = gatespec.compile("lstm", target="torch").LSTM(3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        refuses_export(model, tmp_path / "m.onnx", dynamo=False)
+
+
+@pytest.mark.slow
+def test_torch_onnx_export_is_refused_dynamo(tmp_path):
+    require_torch()
+    require_module("onnxscript")
+    import gatespec
+
+    model = gatespec.compile("gru_torch", target="torch").GRUTorch(3, 4)
+    refuses_export(model, tmp_path / "m.onnx", dynamo=True)
+
