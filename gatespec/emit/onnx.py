@@ -12,6 +12,7 @@ import sympy
 
 from gatespec import ir
 from gatespec.derive import functions as fn
+from gatespec.emit.dialects import NUMPY
 from gatespec.emit.printer import inexact_fraction, number_text
 from gatespec.emit.python_module import module_context, tuple_text
 from gatespec.errors import EmitError
@@ -195,24 +196,25 @@ class OnnxPrinter:
         return self._op("Pow", printed, self._const(exp))
 
 
-def _reads(node: ir.Node) -> list[str]:
-    return ir.deps(node)
+def _with_inputs(nodes: list[ir.Node], roots: set[str]) -> set[str]:
+    """The roots and every node they read, directly or not."""
+    needed = set(roots)
+    for node in reversed(nodes):
+        if node.name in needed:
+            needed.update(ir.deps(node))
+    return needed
 
 
 def onnx_context(plan: Plan, source_name: str) -> dict:
     """The printed functions `_input_only(_g, x)` and `_step(_g, ...)` and their signatures."""
-    from gatespec.emit.dialects import NUMPY
-
     d = plan.derived
     cell = plan.cell
     x = cell.input.name
+    # the docstring's and constants' values, as the NumPy module prints them
     context = module_context(plan, NUMPY, source_name)
     # what the step must produce, and everything it and the input-only part need for it
     results = [*(cell.updates[s.label] for s in cell.states), cell.output]
-    needed = set(results)
-    for node in reversed(d.nodes):
-        if node.name in needed:
-            needed.update(_reads(node))
+    needed = _with_inputs(d.nodes, set(results))
     unbatched = set(cell.params)
     for n in d.nodes:
         if isinstance(n, ir.Pointwise) and all(f.name in unbatched for f in n.expr.free_symbols):
@@ -221,12 +223,9 @@ def onnx_context(plan: Plan, source_name: str) -> dict:
                   and not isinstance(n, ir.Leaf)]
     scanned = []  # input-only values the step reads, one (B, n) slice per step
     for n in d.nodes:
-        if n.name in d.static and any(n.name in _reads(m) for m in loop_nodes):
+        if n.name in d.static and any(n.name in ir.deps(m) for m in loop_nodes):
             scanned.append(n.name)
-    static_needed = set(scanned)
-    for node in reversed(d.nodes):
-        if node.name in static_needed:
-            static_needed.update(_reads(node))
+    static_needed = _with_inputs(d.nodes, set(scanned))
     static_nodes = [n for n in d.nodes if n.name in static_needed and n.name in d.static
                     and not isinstance(n, ir.Leaf)]
     gemm_of = {out: g for g in plan.gemms for out in g.outputs}
@@ -234,6 +233,7 @@ def onnx_context(plan: Plan, source_name: str) -> dict:
 
     def label_of(name: str) -> str:
         return d.node(name).label
+
     hoisted = _print_nodes(static_nodes, gemm_of, names, needed | static_needed, label_of)
     step = _print_nodes(loop_nodes, gemm_of, names, needed, label_of)
     returns = []

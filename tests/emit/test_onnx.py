@@ -107,6 +107,48 @@ def test_onnxruntime_matches_numpy_float64(spec):
     check_against_numpy(spec, np.float64, 1e-9)
 
 
+# Cells for the paths no built-in or corpus cell takes: a state and the output made from
+# parameters alone (one row, broadcast to (B, n) in the step), and no parameter at all
+# (every size, and the zero initial state's, read off the input)
+EDGE_CELLS = {
+    "from_params": """cell from_params "a state and the output from parameters alone"
+input x
+state h, kk
+output y
+kk' = diag(h - h + 1)
+y = kk' * 2
+h' = tanh(linear(x, h)) + kk
+""",
+    "no_params": """cell no_params "no parameter at all: every size from the input"
+input x[hidden]
+state h
+h' = tanh(x + h)
+""",
+}
+
+
+
+def _deep(levels: int) -> str:
+    """An expression nested `levels` deep, sums in products in sums: printed with
+    temporaries, so no line nests more than a few calls."""
+    e = "h"
+    for k in range(levels):
+        e = f"(x0 * {e} + 0.5)" if k % 2 else f"({e} - x0) * 0.9"
+    return f"""cell deep "nested"\ninput x\nstate h\nx0 = tanh(linear(x))
+h' = tanh({e}) + tanh(linear(h, bias=false))\n"""
+
+
+EDGE_CELLS["deep"] = _deep(45)
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CELLS))
+def test_edge_cells(name, tmp_path):
+    path = tmp_path / f"{name}.gate"
+    path.write_text(EDGE_CELLS[name])
+    check_against_numpy(str(path), np.float32, 1e-5)
+    check_against_numpy(str(path), np.float64, 1e-12)
+
+
 def numpy_stack(mod, layers, x, state0, lengths):
     """Several layers, both directions, each sequence alone at its own length, in NumPy."""
     outputs, finals = [], [[] for _ in mod.STATES]
