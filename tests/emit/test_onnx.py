@@ -10,22 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 from conftest import ROOT, require_module, require_torch
 from helpers import numpy_module, small_sizes
 
-from gatespec import cells
+from gatespec import cells, ir
 from gatespec.check import load_module
 from gatespec.derive import functions as fn
-from gatespec.emit.onnx import OnnxPrinter
+from gatespec.emit.onnx import SPELLINGS, OnnxPrinter
 from gatespec.errors import EmitError
-from gatespec.pipeline import generate
+from gatespec.pipeline import generate, plan_for
 
 CORPUS = sorted(str(p) for p in (ROOT / "tests" / "corpus").glob("*.gate"))
 # a few cells in the default run: every kind of step (two GEMM stages, layer norms, a
 # projection, exponential gating); all built-in cells and the corpus run with -m slow
 QUICK = ["lstm", "gru", "lstm_layernorm", "lstm_proj", "slstm",
-         str(ROOT / "tests" / "corpus" / "const_every_function.gate"),
-         str(ROOT / "tests" / "corpus" / "input_u_layernorm_out.gate")]
+         *(str(ROOT / "tests" / "corpus" / f"{name}.gate")
+           for name in ("functions_a", "functions_b", "input_u_layernorm_out"))]
 CELLS = [pytest.param(c, id=Path(c).stem, marks=() if c in QUICK else pytest.mark.slow)
          for c in [*cells.names(), *CORPUS]]
 
@@ -125,7 +126,6 @@ state h
 h' = tanh(x + h)
 """,
 }
-
 
 
 def _deep(levels: int) -> str:
@@ -242,9 +242,22 @@ def test_generated_module_imports_only_numpy_and_onnx():
     ast.parse(text)
 
 
+def test_every_function_is_spelt_and_run_by_default():
+    """Each function of the language has an ONNX spelling, and the cells of the default run
+    use every one of them on values (not constants, which are folded)."""
+    functions = set(fn.LANGUAGE_FUNCTIONS.values())
+    assert set(SPELLINGS) == functions
+    used = set()
+    for spec in QUICK:
+        for node in plan_for(spec).derived.nodes:
+            if isinstance(node, ir.Pointwise):
+                used |= {type(f) for f in node.expr.atoms(sympy.Function)}
+    assert functions <= used, functions - used
+
+
 def test_what_onnx_cannot_express_is_refused():
     """Derivative helpers never reach a forward pass; one that did is a clear EmitError."""
-    x = fn.Sign(__import__("sympy").Symbol("a"))
+    x = fn.Sign(sympy.Symbol("a"))
     with pytest.raises(EmitError, match="ONNX target cannot express sign"):
         OnnxPrinter({}).statement("y", x)
 
