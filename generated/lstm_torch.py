@@ -480,8 +480,8 @@ def _onnx_module():
     path = globals().get("__file__")
     path = path and os.path.join(os.path.dirname(os.path.abspath(path)), f"{CELL_NAME}_onnx.py")
     if not path or not os.path.exists(path):
-        where = (f"{path}" if path else "a file beside this module, which was compiled in "
-                 "memory: write both with gatespec.generate(..., folder)")
+        where = path or ("a file beside this module, which was compiled in memory: write "
+                         "both with gatespec.generate(..., folder)")
         raise RuntimeError(f"export_onnx needs {where}: run `gatespec generate {CELL_NAME} "
                            f"--target onnx` into the folder of this module")
     if importlib.util.find_spec("onnx") is None:
@@ -673,15 +673,16 @@ class LSTM(nn.Module):
         "{state}_n", shaped as forward's. T and B are dynamic; float64 weights give a float64
         model, any other dtype float32. Returns the path."""
         module = _onnx_module()
-        like = next(self.parameters())
-        dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
+        like = next(self.parameters(), None)  # a cell may have none
+        double = like is not None and like.dtype == torch.float64
+        dtype = torch.float64 if double else torch.float32
         layers = [tuple({name: value.detach().to("cpu", dtype).numpy()
                          for name, value in self.layer_params(layer, reverse=r).items()}
                         for r in (False, True)[:2 if self.bidirectional else 1])
                   for layer in range(self.num_layers)]
         params = layers[0][0] if len(layers) == 1 and not self.bidirectional else layers
         options = {} if opset is None else {"opset": opset}
-        return module.to_onnx(params, path, dtype=str(dtype).split(".")[-1], lengths=lengths,
+        return module.to_onnx(params, path, dtype="float64" if double else "float32", lengths=lengths,
                               initial_state=initial_state, batch_first=self.batch_first,
                               **options)
 

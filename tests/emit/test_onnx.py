@@ -308,6 +308,11 @@ def test_torch_export_onnx_without_its_sibling(tmp_path, monkeypatch):
         GRUTorch(3, 4).export_onnx(tmp_path / "m.onnx")
     sys.modules.pop("gru_torch_torch", None)
     assert not (tmp_path / "m.onnx").exists()
+    import gatespec
+
+    in_memory = gatespec.compile("gru_torch", target="torch").GRUTorch(3, 4)
+    with pytest.raises(RuntimeError, match="compiled in memory: write both with gatespec.generate"):
+        in_memory.export_onnx(tmp_path / "m.onnx")
 
 
 def refuses_export(model, path, dynamo):
