@@ -86,8 +86,20 @@ PARAMS = {
 }
 # the input-only values the step reads: scanned, one (B, n) slice per step
 SCANNED = ("ln_ix", "ln_fx", "ln_gx", "ln_ox")
-OPSET = 17  # the first with LayerNormalization; every operator used here is in it
+OPSET = 15  # the first with Shape(start, end); every operator used here is in it
 _ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
+
+
+def _layernorm(_g, u, gain, bias=None):
+    """Layer normalisation over the last axis as the NumPy module computes it: centred
+    first, then the mean square (onnxruntime's LayerNormalization takes E[u^2] - E[u]^2,
+    which loses digits when the mean is large against the spread)."""
+    centred = _g.op("Sub", u, _g.mean(u))
+    variance = _g.mean(_g.op("Mul", centred, centred))
+    deviation = _g.op("Sqrt", _g.op("Add", variance, _g.const(1e-05)))
+    y = _g.op("Mul", _g.op("Mul", centred, _g.op("Div", _g.const(1), deviation)), gain)
+    return y if bias is None else _g.op("Add", y, bias)
+
 
 
 def _input_only(_g, x):
@@ -95,13 +107,13 @@ def _input_only(_g, x):
     # GEMM: W_ix, W_fx, W_gx, W_ox times x, once for all steps
     m_ix, m_fx, m_gx, m_ox = _g.split(_g.op("MatMul", x, _g.transposed("W_ix", "W_fx", "W_gx", "W_ox")), ("hidden", "hidden", "hidden", "hidden"))
     # layer norm of m_ix over its units
-    ln_ix = _g.op("LayerNormalization", m_ix, _g.param("alpha_ix"), axis=-1, epsilon=1e-05, out="ln_ix")
+    ln_ix = _layernorm(_g, m_ix, _g.param("alpha_ix"))
     # layer norm of m_fx over its units
-    ln_fx = _g.op("LayerNormalization", m_fx, _g.param("alpha_fx"), axis=-1, epsilon=1e-05, out="ln_fx")
+    ln_fx = _layernorm(_g, m_fx, _g.param("alpha_fx"))
     # layer norm of m_gx over its units
-    ln_gx = _g.op("LayerNormalization", m_gx, _g.param("alpha_gx"), axis=-1, epsilon=1e-05, out="ln_gx")
+    ln_gx = _layernorm(_g, m_gx, _g.param("alpha_gx"))
     # layer norm of m_ox over its units
-    ln_ox = _g.op("LayerNormalization", m_ox, _g.param("alpha_ox"), axis=-1, epsilon=1e-05, out="ln_ox")
+    ln_ox = _layernorm(_g, m_ox, _g.param("alpha_ox"))
     return ln_ix, ln_fx, ln_gx, ln_ox
 
 
@@ -110,20 +122,20 @@ def _step(_g, h_prev, c_prev, ln_ix, ln_fx, ln_gx, ln_ox):
     # GEMM: W_ih, W_fh, W_gh, W_oh times h, each step
     m_ih, m_fh, m_gh, m_oh = _g.split(_g.op("MatMul", h_prev, _g.transposed("W_ih", "W_fh", "W_gh", "W_oh")), ("hidden", "hidden", "hidden", "hidden"))
     # layer norm of m_ih over its units
-    ln_ih = _g.op("LayerNormalization", m_ih, _g.param("alpha_ih"), _g.param("beta_ih"), axis=-1, epsilon=1e-05, out="ln_ih")
+    ln_ih = _layernorm(_g, m_ih, _g.param("alpha_ih"), _g.param("beta_ih"))
     i = _g.op("Sigmoid", _g.op("Add", ln_ih, ln_ix), out="i")
     # layer norm of m_fh over its units
-    ln_fh = _g.op("LayerNormalization", m_fh, _g.param("alpha_fh"), _g.param("beta_fh"), axis=-1, epsilon=1e-05, out="ln_fh")
+    ln_fh = _layernorm(_g, m_fh, _g.param("alpha_fh"), _g.param("beta_fh"))
     f = _g.op("Sigmoid", _g.op("Add", ln_fh, ln_fx), out="f")
     # layer norm of m_gh over its units
-    ln_gh = _g.op("LayerNormalization", m_gh, _g.param("alpha_gh"), _g.param("beta_gh"), axis=-1, epsilon=1e-05, out="ln_gh")
+    ln_gh = _layernorm(_g, m_gh, _g.param("alpha_gh"), _g.param("beta_gh"))
     g = _g.op("Tanh", _g.op("Add", ln_gh, ln_gx), out="g")
     # layer norm of m_oh over its units
-    ln_oh = _g.op("LayerNormalization", m_oh, _g.param("alpha_oh"), _g.param("beta_oh"), axis=-1, epsilon=1e-05, out="ln_oh")
+    ln_oh = _layernorm(_g, m_oh, _g.param("alpha_oh"), _g.param("beta_oh"))
     o = _g.op("Sigmoid", _g.op("Add", ln_oh, ln_ox), out="o")
     c_new = _g.op("Add", _g.op("Mul", c_prev, f), _g.op("Mul", g, i), out="c_new")
     # layer norm of c_new over its units
-    ln_hc = _g.op("LayerNormalization", c_new, _g.param("alpha_hc"), _g.param("beta_hc"), axis=-1, epsilon=1e-05, out="ln_hc")
+    ln_hc = _layernorm(_g, c_new, _g.param("alpha_hc"), _g.param("beta_hc"))
     tanh_ln_hc = _g.op("Tanh", ln_hc, out="tanh_ln_hc")
     h_new = _g.op("Mul", o, tanh_ln_hc, out="h_new")
     return (h_new, c_new), h_new
@@ -142,6 +154,7 @@ class _Graph:
         self.initializers = []
         self.batch = None  # a step's (1,) int64 tensor holding B
         self.sizes = {}
+        self.opset = OPSET
         self.suffix = ""  # of this layer's and direction's parameters
         self._made = {}
 
@@ -149,6 +162,12 @@ class _Graph:
         name = self.prefix + out if out else f"{self.prefix}_{op_type.lower()}{len(self.nodes)}"
         self.nodes.append(helper.make_node(op_type, list(inputs), [name], **attributes))
         return name
+
+    def mean(self, value):
+        """The mean over the last axis, kept (ReduceMean's axes became an input in opset 18)."""
+        if self.outer.opset < 18:
+            return self.op("ReduceMean", value, axes=[-1], keepdims=1)
+        return self.op("ReduceMean", value, self.ints([-1]), keepdims=1)
 
     def split(self, value, sizes):
         widths = self.ints([self.outer.sizes[s] for s in sizes])
@@ -292,13 +311,14 @@ def model_proto(params, *, dtype=np.float32, lengths=False, initial_state=False,
     if dtype not in _ELEMENT_TYPES:
         raise ValueError(f"dtype must be float32 or float64, not {dtype}")
     if not OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ValueError(f"opset must be from {OPSET} (LayerNormalization) to "
+        raise ValueError(f"opset must be from {OPSET} (Shape with start and end) to "
                          f"{onnx.defs.onnx_opset_version()} (this onnx), not {opset}")
     layers = _layers(params)
     directions = len(layers[0])
     single = len(layers) == 1 and directions == 1
     element_type = _ELEMENT_TYPES[dtype]
     g = _Graph("pre_", dtype)
+    g.opset = opset
     sizes = []
     for k, layer in enumerate(layers):
         for d, p in enumerate(layer):

@@ -69,7 +69,7 @@ PARAMS = {
 }
 # the input-only values the step reads: scanned, one (B, n) slice per step
 SCANNED = ("s_z", "s_i", "s_f", "s_o")
-OPSET = 17  # the first with LayerNormalization; every operator used here is in it
+OPSET = 15  # the first with Shape(start, end); every operator used here is in it
 _ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 
 
@@ -125,6 +125,7 @@ class _Graph:
         self.initializers = []
         self.batch = None  # a step's (1,) int64 tensor holding B
         self.sizes = {}
+        self.opset = OPSET
         self.suffix = ""  # of this layer's and direction's parameters
         self._made = {}
 
@@ -132,6 +133,12 @@ class _Graph:
         name = self.prefix + out if out else f"{self.prefix}_{op_type.lower()}{len(self.nodes)}"
         self.nodes.append(helper.make_node(op_type, list(inputs), [name], **attributes))
         return name
+
+    def mean(self, value):
+        """The mean over the last axis, kept (ReduceMean's axes became an input in opset 18)."""
+        if self.outer.opset < 18:
+            return self.op("ReduceMean", value, axes=[-1], keepdims=1)
+        return self.op("ReduceMean", value, self.ints([-1]), keepdims=1)
 
     def split(self, value, sizes):
         widths = self.ints([self.outer.sizes[s] for s in sizes])
@@ -275,13 +282,14 @@ def model_proto(params, *, dtype=np.float32, lengths=False, initial_state=False,
     if dtype not in _ELEMENT_TYPES:
         raise ValueError(f"dtype must be float32 or float64, not {dtype}")
     if not OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ValueError(f"opset must be from {OPSET} (LayerNormalization) to "
+        raise ValueError(f"opset must be from {OPSET} (Shape with start and end) to "
                          f"{onnx.defs.onnx_opset_version()} (this onnx), not {opset}")
     layers = _layers(params)
     directions = len(layers[0])
     single = len(layers) == 1 and directions == 1
     element_type = _ELEMENT_TYPES[dtype]
     g = _Graph("pre_", dtype)
+    g.opset = opset
     sizes = []
     for k, layer in enumerate(layers):
         for d, p in enumerate(layer):

@@ -55,6 +55,17 @@ HELPERS = {
         '    """a / (1 + |a|), in operators every dtype has."""\n'
         '    return _g.op("Div", a, _g.op("Add", _g.const(1), _g.op("Abs", a)))\n'
     ),
+    "_layernorm": (
+        "def _layernorm(_g, u, gain, bias=None):\n"
+        '    """Layer normalisation over the last axis as the NumPy module computes it: centred\n'
+        "    first, then the mean square (onnxruntime's LayerNormalization takes E[u^2] - E[u]^2,\n"
+        '    which loses digits when the mean is large against the spread)."""\n'
+        '    centred = _g.op("Sub", u, _g.mean(u))\n'
+        '    variance = _g.mean(_g.op("Mul", centred, centred))\n'
+        f'    deviation = _g.op("Sqrt", _g.op("Add", variance, _g.const({ir.EPSILON!r})))\n'
+        '    y = _g.op("Mul", _g.op("Mul", centred, _g.op("Div", _g.const(1), deviation)), gain)\n'
+        '    return y if bias is None else _g.op("Add", y, bias)\n'
+    ),
     "_silu": (
         "def _silu(_g, a):\n"
         '    """a * sigmoid(a)."""\n'
@@ -285,9 +296,8 @@ def _print_nodes(nodes: list[ir.Node], gemm_of: dict, names: dict[str, str],
             scale = [f'_g.param("{node.gain}")'] + ([f'_g.param("{node.bias}")'] if node.bias
                                                     else [])
             printer.lines.append(f"# layer norm of {node.operand} over its units")
-            printer.lines.append(
-                f'{node.name} = _g.op("LayerNormalization", {operand}, {", ".join(scale)}, '
-                f'axis=-1, epsilon={ir.EPSILON!r}, out="{node.name}")')
+            printer.lines.append(f'{node.name} = _layernorm(_g, {operand}, {", ".join(scale)})')
+            printer.helpers.add("_layernorm")
         elif isinstance(node, ir.Pointwise):
             printer.statement(node.name, node.expr)
     return printer
