@@ -197,7 +197,7 @@ class OnnxPrinter:
     def _pow(self, e: sympy.Pow) -> tuple[str, int]:
         base, exp = e.args
         if exp.is_Integer and exp < 0:
-            return self._op("Div", self._const(sympy.Integer(1)), self._pow(base ** -exp))
+            return self._op("Div", self._const(sympy.Integer(1)), self._print(base ** -exp))
         if exp == sympy.Rational(1, 2):
             return self._op("Sqrt", self._print(base))
         printed = self._print(base)

@@ -134,6 +134,12 @@ kk' = diag(h - h + 1)
 y = kk' * 2
 h' = tanh(linear(x, h)) + kk
 """,
+    "division": """cell division "quotients and powers, alone and in products"
+input x
+state h
+q = 1 / (2 + h * h)
+h' = tanh(linear(x, h)) + q - 2 / (1 + h * h * h * h * h * h) + h / 3 + 0.25 * h / (3 + q)
+""",
     "no_params": """cell no_params "no parameter at all: every size from the input"
 input x[hidden]
 state h
