@@ -859,6 +859,35 @@ def _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes):
     return results[0], tuple(results[1:1 + len(STATES)])
 
 
+def _refuse_onnx_tracing(model):
+    """torch.onnx.export traces forward, and neither of its exporters can turn the fused
+    layer (a loop over time inside an autograd Function) into a correct graph: refused, with
+    the way that works, rather than a model that computes something else."""
+    if torch.onnx.is_in_onnx_export():
+        raise RuntimeError(
+            f"torch.onnx.export cannot write gatespec's {type(model).__name__} as a correct "
+            f"ONNX model (its loop over time would be lost or fixed at one length): use "
+            f"model.export_onnx(path), which writes the cell as an ONNX Scan over time with "
+            f"T and B dynamic, from `gatespec generate {CELL_NAME} --target onnx`")
+
+
+def _onnx_module():
+    """slstm_onnx.py beside this file: it builds the ONNX graph."""
+    path = globals().get("__file__")
+    path = path and os.path.join(os.path.dirname(os.path.abspath(path)), f"{CELL_NAME}_onnx.py")
+    if not path or not os.path.exists(path):
+        where = path or ("a file beside this module, which was compiled in memory: write "
+                         "both with gatespec.generate(..., folder)")
+        raise RuntimeError(f"export_onnx needs {where}: run `gatespec generate {CELL_NAME} "
+                           f"--target onnx` into the folder of this module")
+    if importlib.util.find_spec("onnx") is None:
+        raise RuntimeError("export_onnx needs the onnx package: pip install onnx")
+    spec = importlib.util.spec_from_file_location(f"{CELL_NAME}_onnx", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _ours(cls):
     """Our class in messages, named so that it cannot be read as torch.nn's namesake."""
     return f"gatespec's {cls.__name__} ({SOURCE_NAME}" + (f": {DESCRIPTION})" if DESCRIPTION else ")")
@@ -1003,6 +1032,7 @@ class SLSTM(nn.Module):
         length (integers in 1..T; a tensor or a list): the output is zero past each length
         and the final state is each sequence's state at its own last step. Either way a
         reverse direction starts at each sequence's own last step."""
+        _refuse_onnx_tracing(self)
         sizes = {"input": self.input_size, "hidden": self.hidden_size}
         if isinstance(input, nn.utils.rnn.PackedSequence):
             if lengths is not None:
@@ -1139,6 +1169,28 @@ class SLSTM(nn.Module):
                         "run Python loops and custom operators: use torch.compile(model), "
                         "torch.export.export(model, (input,)), or torch.jit.trace(model, "
                         "(input,)) for inference")
+
+    def export_onnx(self, path, lengths=False, initial_state=False, opset=None):
+        """Write this model's forward pass (every layer and direction, as in eval mode) to
+        `path` as an ONNX model, with `slstm_onnx.py` from `gatespec generate
+        slstm --target onnx` in this module's folder. Inputs: "x", (T, B,
+        input_size), or (B, T, input_size) with batch_first; "lengths", (B,) int64, with
+        lengths=True; "{state}_0" per state with initial_state=True. Outputs: "outputs" and
+        "{state}_n", shaped as forward's. T and B are dynamic; float64 weights give a float64
+        model, any other dtype float32. Returns the path."""
+        module = _onnx_module()
+        like = next(self.parameters(), None)  # a cell may have none
+        double = like is not None and like.dtype == torch.float64
+        dtype = torch.float64 if double else torch.float32
+        layers = [tuple({name: value.detach().to("cpu", dtype).numpy()
+                         for name, value in self.layer_params(layer, reverse=r).items()}
+                        for r in (False, True)[:2 if self.bidirectional else 1])
+                  for layer in range(self.num_layers)]
+        params = layers[0][0] if len(layers) == 1 and not self.bidirectional else layers
+        options = {} if opset is None else {"opset": opset}
+        return module.to_onnx(params, path, dtype="float64" if double else "float32", lengths=lengths,
+                              initial_state=initial_state, batch_first=self.batch_first,
+                              **options)
 
     def _layers(self):
         for layer in range(self.num_layers):

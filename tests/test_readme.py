@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require_torch
+from conftest import ROOT, require_module, require_torch
 
 from gatespec import cells
 from gatespec.build import build
@@ -116,6 +116,8 @@ SETUPS = {"generated lstm": setup_generated_lstm, "batches": setup_batches}
 def _run_python(block: Block, tmp_path: Path, monkeypatch) -> None:
     if re.search(r"^\s*(import torch|from torch)", block.text, re.M):
         require_torch()
+    if re.search(r"^\s*import onnxruntime", block.text, re.M):
+        require_module("onnxruntime")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     namespace = {"__name__": "__readme__"}

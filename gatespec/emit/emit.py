@@ -14,6 +14,7 @@ from gatespec.emit.dialects import NUMPY, TORCH
 from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines, cut_to_active_rows
 from gatespec.emit.lines import prune_assignments
+from gatespec.emit.onnx import onnx_context
 from gatespec.emit.python_module import module_context, tuple_text
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
@@ -153,3 +154,10 @@ def emit_cuda(plan: Plan, source_name: str) -> dict[str, str]:
     name = plan.cell.name
     return {f"{name}_cuda.cu": render("cuda/kernels.cu.jinja", context),
             f"{name}_cuda.py": render("cuda/module.py.jinja", context)}
+
+
+def emit_onnx(plan: Plan, source_name: str) -> str:
+    """A module that builds the forward pass as an ONNX graph (numpy and onnx only)."""
+    context = onnx_context(plan, source_name)
+    context["tuple_of"] = lambda names: tuple_text(list(names))
+    return render("onnx/module.py.jinja", context)

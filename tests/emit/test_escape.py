@@ -235,7 +235,7 @@ def test_identifiers_only_as_code():
 
 def python_targets(path: Path) -> dict[str, str]:
     files = {}
-    for target in ("numpy", "torch", "triton", "cuda"):
+    for target in ("numpy", "torch", "triton", "cuda", "onnx"):
         files.update(generate(str(path), target))
     return files
 
@@ -270,6 +270,8 @@ def test_python_targets_hold_user_text_verbatim_and_run_none(
     docstring_parts(ast.get_docstring(ast.parse(files["c_numpy.py"]), clean=False), cf, stem, "c: ")
     tree = ast.parse(files["c_torch.py"])
     docstring_parts(ast.get_docstring(tree, clean=False), cf, stem, "c for PyTorch: ")
+    docstring_parts(ast.get_docstring(ast.parse(files["c_onnx.py"]), clean=False), cf, stem,
+                    "c as an ONNX model: ")
     constants = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
                  if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
                  and node.targets[0].id in ("CELL_NAME", "SOURCE_NAME")}
