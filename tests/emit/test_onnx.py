@@ -323,6 +323,25 @@ def test_torch_export_onnx_matches_forward(torch_folder):
         assert rel_error(h, h_n.numpy()) <= 1e-12
 
 
+def test_torch_export_onnx_with_lengths_matches_forward_with_lengths(torch_folder):
+    """The model's lengths= path and the ONNX model's "lengths" input agree: zeros past
+    each length, each sequence's final state at its own end, both directions."""
+    import torch
+    from gru_reset_after_torch import GRUResetAfter
+
+    torch.manual_seed(1)
+    model = GRUResetAfter(4, 5, num_layers=2, bidirectional=True, dtype=torch.float64)
+    path = model.export_onnx(torch_folder / "lengths.onnx", lengths=True)
+    sess = session(require_module("onnx").load(path))
+    x = torch.randn(6, 3, 4, dtype=torch.float64)
+    lengths = torch.tensor([2, 6, 4])
+    with torch.no_grad():
+        y, h_n = model(x, lengths=lengths)
+    out, h = sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})
+    assert rel_error(out, y.numpy()) <= 1e-12 and not out[2:, 0].any()
+    assert rel_error(h, h_n.numpy()) <= 1e-12
+
+
 def test_torch_export_onnx_without_its_sibling(tmp_path, monkeypatch):
     require_torch()
     (name, text), = generate("gru_torch", "torch").items()
