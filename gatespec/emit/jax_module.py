@@ -48,7 +48,8 @@ def jax_context(plan: Plan, source_name: str) -> dict:
     loop_backward = lines.ops_lines(plan.loop_backward, loop=True, backward=True)
     carry_lines = lines.carry_lines()
     row_lines, rows = lines.backward_ys()
-    back_body = [*loop_backward, *carry_lines, *row_lines, *rows]
+    # rows before the carries: a row may hold a carry's value at this step (`d_x_all = d_q_next`)
+    back_body = [*loop_backward, *row_lines, *carry_lines, *rows]
     backward_xs = lines.backward_xs(back_body)
     static_backward = lines.ops_lines(plan.static_backward, loop=False, backward=True)
     weight_grad_lines = lines.weight_grad_lines()
@@ -122,7 +123,7 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         "d_carry": tuple_expr([f"d_{s.label}_next" for s in cell.states]),
         "backward_xs_unpack": unpack([n for n, _ in backward_xs], "_xs"),
         "backward_xs": tuple_expr([src for _, src in backward_xs]),
-        "loop_backward": [*loop_backward, *carry_lines, *row_lines],
+        "loop_backward": [*loop_backward, *row_lines, *carry_lines],
         "rows": tuple_expr(rows),
         "rows_unpack": unpack(rows, "_ys"),
         "view_lines": view_lines,
@@ -137,7 +138,7 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         "reference_out": lines.print(reference_printer, ir.symbol(cell.output)),
         "reference_loads": prune(["dtype = x.dtype", *param_loads], [*reference_lines]),
         "flax": _flax_layout(cell),
-        "extra_sizes": [s for s in cell.sizes if s not in ("input", "hidden")],
+        "size_fields": [s for s in cell.sizes if s != cell.input.size],
     }
 
 
