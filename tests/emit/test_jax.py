@@ -222,3 +222,15 @@ def test_only_cells_with_a_flax_twin_convert(spec):
         assert not hasattr(module, "FLAX_CELLS")
         with pytest.raises(TypeError, match="no layer that flax.linen has"):
             module.to_flax({})
+
+
+def test_compile_makes_a_jax_module():
+    require_module("jax")
+    import gatespec
+
+    module = gatespec.compile("srnn", "jax")
+    assert module.__name__.startswith("gatespec.compiled.srnn_jax_")
+    params, x, state0, _ = data(module)
+    params = {k: np.float32(v) for k, v in params.items()}
+    out, final = module.forward(np.float32(x), None, params)
+    assert out.shape == x.shape[:2] + (params["W_hh"].shape[0],) and len(final) == 1
