@@ -27,7 +27,7 @@ from gatespec.files import write_all
 
 __all__ = ["compile", "generate"]
 
-COMPILE_TARGETS = ("numpy", "torch")
+COMPILE_TARGETS = ("numpy", "torch", "jax")
 PACKAGE = "gatespec.compiled"  # compiled modules live in sys.modules under this prefix
 _lock = threading.Lock()  # two threads compiling one text get one module
 
@@ -48,7 +48,7 @@ def _read(source: str | os.PathLike, name: str | None) -> tuple[str, str]:
 
 def compile(source: str | os.PathLike, target: str = "numpy",  # noqa: A001 (gatespec.compile)
             name: str | None = None) -> types.ModuleType:
-    """Generate a cell's NumPy or PyTorch module and import it from memory; no file is written.
+    """Generate a cell's NumPy, PyTorch or JAX module and import it from memory; no file is written.
 
     `source` is cell text, a path or a built-in name (see the module docstring); `name` is
     how errors name the text (default `<string>`). The module is registered in `sys.modules`

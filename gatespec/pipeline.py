@@ -9,14 +9,14 @@ from gatespec.build import build
 from gatespec.derive import derive
 from gatespec.emit import emit_numpy, emit_torch
 from gatespec.emit.docs import DOC_TARGETS
-from gatespec.emit.emit import emit_cuda, emit_onnx, emit_triton
+from gatespec.emit.emit import emit_cuda, emit_jax, emit_onnx, emit_triton
 from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "generate_text", "load_source", "parse", "plan_for"]
 
-TARGETS = ("numpy", "torch", "triton", "cuda", "onnx", *DOC_TARGETS)
+TARGETS = ("numpy", "torch", "triton", "cuda", "onnx", "jax", *DOC_TARGETS)
 
 
 def load_source(spec: str) -> tuple[str, str]:
@@ -64,6 +64,8 @@ def generate_text(text: str, path: str, target: str = "numpy") -> dict[str, str]
         return {f"{plan.cell.name}_torch.py": emit_torch(plan, source_name)}
     if target == "triton":
         return {f"{plan.cell.name}_triton.py": emit_triton(plan, source_name)}
+    if target == "jax":
+        return {f"{plan.cell.name}_jax.py": emit_jax(plan, source_name)}
     if target == "cuda":
         return emit_cuda(plan, source_name)
     if target == "onnx":

@@ -200,7 +200,7 @@ def test_triton_variable_lengths_match_each_sequence_alone():
 @pytest.mark.parametrize("name", CORPUS)
 def test_generated_code_passes_ruff(name, tmp_path):
     files = {}
-    for target in ("numpy", "torch", "triton", "cuda", "onnx"):
+    for target in ("numpy", "torch", "triton", "cuda", "onnx", "jax"):
         files.update(generate(spec(name), target))
     for filename, text in files.items():
         if filename.endswith(".py"):

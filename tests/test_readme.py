@@ -110,7 +110,18 @@ def setup_batches(tmp_path: Path) -> dict:
     return {"batches": batches}
 
 
-SETUPS = {"generated lstm": setup_generated_lstm, "batches": setup_batches}
+def setup_generated_lstm_jax(tmp_path: Path) -> dict:
+    """`gatespec generate lstm --target jax` into a folder on sys.path (jax and flax needed)."""
+    require_module("jax")
+    require_module("flax")
+    (tmp_path / "lstm_jax.py").write_text(generate("lstm", "jax")["lstm_jax.py"])
+    sys.path.insert(0, str(tmp_path))
+    sys.modules.pop("lstm_jax", None)
+    return {}
+
+
+SETUPS = {"generated lstm": setup_generated_lstm, "batches": setup_batches,
+          "generated lstm jax": setup_generated_lstm_jax}
 
 
 def _run_python(block: Block, tmp_path: Path, monkeypatch) -> None:

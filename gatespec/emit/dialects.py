@@ -258,3 +258,42 @@ TORCH = Dialect(
     out_functions=frozenset({fn.Sigmoid, fn.Tanh, fn.Exp, fn.Log, fn.Abs, fn.Sqrt,
                              fn.Expm1, fn.Sign}),
 )
+
+
+JAX = Dialect(
+    name="jax",
+    functions={
+        fn.Sigmoid: "jax.nn.sigmoid({0})",
+        fn.Tanh: "jnp.tanh({0})",
+        fn.Relu: "jnp.maximum({0}, 0)",
+        fn.Exp: "jnp.exp({0})",
+        fn.Log: "jnp.log({0})",
+        fn.Softplus: "jnp.logaddexp(0, {0})",
+        fn.LogSigmoid: "jax.nn.log_sigmoid({0})",
+        fn.HardSigmoid: _hard_sigmoid("jnp.clip"),
+        fn.HardTanh: "jnp.clip({0}, -1, 1)",
+        fn.Abs: "jnp.abs({0})",
+        fn.Sqrt: "jnp.sqrt({0})",
+        fn.Softsign: "_softsign({0})",
+        fn.Silu: "jax.nn.silu({0})",
+        fn.Max: "jnp.maximum({0}, {1})",
+        fn.Min: "jnp.minimum({0}, {1})",
+        fn.Expm1: "jnp.expm1({0})",
+        fn.Sign: "jnp.sign({0})",
+        fn.Positive: "({0} > 0).astype(dtype)",
+        fn.InUnit: "(({0} > 0) & ({0} < 1)).astype(dtype)",
+        fn.InSymmetricUnit: "(jnp.abs({0}) < 1).astype(dtype)",
+        fn.GreaterEqual: "({0} >= {1}).astype(dtype)",
+        fn.Less: "({0} < {1}).astype(dtype)",
+    },
+    helpers={
+        "_softsign": "def _softsign(a):\n    return a / (1 + jnp.abs(a))\n",
+        **_layernorm_helpers("axis=-1, keepdims=True", "jax.lax.rsqrt"),
+    },
+    zeros_fmt="jnp.zeros(({shape}), dtype)",
+    concat_fmt="jnp.concatenate([{items}])",
+    sum01_fmt="{}.sum(axis=(0, 1))",
+    zeros_like_fmt="jnp.zeros_like({})",
+    matmul_all_fmt="({} @ {})",
+    addmm_fmt="{c} + {a} @ {b}",
+)

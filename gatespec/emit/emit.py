@@ -59,6 +59,14 @@ def emit_numpy(plan: Plan, source_name: str) -> str:
     return render("numpy/module.py.jinja", module_context(plan, NUMPY, source_name, rows=True))
 
 
+def emit_jax(plan: Plan, source_name: str) -> str:
+    from gatespec.emit.jax_module import jax_context
+
+    context = jax_context(plan, source_name)
+    context["class_name"] = class_name(plan.cell.name)
+    return render("jax/module.py.jinja", context)
+
+
 _ACRONYMS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "srnn": "SRNN", "mgu": "MGU",
              "sru": "SRU", "indrnn": "IndRNN", "ugrnn": "UGRNN", "slstm": "SLSTM",
              "mingru": "MinGRU", "minlstm": "MinLSTM", "janet": "JANET", "cifg": "CIFG"}

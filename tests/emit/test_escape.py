@@ -235,7 +235,7 @@ def test_identifiers_only_as_code():
 
 def python_targets(path: Path) -> dict[str, str]:
     files = {}
-    for target in ("numpy", "torch", "triton", "cuda", "onnx"):
+    for target in ("numpy", "torch", "triton", "cuda", "onnx", "jax"):
         files.update(generate(str(path), target))
     return files
 
