@@ -50,6 +50,12 @@ def _outer(dy, a):
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
 
 
+def _active(steps, B, device):
+    """The (T, B, 1) mask of the rows each step runs, [:steps[t]] (the scan path's)."""
+    sizes = torch.tensor(steps, device=device)
+    return (torch.arange(B, device=device) < sizes[:, None])[..., None]
+
+
 def _zero_padding(values, steps):
     """A copy of values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]
     (slices of the device tensor: no mask to copy to the device, so a CUDA graph captures it)."""
@@ -68,8 +74,7 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None, scan=False):
     length T, as PackedSequence.batch_sizes): step t runs the rows [:batch_sizes[t]] only,
     the others keep their states and output zeros. (The input-only work reads x's padding
     too, all steps at once: it must be finite; the module passes zeros.)
-    scan: run the time loop as a scan (only where SCAN_REFUSAL is None; batches of full
-    length). Returns (outputs, final_state, cache); cache is None unless keep_cache.
+    scan: run the time loop as a scan (only where SCAN_REFUSAL is None). Returns (outputs, final_state, cache); cache is None unless keep_cache.
     """
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -601,7 +606,7 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=Non
 
     impl: "torch" runs the schedule with torch ops and the derived backward, step by step;
     "scan" the same as scans over time (cells whose states are all linear recurrences,
-    SCAN_REFUSAL None; batches of full length); "triton" and "cuda" run the schedule with
+    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with
     generated fused kernels (CUDA tensors); "auto" picks triton on CUDA when available,
     else scan where the cell allows it, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With

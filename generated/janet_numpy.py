@@ -193,6 +193,11 @@ def _lengths(lengths, T, B):
     return order, [int(n) for n in steps]
 
 
+def _active(steps, B):
+    """The (T, B, 1) mask of the rows each step runs, [:steps[t]]."""
+    return (np.arange(B) < np.asarray(steps)[:, None])[..., None]
+
+
 def _zero_padding(values, steps):
     """values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]."""
     active = np.arange(values.shape[1]) < np.asarray(steps)[:, None]
@@ -219,7 +224,7 @@ def forward(x, state0, params, keep_cache=True, lengths=None, scan=None):
     outputs are zero, and backward() sends nothing back from those steps.
 
     scan: run the time loop as a scan (None: where SCAN_REFUSAL is None; False: step by
-    step); batches with lengths run step by step.
+    step).
     """
     sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
     return _forward(x, state0, params, keep_cache, sizes, _lengths(lengths, *x.shape[:2]),

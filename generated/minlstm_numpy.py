@@ -159,15 +159,18 @@ def _logsigmoid(a):
     return -np.logaddexp(0, -a)
 
 
-def _scan(a, b, s0, T):
+def _scan(a, b, s0, T, active=None):
     """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.
 
     Chunks of about sqrt(T) steps run side by side from zero, each keeping the running
     product of its a; one pass over the chunks then carries the state across them.
     Only products and sums, as in the step-by-step loop: a product that underflows is
-    a weight that vanishes, never a divisor."""
+    a weight that vanishes, never a divisor. active: None, or a (T, B, 1) mask of the
+    rows each step runs; elsewhere a = 1, b = 0 carry the state unchanged."""
     shape = (T, *s0.shape)
     a, b = np.broadcast_to(np.asarray(a, s0.dtype), shape), np.broadcast_to(np.asarray(b, s0.dtype), shape)
+    if active is not None:
+        a, b = np.where(active, a, 1), np.where(active, b, 0)
     L = max(1, int(T ** 0.5))  # steps per chunk
     C = -(-T // L)  # chunks
     if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged
@@ -186,10 +189,12 @@ def _scan(a, b, s0, T):
     return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]
 
 
-def _scan_reverse(a, g, s_end, T):
+def _scan_reverse(a, g, s_end, T, active=None):
     """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""
     shape = (T, *s_end.shape)
     a, g = np.broadcast_to(np.asarray(a, s_end.dtype), shape), np.broadcast_to(np.asarray(g, s_end.dtype), shape)
+    if active is not None:
+        a, g = np.where(active, a, 1), np.where(active, g, 0)
     return _scan(a[::-1], g[::-1], s_end, T)[::-1]
 
 
@@ -234,6 +239,11 @@ def _lengths(lengths, T, B):
     return order, [int(n) for n in steps]
 
 
+def _active(steps, B):
+    """The (T, B, 1) mask of the rows each step runs, [:steps[t]]."""
+    return (np.arange(B) < np.asarray(steps)[:, None])[..., None]
+
+
 def _zero_padding(values, steps):
     """values (T, B, n) with zeros in the rows each step does not run, [steps[t]:]."""
     active = np.arange(values.shape[1]) < np.asarray(steps)[:, None]
@@ -260,7 +270,7 @@ def forward(x, state0, params, keep_cache=True, lengths=None, scan=None):
     outputs are zero, and backward() sends nothing back from those steps.
 
     scan: run the time loop as a scan (None: where SCAN_REFUSAL is None; False: step by
-    step); batches with lengths run step by step.
+    step).
     """
     sizes = _check((("x", x, (_T, _B, "input")), ("state0", state0, "states")), params)
     return _forward(x, state0, params, keep_cache, sizes, _lengths(lengths, *x.shape[:2]),
@@ -307,10 +317,11 @@ def _forward(x, state0, params, keep_cache, sizes, varlen=None, scan=False):
     a = _sigmoid(logsigmoid_f - logsigmoid_i)
     s_h = n*(1 - a)
 
-    if scan and order is None:  # every state is a linear recurrence: a and b, then _scan
+    if scan:  # every state is a linear recurrence: a and b, then _scan
+        active = None if order is None else _active(steps, B)
         a_h = a
         b_h = s_h
-        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T, active)
     else:
         for t in range(T):
             bt = steps[t]
@@ -383,15 +394,19 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
     d_s_h_all = np.empty((T, B, size_hidden), dtype)
     d_a_all = np.empty((T, B, size_hidden), dtype)
 
-    if scan and order is None:  # the states' adjoints are linear recurrences too, backwards
+    if scan:  # the states' adjoints are linear recurrences too, run backwards
+        active = None if order is None else _active(steps, B)
         alpha_h = a
         g_h = a*d_outputs
-        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T, active)
         d_h_next = np.concatenate([d_h_prev_all[1:], d_h_next[None]])
         _e0 = d_h_next + d_outputs
         d_a = _e0*h_all[:-1]
         d_s_h_all[...] = _e0
         d_a_all[...] = d_a
+        if active is not None:
+            d_s_h_all[~active[..., 0]] = 0
+            d_a_all[~active[..., 0]] = 0
         d_h_next = d_h_prev_all[0]
     else:
         for t in reversed(range(T)):

@@ -58,15 +58,18 @@ PARAMS = {
 BIASES = ("b_f", "b_i", "b_n")
 
 
-def _scan(a, b, s0, T):
+def _scan(a, b, s0, T, active=None):
     """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.
 
     Chunks of about sqrt(T) steps run side by side from zero, each keeping the running
     product of its a; one pass over the chunks then carries the state across them.
     Only products and sums, as in the step-by-step loop: a product that underflows is
-    a weight that vanishes, never a divisor."""
+    a weight that vanishes, never a divisor. active: None, or a (T, B, 1) mask of the
+    rows each step runs; elsewhere a = 1, b = 0 carry the state unchanged."""
     shape = (T, *s0.shape)
     a, b = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape), torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape)
+    if active is not None:
+        a, b = torch.where(active, a, 1), torch.where(active, b, 0)
     L = max(1, int(T ** 0.5))  # steps per chunk
     C = -(-T // L)  # chunks
     if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged
@@ -85,16 +88,24 @@ def _scan(a, b, s0, T):
     return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]
 
 
-def _scan_reverse(a, g, s_end, T):
+def _scan_reverse(a, g, s_end, T, active=None):
     """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""
     shape = (T, *s_end.shape)
     a, g = torch.as_tensor(a, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape), torch.as_tensor(g, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape)
+    if active is not None:
+        a, g = torch.where(active, a, 1), torch.where(active, g, 0)
     return _scan(a.flip(0), g.flip(0), s_end, T).flip(0)
 
 
 def _outer(dy, a):
     """Sum over all leading axes of the outer products dy_k a_k^T: one matrix product."""
     return dy.reshape(-1, dy.shape[-1]).T @ a.reshape(-1, a.shape[-1])
+
+
+def _active(steps, B, device):
+    """The (T, B, 1) mask of the rows each step runs, [:steps[t]] (the scan path's)."""
+    sizes = torch.tensor(steps, device=device)
+    return (torch.arange(B, device=device) < sizes[:, None])[..., None]
 
 
 def _zero_padding(values, steps):
@@ -115,8 +126,7 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None, scan=False):
     length T, as PackedSequence.batch_sizes): step t runs the rows [:batch_sizes[t]] only,
     the others keep their states and output zeros. (The input-only work reads x's padding
     too, all steps at once: it must be finite; the module passes zeros.)
-    scan: run the time loop as a scan (only where SCAN_REFUSAL is None; batches of full
-    length). Returns (outputs, final_state, cache); cache is None unless keep_cache.
+    scan: run the time loop as a scan (only where SCAN_REFUSAL is None). Returns (outputs, final_state, cache); cache is None unless keep_cache.
     """
     T, B = x.shape[:2]
     dtype, device = x.dtype, x.device
@@ -150,10 +160,11 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None, scan=False):
     a = torch.sigmoid(logsigmoid_f - logsigmoid_i)
     s_h = n*(1 - a)
 
-    if scan and batch_sizes is None:  # every state is a linear recurrence: a, b, then _scan
+    if scan:  # every state is a linear recurrence: a and b for all steps, then _scan
+        active = None if batch_sizes is None else _active(steps, B, device)
         a_h = a
         b_h = s_h
-        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T, active)
     else:
         for t in range(T):
             bt = steps[t]
@@ -208,15 +219,19 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=Fa
     d_s_h_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     d_a_all = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
 
-    if scan and batch_sizes is None:  # the states' adjoints are linear recurrences too
+    if scan:  # the states' adjoints are linear recurrences too, run backwards
+        active = None if batch_sizes is None else _active(steps, B, device)
         alpha_h = a
         g_h = a*d_outputs
-        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T, active)
         d_h_next = torch.cat([d_h_prev_all[1:], d_h_next[None]])
         _e0 = d_h_next + d_outputs
         d_a = _e0*h_all[:-1]
         d_s_h_all[...] = _e0
         d_a_all[...] = d_a
+        if active is not None:
+            d_s_h_all[~active[..., 0]] = 0
+            d_a_all[~active[..., 0]] = 0
         d_h_next = d_h_prev_all[0]
     else:
         for t in reversed(range(T)):
@@ -716,7 +731,7 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=Non
 
     impl: "torch" runs the schedule with torch ops and the derived backward, step by step;
     "scan" the same as scans over time (cells whose states are all linear recurrences,
-    SCAN_REFUSAL None; batches of full length); "triton" and "cuda" run the schedule with
+    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with
     generated fused kernels (CUDA tensors); "auto" picks triton on CUDA when available,
     else scan where the cell allows it, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With

@@ -115,12 +115,16 @@ def _scan_kernel(_p_a, _p_b, _p_s0, _p_out, _T, _n, _CHUNK: tl.constexpr, _BLOCK
         carry = tl.sum(tl.where(_ts[:, None] == _last, s, 0.0), axis=0)
 
 
-def _scan(a, b, s0, T):
+def _scan(a, b, s0, T, active=None):
     """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0: one kernel, each program
-    a block of units over all steps (associative scans over chunks of 64 steps)."""
+    a block of units over all steps (associative scans over chunks of 64 steps). active:
+    None, or the (T, B, 1) mask of the rows each step runs (elsewhere a = 1, b = 0)."""
     shape = (T, *s0.shape)
-    a = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape).contiguous()
-    b = torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape).contiguous()
+    a = torch.as_tensor(a, dtype=s0.dtype, device=s0.device).broadcast_to(shape)
+    b = torch.as_tensor(b, dtype=s0.dtype, device=s0.device).broadcast_to(shape)
+    if active is not None:
+        a, b = torch.where(active, a, 1), torch.where(active, b, 0)
+    a, b = a.contiguous(), b.contiguous()
     out = torch.empty(shape, dtype=s0.dtype, device=s0.device)
     n = s0.numel()
     compute = tl.float64 if s0.dtype == torch.float64 else tl.float32
@@ -130,10 +134,12 @@ def _scan(a, b, s0, T):
     return out
 
 
-def _scan_reverse(a, g, s_end, T):
+def _scan_reverse(a, g, s_end, T, active=None):
     """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""
     shape = (T, *s_end.shape)
     a, g = torch.as_tensor(a, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape), torch.as_tensor(g, dtype=s_end.dtype, device=s_end.device).broadcast_to(shape)
+    if active is not None:
+        a, g = torch.where(active, a, 1), torch.where(active, g, 0)
     return _scan(a.flip(0), g.flip(0), s_end, T).flip(0)
 
 
@@ -223,9 +229,10 @@ def forward(x, state0, params, keep_cache, batch_sizes=None, scan=None):
 
     if (SCAN_REFUSAL is None if scan is None else scan) and batch_sizes is None:
         # every state is a linear recurrence: a and b for all steps, then _scan
+        active = None  # (lengths run the per-step kernels)
         a_h = a
         b_h = s_h
-        h_all[1:] = _scan(a_h, b_h, h_all[0], T)
+        h_all[1:] = _scan(a_h, b_h, h_all[0], T, active)
     else:
         for t in range(T):
             rows = steps[t]
@@ -276,14 +283,18 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=Non
 
     if (SCAN_REFUSAL is None if scan is None else scan) and batch_sizes is None:
         # the adjoints of the states are linear recurrences too, run backwards
+        active = None  # (lengths run the per-step kernels)
         alpha_h = a
         g_h = a*d_outputs
-        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T)
+        d_h_prev_all = _scan_reverse(alpha_h, g_h, d_h_next, T, active)
         d_h_next = torch.cat([d_h_prev_all[1:], d_h_next[None]])
         _e0 = d_h_next + d_outputs
         d_a = _e0*h_all[:-1]
         d_s_h_all[...] = _e0
         d_a_all[...] = d_a
+        if active is not None:
+            d_s_h_all[~active[..., 0]] = 0
+            d_a_all[~active[..., 0]] = 0
         d_h_next = d_h_prev_all[0]
     else:
         for t in reversed(range(T)):

@@ -81,20 +81,24 @@ def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
     }
 
 
-def _scan_helpers(lib: str, as_array: str, new: str, reverse: str) -> dict[str, str]:
+def _scan_helpers(lib: str, as_array: str, new: str, reverse: str,
+                  where: str) -> dict[str, str]:
     """The linear recurrence s_t = a_t * s_{t-1} + b_t over all steps (the scan path, see
     gatespec/emit/scan_lines.py), and its reverse, in an array library's spelling."""
     return {
         "_scan": (
-            "def _scan(a, b, s0, T):\n"
+            "def _scan(a, b, s0, T, active=None):\n"
             '    """s_t = a_t * s_{t-1} + b_t for t = 0 .. T-1 from s_{-1} = s0, all steps at once.\n'
             "\n"
             "    Chunks of about sqrt(T) steps run side by side from zero, each keeping the running\n"
             "    product of its a; one pass over the chunks then carries the state across them.\n"
             "    Only products and sums, as in the step-by-step loop: a product that underflows is\n"
-            '    a weight that vanishes, never a divisor."""\n'
+            "    a weight that vanishes, never a divisor. active: None, or a (T, B, 1) mask of the\n"
+            '    rows each step runs; elsewhere a = 1, b = 0 carry the state unchanged."""\n'
             "    shape = (T, *s0.shape)\n"
             f"    a, b = {as_array.format('a')}, {as_array.format('b')}\n"
+            "    if active is not None:\n"
+            f"        a, b = {where.format('active', 'a', '1')}, {where.format('active', 'b', '0')}\n"
             "    L = max(1, int(T ** 0.5))  # steps per chunk\n"
             "    C = -(-T // L)  # chunks\n"
             "    if C * L != T:  # padding steps with a = 1, b = 0 carry the state unchanged\n"
@@ -113,10 +117,12 @@ def _scan_helpers(lib: str, as_array: str, new: str, reverse: str) -> dict[str, 
             "    return (local + prod * carry[:, None]).reshape(C * L, *s0.shape)[:T]\n"
         ),
         "_scan_reverse": (
-            "def _scan_reverse(a, g, s_end, T):\n"
+            "def _scan_reverse(a, g, s_end, T, active=None):\n"
             '    """p_t = a_t * p_{t+1} + g_t for t = T-1 .. 0 from p_T = s_end: a scan backwards."""\n'
             "    shape = (T, *s_end.shape)\n"
             f"    a, g = {as_array.format('a').replace('s0', 's_end')}, {as_array.format('g').replace('s0', 's_end')}\n"
+            "    if active is not None:\n"
+            f"        a, g = {where.format('active', 'a', '1')}, {where.format('active', 'g', '0')}\n"
             f"    return {reverse.format('_scan(' + reverse.format('a') + ', ' + reverse.format('g') + ', s_end, T)')}\n"
         ),
     }
@@ -174,7 +180,7 @@ NUMPY = Dialect(
         "_silu": "def _silu(a):\n    return a * _sigmoid(a)\n",
         **_layernorm_helpers("axis=-1, keepdims=True", "1 / np.sqrt"),
         **_scan_helpers("np.concatenate", "np.broadcast_to(np.asarray({0}, s0.dtype), shape)",
-                        "np.{0}({1}, s0.dtype)", "{0}[::-1]"),
+                        "np.{0}({1}, s0.dtype)", "{0}[::-1]", "np.where({0}, {1}, {2})"),
     },
     helper_needs={"_silu": ["_sigmoid"], "_scan_reverse": ["_scan"]},
     empty_fmt="np.empty(({shape}), dtype)",
@@ -243,7 +249,7 @@ TORCH = Dialect(
         ),
         **_layernorm_helpers("dim=-1, keepdim=True", "torch.rsqrt"),
         **_scan_helpers("torch.cat", "torch.as_tensor({0}, dtype=s0.dtype, device=s0.device).broadcast_to(shape)",
-                        "s0.new_{0}({1})", "{0}.flip(0)"),
+                        "s0.new_{0}({1})", "{0}.flip(0)", "torch.where({0}, {1}, {2})"),
     },
     helper_needs={"_scan_reverse": ["_scan"]},
     empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",

@@ -69,6 +69,8 @@ class ScanLines:
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self) -> list[str]:
+        """The scan path's forward; the template defines `active` (None, or with lengths
+        the (T, B, 1) mask of the rows each step runs: elsewhere a = 1 and b = 0)."""
         env = self._compose(self.plan.loop_forward)
         prev = {ir.symbol(s.name) for s in self.cell.states}
         lines = []
@@ -81,7 +83,7 @@ class ScanLines:
                 raise EmitError(f"the step of {s.label} is not affine in it after scheduling")
             lines += [f"a_{s.label} = {self._print(a)}",
                       f"b_{s.label} = {self._print(b)}",
-                      f"{s.label}_all[1:] = _scan(a_{s.label}, b_{s.label}, {s.label}_all[0], T)"]
+                      f"{s.label}_all[1:] = _scan(a_{s.label}, b_{s.label}, {s.label}_all[0], T, active)"]
         self.lines.used_helpers.add("_scan")
         return lines + self._rest_of_step(env)
 
@@ -118,7 +120,7 @@ class ScanLines:
                       f"g_{s.label} = {self._print(g)}",
                       # every step's adjoint of s_prev, then of s_new (the next step's s_prev)
                       f"d_{s.label}_prev_all = _scan_reverse(alpha_{s.label}, g_{s.label}, "
-                      f"d_{s.label}_next, T)",
+                      f"d_{s.label}_next, T, active)",
                       f"d_{s.label}_next = {self.lines.dx.concat([f'd_{s.label}_prev_all[1:]', f'd_{s.label}_next[None]'])}"]
         self.lines.used_helpers.add("_scan_reverse")
         for op in self.plan.loop_backward:
@@ -127,8 +129,12 @@ class ScanLines:
         return lines
 
     def _stores(self, block) -> list[str]:
-        """A backward block's assigns and stores into the adjoint buffers, for all steps."""
+        """A backward block's assigns and stores into the adjoint buffers, for all steps;
+        with lengths (active not None) zero at the steps a row does not run."""
         lines = [f"{sym.name} = {self._print(e)}" for sym, e in block.assigns]
         stores = [f"{self.lines.store_slot(st, False)} = {self._print(st.value)}"
                   for st in block.stores]
-        return prune_assignments(lines, stores) + stores
+        buffers = list(dict.fromkeys(st.buffer for st in block.stores))
+        padding = ["if active is not None:",
+                   *(f"    {b}[~active[..., 0]] = 0" for b in buffers)] if buffers else []
+        return prune_assignments(lines, stores) + stores + padding

@@ -137,3 +137,43 @@ def test_torch_impl_scan_is_refused_where_the_cell_cannot_scan():
     with pytest.raises(ValueError, match="impl='scan': gru runs step by step only: .* use "
                                          "impl='torch'"):
         cls(3, 4, impl="scan")(torch.randn(2, 1, 3))
+
+
+@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states"])
+def test_numpy_scan_with_lengths_equals_the_loop(name):
+    """With lengths, rows past their end carry their states (a = 1, b = 0 there) and their
+    adjoints pass through: the scan equals the loop, outputs, states and every gradient."""
+    module = _module(name, "numpy") if name in CELLS else numpy_module(name)
+    rng, params, x, state0 = _problem(module, 9, B=4)
+    lengths = np.array([3, 9, 1, 6])
+    out, final, _ = module.forward(x, state0, params, lengths=lengths, scan=False)
+    d_out = rng.normal(size=out.shape)
+    d_final = tuple(rng.normal(size=s.shape) for s in final)
+    runs = []
+    for scan in (False, True):
+        out, final, cache = module.forward(x, state0, params, lengths=lengths, scan=scan)
+        runs.append(_flat(out, final, module.backward(d_out, d_final, cache, params,
+                                                      scan=scan)))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert not runs[1][0][3:, 0].any()  # zeros past the first sequence's length
+
+
+@pytest.mark.parametrize("name", ["mingru", "fo_pool"])
+def test_torch_scan_on_a_packed_sequence_equals_the_loop(name):
+    torch = require_torch()
+    from torch.nn.utils.rnn import pack_sequence
+
+    module = _module(name, "torch") if name in CELLS else torch_module(name)
+    cls = module_class(module)
+    results = {}
+    for impl in ("scan", "torch"):
+        torch.manual_seed(0)
+        layer = cls(4, 5, num_layers=2, bidirectional=True, dtype=torch.float64, impl=impl)
+        seqs = [torch.randn(n, 4, dtype=torch.float64, requires_grad=True) for n in (3, 7, 5)]
+        out, final = layer(pack_sequence(seqs, enforce_sorted=False))
+        (out.data.square().sum() + sum(s.sin().sum() for s in final)).backward()
+        results[impl] = [out.data, *final, *(s.grad for s in seqs),
+                         *(p.grad for p in layer.parameters())]
+    for a, b in zip(results["scan"], results["torch"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
