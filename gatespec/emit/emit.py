@@ -126,3 +126,14 @@ def emit_cuda(plan: Plan, source_name: str) -> dict[str, str]:
     name = plan.cell.name
     return {f"{name}_cuda.cu": render("cuda/kernels.cu.jinja", context),
             f"{name}_cuda.py": render("cuda/module.py.jinja", context)}
+
+
+def emit_cpp(plan: Plan, source_name: str) -> dict[str, str]:
+    """The time loop in C++ for the CPU (.cpp, built with g++ against torch) and its
+    Python driver, which runs the input-only work and weight gradients with torch ops."""
+    from gatespec.emit.cpp_context import cpp_context
+
+    context = cpp_context(plan, source_name)
+    name = plan.cell.name
+    return {f"{name}_cpp.cpp": render("cpp/kernels.cpp.jinja", context),
+            f"{name}_cpp.py": render("cpp/module.py.jinja", context)}
