@@ -52,6 +52,9 @@ class CppLines(KernelLines):
 
     def width_of(self, name: str, local: dict[str, str] | None = None) -> str:
         size = self.size_of(name, local or {})
+        for op in self.plan.layernorms:
+            if name == op.operand_grad:
+                size = op.node.size
         if size is None:
             raise EmitError(f"the size of {name} is unknown to the C++ loop")
         return self.size_var(size)
