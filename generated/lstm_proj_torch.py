@@ -38,6 +38,7 @@ import importlib.util
 import math
 import os
 import types
+import warnings
 
 import torch
 from torch import nn
@@ -347,15 +348,23 @@ class _Fused(torch.autograd.Function):
 
 # This module's own torch-ops implementation, in the shape of a kernel backend.
 _TORCH_OPS = types.SimpleNamespace(forward=_forward, backward=_backward)
-IMPLS = ("auto", "torch", "triton", "cuda", "autograd")
+IMPLS = ("auto", "torch", "triton", "cuda", "cpp", "autograd")
 
 
 def _backend(impl, x):
     """The module that runs the fused forward and backward for `impl` on x's device."""
     if impl == "auto":
-        impl = "triton" if x.is_cuda and _sibling_exists("triton") else "torch"
+        if x.is_cuda:
+            impl = "triton" if _sibling_exists("triton") else "torch"
+        else:
+            impl = "cpp" if _cpp_usable(x) else "torch"
     if impl == "torch":
         return _TORCH_OPS
+    if impl == "cpp":
+        if x.device.type != "cpu":
+            raise ValueError(f"impl='cpp' runs on CPU tensors; this input is on {x.device}: "
+                             f"use impl='auto' (or 'triton', 'cuda', 'torch')")
+        return _sibling("cpp")
     if impl in ("triton", "cuda"):
         # Triton's interpreter (TRITON_INTERPRET=1) runs its kernels on the CPU, for tests
         if not x.is_cuda and not (impl == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
@@ -363,6 +372,20 @@ def _backend(impl, x):
                              f"use impl='torch' (or 'auto'), or move the model and input to a GPU")
         return _sibling(impl)
     raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+
+
+def _cpp_usable(x):
+    """Whether impl='auto' runs the C++ loop: lstm_proj_cpp.py is beside this file,
+    the dtype is float32 or float64, and its library is built or a compiler can build it
+    (the build says so while it runs; without a compiler, a warning once and torch ops)."""
+    if x.dtype not in (torch.float32, torch.float64) or not os.path.exists(_sibling_path("cpp")):
+        return False
+    cpp = _sibling("cpp")
+    if cpp.is_built() or cpp.can_build():
+        return True
+    warnings.warn(f"{CELL_NAME}_cpp.py is here but no C++ compiler was found to build it (set "
+                  f"CXX, or install g++): running the slower torch-ops loop", stacklevel=4)
+    return False
 
 
 def _sibling_path(kind):
@@ -469,8 +492,9 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False):
     """One layer and direction: x (T, B, input), state0 tuple of (B, size).
 
     impl: "torch" runs the schedule with torch ops and the derived backward; "triton" and
-    "cuda" run the same schedule with generated fused kernels (CUDA tensors);
-    "auto" picks triton on CUDA when available, else torch; "autograd" runs _reference
+    "cuda" run the same schedule with generated fused kernels (CUDA tensors), "cpp" with
+    the time loop in C++ (CPU); "auto" picks triton on CUDA and cpp on the CPU when the
+    sibling module is beside this file, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
     replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,

@@ -29,6 +29,7 @@ class CppLines(KernelLines):
         self.arrays: dict[str, str] = {}  # Python array -> "seq" (T, B, n), "mat" (r, c), "vec"
         self.temps: dict[str, str] = {}  # scratch (B, width) matrix -> width (C++ expression)
         self.carry_names = [f"d_{s.label}_next" for s in self.cell.states]
+        self.seen: dict[str, str] = {}  # size of every value a kernel computed so far
 
     # -- references -------------------------------------------------------------------
     def seq(self, name: str, index: str) -> str:
@@ -51,7 +52,7 @@ class CppLines(KernelLines):
         return name
 
     def width_of(self, name: str, local: dict[str, str] | None = None) -> str:
-        size = self.size_of(name, local or {})
+        size = self.size_of(name, {**self.seen, **(local or {})})
         for op in self.plan.layernorms:
             if name == op.operand_grad:
                 size = op.node.size
@@ -109,7 +110,7 @@ class CppLines(KernelLines):
         local: dict[str, str] = {}
         for size, statements in self._size_groups(block).items():
             for name, _ in statements:
-                local[name] = size
+                local[name] = self.seen[name] = size
             assigned = {s for s, _ in statements}
             reads = sorted({f.name for _, e in statements for f in e.free_symbols} - assigned)
             outputs = [s for s, _ in statements if s in self.external or s in slots]
