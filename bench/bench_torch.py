@@ -393,6 +393,49 @@ def profile_lstm(T: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
+def profile_cpp(T: int, repeats: int) -> None:
+    """Where the C++ loop's time goes, lstm big case: the loops inside C++ (forward, backward)
+    against the whole call, and the recurrent GEMMs alone (the same products, through torch)."""
+    B, H = CASES["big"]
+    gen, _ = make_pair("lstm", cpp_class("lstm"), H)
+    gen.impl = "cpp"
+    cpp = type(gen).forward.__globals__["_sibling"]("cpp")  # the module beside the class
+    x = torch.randn(T, B, N, dtype=DTYPE, requires_grad=True)
+    projection = torch.randn(T, B, H, dtype=DTYPE)
+    spent = {"gatespec_forward": [], "gatespec_backward": []}
+    call = cpp._call
+
+    def timed(entry, *args):
+        start = time.perf_counter()
+        call(entry, *args)
+        spent[entry].append(time.perf_counter() - start)
+
+    cpp._call = timed
+    W_h = torch.randn(4 * H, H)
+    h = torch.randn(B, H)
+    d = torch.randn(B, 4 * H)
+
+    def gemms():
+        for _ in range(T):
+            torch.addmm(d, h, W_h.T)
+        for _ in range(T):
+            d @ W_h
+
+    fns = {"fwd+bwd": lambda: training_step(gen, x, projection), "recurrent GEMMs": gemms}
+    times = median_times(fns, repeats)
+    loop_f = statistics.median(spent["gatespec_forward"])
+    loop_b = statistics.median(spent["gatespec_backward"])
+    total = times["fwd+bwd"]
+    print(f"where the time goes, lstm cpp fwd+bwd, T={T} B={B} N={N} H={H} (medians):")
+    print(f"  whole step            {total * 1e3:8.2f} ms")
+    print(f"  C++ loop forward      {loop_f * 1e3:8.2f} ms ({loop_f / total:.0%})")
+    print(f"  C++ loop backward     {loop_b * 1e3:8.2f} ms ({loop_b / total:.0%})")
+    print(f"  outside the loops     {(total - loop_f - loop_b) * 1e3:8.2f} ms (input GEMMs, "
+          "weight gradients, autograd, allocation)")
+    print(f"  recurrent GEMMs alone {times['recurrent GEMMs'] * 1e3:8.2f} ms (the loops' "
+          "products, forward and backward, as torch calls)")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -400,6 +443,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="T=20 and fewer repeats")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory part")
+    parser.add_argument("--where", action="store_true",
+                        help="only say where the C++ loop's time goes (lstm, big case)")
     parser.add_argument("--profile", action="store_true",
                         help="only print a torch.profiler table for the generated lstm")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
@@ -413,6 +458,9 @@ def main(argv=None):
     torch.manual_seed(0)
     if args.profile:
         profile_lstm(T)
+        return
+    if args.where:
+        profile_cpp(T, repeats)
         return
 
     wall_start = time.perf_counter()
