@@ -179,6 +179,10 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_sigmoid_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     sigmoid_s_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        g_all.zero_()
+        h_sigmoid_all.zero_()
+        sigmoid_s_all.zero_()
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.

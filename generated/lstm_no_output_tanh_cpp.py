@@ -187,6 +187,11 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        i_all.zero_()
+        f_all.zero_()
+        g_all.zero_()
+        o_all.zero_()
     h_all[0] = state0[0]
     c_all[0] = state0[1]
 

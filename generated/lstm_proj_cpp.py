@@ -191,6 +191,13 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     o_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     tanh_c_new_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     h_in1_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        i_all.zero_()
+        f_all.zero_()
+        g_all.zero_()
+        o_all.zero_()
+        tanh_c_new_all.zero_()
+        h_in1_all.zero_()
     h_all[0] = state0[0]
     c_all[0] = state0[1]
 

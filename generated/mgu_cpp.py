@@ -178,6 +178,10 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     n_in1_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     n_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        f_all.zero_()
+        n_in1_all.zero_()
+        n_all.zero_()
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.

@@ -191,6 +191,13 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     lf_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     ip_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     fp_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        z_all.zero_()
+        i_all.zero_()
+        o_all.zero_()
+        lf_all.zero_()
+        ip_all.zero_()
+        fp_all.zero_()
     h_all[0] = state0[0]
     c_all[0] = state0[1]
     n_all[0] = state0[2]

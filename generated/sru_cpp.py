@@ -179,6 +179,9 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     outputs = torch.empty((T, B, size_hidden), dtype=dtype, device=device)
     f_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     r_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        f_all.zero_()
+        r_all.zero_()
     c_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.

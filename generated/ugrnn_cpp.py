@@ -178,6 +178,9 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
     c_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
     g_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
+    if batch_sizes is not None:  # finished rows are not computed: zeros, which the sums read
+        c_all.zero_()
+        g_all.zero_()
     h_all[0] = state0[0]
 
     # Input-only work, for all time steps at once.

@@ -44,6 +44,7 @@ def cpp_context(plan: Plan, source_name: str) -> dict:
         backward=_direction(lines, backward, []),
         output_is_state=output_is_state,
         grad_buffers=grad_buffers,
+        saved_buffers=[line.split(" = ")[0] for line in context["forward_cache_allocs"]],
         epsilon=repr(ir.EPSILON),
         uses_functional="F." in "\n".join([*context["static_forward"],
                                            *context["static_backward"]]),
@@ -59,9 +60,10 @@ def _direction(lines: CppLines, body: list[str], finished: list[str]) -> dict:
     text = "\n".join([*body, *finished])
     words = set(re.findall(r"\w+", text))
     arrays = [a for a in lines.arrays if a in words]
-    temps = [(t, w) for t, w in lines.temps.items() if t in words]
-    words |= set(re.findall(r"\w+", " ".join(w for _, w in temps)))
     assigned = [m.group(1) for line in body if (m := _ASSIGNED.match(line))]
+    # a scratch matrix of the other direction may name a value this one loads (`ln_c`)
+    temps = [(t, w) for t, w in lines.temps.items() if t in words and t not in assigned]
+    words |= set(re.findall(r"\w+", " ".join(w for _, w in temps)))
     temp_names = {t for t, _ in temps}
     local = list(dict.fromkeys(n for n in assigned if n not in temp_names and n not in arrays))
     renames = {**{a: f"a_{a}" for a in arrays}, **{n: f"l_{n}" for n in [*local, *temp_names]}}

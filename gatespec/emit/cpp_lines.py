@@ -163,7 +163,7 @@ class CppLines(KernelLines):
             self.arrays[ln.bias] = "vec"
         operand = self.print(printer, ir.symbol(ln.operand))
         out = self.temp(ln.name, size)
-        bias = f"{ln.bias}.p" if ln.bias else "nullptr"
+        bias = f"{ln.bias}.p" if ln.bias else "static_cast<const S*>(nullptr)"
         return [f"{ln.name}_xhat = {self.seq(f'{ln.name}_xhat_all', 'save_t')};",
                 f"{ln.name}_rstd = {self.seq(f'{ln.name}_rstd_all', 'save_t')};",
                 f"layernorm_(rows, {size}, {operand}, {ln.gain}.p, {bias}, {out}, "
