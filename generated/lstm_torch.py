@@ -348,16 +348,23 @@ def _backend(impl, x):
 
 def _cpp_usable(x):
     """Whether impl='auto' runs the C++ loop: lstm_cpp.py is beside this file,
-    the dtype is float32 or float64, and its library is built or a compiler can build it
-    (the build says so while it runs; without a compiler, a warning once and torch ops)."""
+    the dtype is float32 or float64, and its library is built or builds now (it says so)."""
     if x.dtype not in (torch.float32, torch.float64) or not os.path.exists(_sibling_path("cpp")):
         return False
-    cpp = _sibling("cpp")
-    if cpp.is_built() or cpp.can_build():
+    return _cpp_ready(_sibling("cpp").library_path())
+
+
+@functools.cache
+def _cpp_ready(library):
+    """Build the library (or find it built); without a compiler, or when the build fails, a
+    warning and the torch-ops loop, once per library."""
+    try:
+        _sibling("cpp").build()
         return True
-    warnings.warn(f"{CELL_NAME}_cpp.py is here but no C++ compiler was found to build it (set "
-                  f"CXX, or install g++): running the slower torch-ops loop", stacklevel=4)
-    return False
+    except RuntimeError as exc:
+        warnings.warn(f"{CELL_NAME}: impl='auto' runs the slower torch-ops loop: {exc}",
+                      stacklevel=2)
+        return False
 
 
 def _sibling_path(kind):

@@ -27,7 +27,7 @@ import torch
 CELL_NAME = "mingru"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mingru_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("h_all", "s_h", "z")
+FORWARD_ARRAYS = ("h_all", "z", "s_h")
 BACKWARD_ARRAYS = ("h_all", "z", "d_outputs", "d_s_h_all", "d_z_all", "d_h_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -55,6 +55,12 @@ def _flags():
 
 def library_path():
     """Where the built library is (or will be): named by a hash of what goes into it."""
+    return _library_path(*(os.environ.get(k) for k in ("CXX", "GATESPEC_CACHE_DIR",
+                                                         "XDG_CACHE_HOME", "PATH")))
+
+
+@functools.cache
+def _library_path(*environment):
     with open(SOURCE, "rb") as f:
         key = hashlib.sha256(f.read())
     key.update(repr((_compiler(), _flags(), torch.__version__)).encode())
@@ -186,7 +192,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     n += b_n
     s_h = n*z
 
-    arrays = _arrays([h_all, s_h, z])
+    arrays = _arrays([h_all, z, s_h])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

@@ -56,6 +56,12 @@ def _flags():
 
 def library_path():
     """Where the built library is (or will be): named by a hash of what goes into it."""
+    return _library_path(*(os.environ.get(k) for k in ("CXX", "GATESPEC_CACHE_DIR",
+                                                         "XDG_CACHE_HOME", "PATH")))
+
+
+@functools.cache
+def _library_path(*environment):
     with open(SOURCE, "rb") as f:
         key = hashlib.sha256(f.read())
     key.update(repr((_compiler(), _flags(), torch.__version__)).encode())
