@@ -306,9 +306,9 @@ void forward_(int64_t T, int64_t B, bool keep_cache, const int64_t* batch_sizes,
               const int64_t* sizes, const int64_t* arrays) {
   const int64_t size_hidden = sizes[0];
   const Arr<S> a_W_stack_h = arr_<S>(arrays, 0);
-  const Arr<S> a_s_z = arr_<S>(arrays, 1);
+  const Arr<S> a_s_n = arr_<S>(arrays, 1);
   const Arr<S> a_s_r = arr_<S>(arrays, 2);
-  const Arr<S> a_s_n = arr_<S>(arrays, 3);
+  const Arr<S> a_s_z = arr_<S>(arrays, 3);
   const Arr<S> a_h_all = arr_<S>(arrays, 4);
   const Arr<S> a_r_all = arr_<S>(arrays, 5);
   const Arr<S> a_z_all = arr_<S>(arrays, 6);

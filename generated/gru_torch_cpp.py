@@ -27,7 +27,7 @@ import torch
 CELL_NAME = "gru_torch"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gru_torch_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("W_stack_h", "s_z", "s_r", "s_n", "h_all", "r_all", "z_all", "m_nh_all", "n_all", "b_nh")
+FORWARD_ARRAYS = ("W_stack_h", "s_n", "s_r", "s_z", "h_all", "r_all", "z_all", "m_nh_all", "n_all", "b_nh")
 BACKWARD_ARRAYS = ("W_stack_h", "h_all", "r_all", "z_all", "m_nh_all", "n_all", "b_nh", "d_outputs", "d_mm_h", "d_s_n_all", "d_h_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -211,7 +211,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     s_n = m_nx
     s_n += b_nx
 
-    arrays = _arrays([W_stack_h, s_z, s_r, s_n, h_all, r_all, z_all, m_nh_all, n_all, b_nh])
+    arrays = _arrays([W_stack_h, s_n, s_r, s_z, h_all, r_all, z_all, m_nh_all, n_all, b_nh])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

@@ -342,10 +342,10 @@ void forward_(int64_t T, int64_t B, bool keep_cache, const int64_t* batch_sizes,
               const int64_t* sizes, const int64_t* arrays) {
   const int64_t size_hidden = sizes[0];
   const Arr<S> a_W_stack_h = arr_<S>(arrays, 0);
-  const Arr<S> a_ln_gx = arr_<S>(arrays, 1);
-  const Arr<S> a_ln_ix = arr_<S>(arrays, 2);
-  const Arr<S> a_ln_ox = arr_<S>(arrays, 3);
-  const Arr<S> a_ln_fx = arr_<S>(arrays, 4);
+  const Arr<S> a_ln_fx = arr_<S>(arrays, 1);
+  const Arr<S> a_ln_gx = arr_<S>(arrays, 2);
+  const Arr<S> a_ln_ix = arr_<S>(arrays, 3);
+  const Arr<S> a_ln_ox = arr_<S>(arrays, 4);
   const Arr<S> a_alpha_ih = arr_<S>(arrays, 5);
   const Arr<S> a_beta_ih = arr_<S>(arrays, 6);
   const Arr<S> a_ln_ih_xhat_all = arr_<S>(arrays, 7);

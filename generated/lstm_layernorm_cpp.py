@@ -27,7 +27,7 @@ import torch
 CELL_NAME = "lstm_layernorm"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lstm_layernorm_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("W_stack_h", "ln_gx", "ln_ix", "ln_ox", "ln_fx", "alpha_ih", "beta_ih", "ln_ih_xhat_all", "ln_ih_rstd_all", "alpha_fh", "beta_fh", "ln_fh_xhat_all", "ln_fh_rstd_all", "alpha_gh", "beta_gh", "ln_gh_xhat_all", "ln_gh_rstd_all", "alpha_oh", "beta_oh", "ln_oh_xhat_all", "ln_oh_rstd_all", "h_all", "c_all", "i_all", "f_all", "g_all", "o_all", "tanh_ln_hc_all", "alpha_hc", "beta_hc", "ln_hc_xhat_all", "ln_hc_rstd_all")
+FORWARD_ARRAYS = ("W_stack_h", "ln_fx", "ln_gx", "ln_ix", "ln_ox", "alpha_ih", "beta_ih", "ln_ih_xhat_all", "ln_ih_rstd_all", "alpha_fh", "beta_fh", "ln_fh_xhat_all", "ln_fh_rstd_all", "alpha_gh", "beta_gh", "ln_gh_xhat_all", "ln_gh_rstd_all", "alpha_oh", "beta_oh", "ln_oh_xhat_all", "ln_oh_rstd_all", "h_all", "c_all", "i_all", "f_all", "g_all", "o_all", "tanh_ln_hc_all", "alpha_hc", "beta_hc", "ln_hc_xhat_all", "ln_hc_rstd_all")
 BACKWARD_ARRAYS = ("W_stack_h", "alpha_ih", "ln_ih_xhat_all", "ln_ih_rstd_all", "alpha_fh", "ln_fh_xhat_all", "ln_fh_rstd_all", "alpha_gh", "ln_gh_xhat_all", "ln_gh_rstd_all", "alpha_oh", "ln_oh_xhat_all", "ln_oh_rstd_all", "c_all", "i_all", "f_all", "g_all", "o_all", "tanh_ln_hc_all", "alpha_hc", "ln_hc_xhat_all", "ln_hc_rstd_all", "d_outputs", "d_ln_hc_all", "d_ln_ih_all", "d_ln_fh_all", "d_ln_gh_all", "d_ln_oh_all", "d_mm_h", "d_h_next", "d_c_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -265,7 +265,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     # layer norm of m_ox over its units
     ln_ox, ln_ox_xhat, ln_ox_rstd = _layernorm(m_ox, alpha_ox, 0)
 
-    arrays = _arrays([W_stack_h, ln_gx, ln_ix, ln_ox, ln_fx, alpha_ih, beta_ih, ln_ih_xhat_all, ln_ih_rstd_all, alpha_fh, beta_fh, ln_fh_xhat_all, ln_fh_rstd_all, alpha_gh, beta_gh, ln_gh_xhat_all, ln_gh_rstd_all, alpha_oh, beta_oh, ln_oh_xhat_all, ln_oh_rstd_all, h_all, c_all, i_all, f_all, g_all, o_all, tanh_ln_hc_all, alpha_hc, beta_hc, ln_hc_xhat_all, ln_hc_rstd_all])
+    arrays = _arrays([W_stack_h, ln_fx, ln_gx, ln_ix, ln_ox, alpha_ih, beta_ih, ln_ih_xhat_all, ln_ih_rstd_all, alpha_fh, beta_fh, ln_fh_xhat_all, ln_fh_rstd_all, alpha_gh, beta_gh, ln_gh_xhat_all, ln_gh_rstd_all, alpha_oh, beta_oh, ln_oh_xhat_all, ln_oh_rstd_all, h_all, c_all, i_all, f_all, g_all, o_all, tanh_ln_hc_all, alpha_hc, beta_hc, ln_hc_xhat_all, ln_hc_rstd_all])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

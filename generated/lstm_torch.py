@@ -349,7 +349,7 @@ def _backend(impl, x):
 def _cpp_usable(x):
     """Whether impl='auto' runs the C++ loop: lstm_cpp.py is beside this file,
     the dtype is float32 or float64, and its library is built or builds now (it says so)."""
-    if x.dtype not in (torch.float32, torch.float64) or not os.path.exists(_sibling_path("cpp")):
+    if x.dtype not in (torch.float32, torch.float64) or not _sibling_exists("cpp"):
         return False
     return _cpp_ready(_sibling("cpp").library_path())
 
@@ -372,7 +372,9 @@ def _sibling_path(kind):
 
 
 def _sibling_exists(kind):
-    return os.path.exists(_sibling_path(kind)) and importlib.util.find_spec(kind) is not None
+    """The generated module is beside this file, and (Triton) its package is installed."""
+    return os.path.exists(_sibling_path(kind)) and (
+        kind == "cpp" or importlib.util.find_spec(kind) is not None)
 
 
 @functools.cache

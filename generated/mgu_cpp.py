@@ -27,7 +27,7 @@ import torch
 CELL_NAME = "mgu"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mgu_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("W_fh", "s_n", "s_f", "h_all", "f_all", "n_in1_all", "n_all", "W_nh")
+FORWARD_ARRAYS = ("W_fh", "s_f", "s_n", "h_all", "f_all", "n_in1_all", "n_all", "W_nh")
 BACKWARD_ARRAYS = ("W_fh", "h_all", "f_all", "n_all", "W_nh", "d_outputs", "d_mm_n_in1", "d_mm_h", "d_h_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -201,7 +201,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     s_n = m_nx
     s_n += b_n
 
-    arrays = _arrays([W_fh, s_n, s_f, h_all, f_all, n_in1_all, n_all, W_nh])
+    arrays = _arrays([W_fh, s_f, s_n, h_all, f_all, n_in1_all, n_all, W_nh])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

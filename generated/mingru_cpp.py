@@ -27,7 +27,7 @@ import torch
 CELL_NAME = "mingru"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mingru_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("h_all", "z", "s_h")
+FORWARD_ARRAYS = ("h_all", "s_h", "z")
 BACKWARD_ARRAYS = ("h_all", "z", "d_outputs", "d_s_h_all", "d_z_all", "d_h_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -192,7 +192,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     n += b_n
     s_h = n*z
 
-    arrays = _arrays([h_all, z, s_h])
+    arrays = _arrays([h_all, s_h, z])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

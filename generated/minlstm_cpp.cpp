@@ -254,8 +254,8 @@ void forward_(int64_t T, int64_t B, bool keep_cache, const int64_t* batch_sizes,
               const int64_t* sizes, const int64_t* arrays) {
   const int64_t size_hidden = sizes[0];
   const Arr<S> a_h_all = arr_<S>(arrays, 0);
-  const Arr<S> a_s_h = arr_<S>(arrays, 1);
-  const Arr<S> a_a = arr_<S>(arrays, 2);
+  const Arr<S> a_a = arr_<S>(arrays, 1);
+  const Arr<S> a_s_h = arr_<S>(arrays, 2);
   Ref<S> l_h_prev;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t save_t = keep_cache ? t : 0;

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 CELL_NAME = "minlstm"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "minlstm_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("h_all", "s_h", "a")
+FORWARD_ARRAYS = ("h_all", "a", "s_h")
 BACKWARD_ARRAYS = ("h_all", "a", "d_outputs", "d_s_h_all", "d_a_all", "d_h_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -202,7 +202,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     a = torch.sigmoid(logsigmoid_f - logsigmoid_i)
     s_h = n*(1 - a)
 
-    arrays = _arrays([h_all, s_h, a])
+    arrays = _arrays([h_all, a, s_h])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

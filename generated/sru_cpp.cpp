@@ -292,9 +292,9 @@ void forward_(int64_t T, int64_t B, bool keep_cache, const int64_t* batch_sizes,
   const Arr<S> a_f_all = arr_<S>(arrays, 2);
   const Arr<S> a_r_all = arr_<S>(arrays, 3);
   const Arr<S> a_x = arr_<S>(arrays, 4);
-  const Arr<S> a_s_r = arr_<S>(arrays, 5);
-  const Arr<S> a_u = arr_<S>(arrays, 6);
-  const Arr<S> a_s_f = arr_<S>(arrays, 7);
+  const Arr<S> a_s_f = arr_<S>(arrays, 5);
+  const Arr<S> a_s_r = arr_<S>(arrays, 6);
+  const Arr<S> a_u = arr_<S>(arrays, 7);
   const Arr<S> a_w_fc = arr_<S>(arrays, 8);
   const Arr<S> a_w_rc = arr_<S>(arrays, 9);
   Ref<S> l_c_prev;

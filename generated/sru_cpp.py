@@ -27,7 +27,7 @@ import torch
 CELL_NAME = "sru"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sru_cpp.cpp")
 # the arrays each direction hands to C++, in order (see the .cpp file's forward_/backward_)
-FORWARD_ARRAYS = ("c_all", "outputs", "f_all", "r_all", "x", "s_r", "u", "s_f", "w_fc", "w_rc")
+FORWARD_ARRAYS = ("c_all", "outputs", "f_all", "r_all", "x", "s_f", "s_r", "u", "w_fc", "w_rc")
 BACKWARD_ARRAYS = ("c_all", "f_all", "r_all", "x", "u", "w_fc", "w_rc", "d_outputs", "d_s_r_all", "d_s_f_all", "d_u_all", "d_x_all", "d_c_next")
 _DTYPES = {torch.float32: 0, torch.float64: 1}
 
@@ -203,7 +203,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     s_r = m_rx
     s_r += b_r
 
-    arrays = _arrays([c_all, outputs, f_all, r_all, x, s_r, u, s_f, w_fc, w_rc])
+    arrays = _arrays([c_all, outputs, f_all, r_all, x, s_f, s_r, u, w_fc, w_rc])
     sizes = (ctypes.c_int64 * 1)(size_hidden)
     _call("gatespec_forward", _DTYPES[dtype], T, B, int(keep_cache), batch_pointer, sizes, arrays[0])
 

@@ -40,7 +40,7 @@ class CppLines(KernelLines):
         if not loop:
             return super().printer(loop, backward)
         names: dict[str, str] = {self.cell.input.name: self.seq("x", "t")}
-        for n in self.plan.derived.static:
+        for n in sorted(self.plan.derived.static):  # a set: sorted, for byte-stable output
             if n != self.cell.input.name:
                 names[n] = self.seq(n, "t")
         if backward:
