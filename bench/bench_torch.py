@@ -28,6 +28,7 @@ Run:  python bench/bench_torch.py [--quick] [--profile]
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import os
@@ -49,6 +50,11 @@ from gatespec.pipeline import generate  # noqa: E402
 
 N = 128
 CASES = {"big": (32, 256), "small": (1, 128)}  # case: (B, H)
+CASE_SIZES = {"big": (100, 128), "small": (50, 64)}  # case: (T, N), the issue's goal table
+# issue 12's goals: (cell, case, pass) -> (implementation, ratio bound against the reference)
+GOALS = {("lstm", "big", "fwd"): 1.2, ("lstm", "big", "fwd+bwd"): 1.0,
+         ("lstm", "small", "fwd"): 1.5, ("lstm", "small", "fwd+bwd"): 1.5,
+         ("gru_torch", "big", "fwd+bwd"): 1.0, ("gru_torch", "small", "fwd+bwd"): 1.0}
 # cell: what the generated module is compared with
 CELLS = {
     "lstm": "nn.LSTM",
@@ -74,6 +80,35 @@ def generated_class(cell: str) -> type[nn.Module]:
     if len(classes) != 1:
         raise RuntimeError(f"expected one public nn.Module in {filename}, found {classes}")
     return classes[0]
+
+
+_CPP_FOLDER = None
+
+
+def cpp_class(cell: str) -> type[nn.Module]:
+    """The generated torch module's class from a folder that also holds its C++ loop
+    (`--target cpp`), built (once per cell and version, in gatespec's build cache)."""
+    import importlib.util
+    import tempfile
+
+    global _CPP_FOLDER
+    if _CPP_FOLDER is None:
+        _CPP_FOLDER = Path(tempfile.mkdtemp(prefix="gatespec-bench-"))
+    for target in ("torch", "cpp"):
+        for filename, text in generate(cell, target).items():
+            (_CPP_FOLDER / filename).write_text(text)
+    spec = importlib.util.spec_from_file_location(f"bench_{cell}_torch",
+                                                  _CPP_FOLDER / f"{cell}_torch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    start = time.perf_counter()
+    built = module._sibling("cpp").is_built()
+    module._sibling("cpp").build()
+    if not built:
+        print(f"built {cell}_cpp in {time.perf_counter() - start:.1f} s", flush=True)
+    cls, = (v for k, v in vars(module).items() if isinstance(v, type)
+            and issubclass(v, nn.Module) and not k.startswith("_") and v.__module__ == module.__name__)
+    return cls
 
 
 def median_times(fns: dict[str, Callable[[], object]], repeats: int,
@@ -169,17 +204,18 @@ class EagerGRU(nn.Module):
         return self
 
 
-def make_pair(cell: str, gen_cls: type[nn.Module], H: int) -> tuple[nn.Module, nn.Module]:
+def make_pair(cell: str, gen_cls: type[nn.Module], H: int,
+              n_in: int = N) -> tuple[nn.Module, nn.Module]:
     """(generated module, reference module) for `cell` with the same weights."""
     if cell == "lstm":
-        ref = nn.LSTM(N, H, dtype=DTYPE)
+        ref = nn.LSTM(n_in, H, dtype=DTYPE)
         return gen_cls.from_torch(ref), ref
     if cell == "gru_reset_after":
-        ref = nn.GRU(N, H, dtype=DTYPE)
+        ref = nn.GRU(n_in, H, dtype=DTYPE)
         return gen_cls.from_torch(ref), ref
-    gen = gen_cls(N, H, dtype=DTYPE)
+    gen = gen_cls(n_in, H, dtype=DTYPE)
     eager = {"lstm_peephole": EagerPeepholeLSTM, "gru": EagerGRU}[cell]
-    return gen, eager(N, H).to(DTYPE).copy_from(gen)
+    return gen, eager(n_in, H).to(DTYPE).copy_from(gen)
 
 
 def as_tuple(state):
@@ -245,14 +281,21 @@ def lstm_floor(T: int, B: int, H: int):
 def cell_functions(cell: str, gen_cls, case: str, T: int) -> dict[tuple, Callable[[], object]]:
     """The timed functions of one cell and case, keyed (pass, implementation); checked once.
 
-    Implementations are "gen", "ref" and, for the lstm at the big size, "floor".
+    Implementations are "gen" (the generated module's torch-ops loop), "cpp" (its C++ loop),
+    "ref", "nn" (for the eager cells: the torch.nn layer of the same size, nn.LSTM or
+    nn.GRU) and, for the lstm at the big size, "floor".
     """
     B, H = CASES[case]
-    gen, ref = make_pair(cell, gen_cls, H)
-    x = torch.randn(T, B, N, dtype=DTYPE)
+    n_in = CASE_SIZES[case][1]
+    gen, ref = make_pair(cell, gen_cls, H, n_in)
+    gen.impl = "torch"
+    cpp = copy.deepcopy(gen)
+    cpp.impl = "cpp"
+    x = torch.randn(T, B, n_in, dtype=DTYPE)
     x_grad = x.clone().requires_grad_(True)
     projection = torch.randn(T, B, H, dtype=DTYPE)
     check_pair(gen, ref, x_grad, projection)
+    check_pair(cpp, ref, x_grad, projection)
 
     def forward(module):
         def run():
@@ -263,12 +306,13 @@ def cell_functions(cell: str, gen_cls, case: str, T: int) -> dict[tuple, Callabl
     def forward_backward(module):
         return lambda: training_step(module, x_grad, projection)
 
-    fns = {
-        ("fwd", "gen"): forward(gen),
-        ("fwd", "ref"): forward(ref),
-        ("fwd+bwd", "gen"): forward_backward(gen),
-        ("fwd+bwd", "ref"): forward_backward(ref),
-    }
+    fns = {}
+    impls = {"gen": gen, "cpp": cpp, "ref": ref}
+    if cell in ("lstm_peephole", "gru"):
+        impls["nn"] = (nn.LSTM if cell == "lstm_peephole" else nn.GRU)(n_in, H, dtype=DTYPE)
+    for impl, module in impls.items():
+        fns[("fwd", impl)] = forward(module)
+        fns[("fwd+bwd", impl)] = forward_backward(module)
     if cell == "lstm" and case == "big":
         fns[("fwd", "floor")], fns[("fwd+bwd", "floor")] = lstm_floor(T, B, H)
     return fns
@@ -349,12 +393,58 @@ def profile_lstm(T: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
+def profile_cpp(T: int, repeats: int) -> None:
+    """Where the C++ loop's time goes, lstm big case: the loops inside C++ (forward, backward)
+    against the whole call, and the recurrent GEMMs alone (the same products, through torch)."""
+    B, H = CASES["big"]
+    gen, _ = make_pair("lstm", cpp_class("lstm"), H)
+    gen.impl = "cpp"
+    cpp = type(gen).forward.__globals__["_sibling"]("cpp")  # the module beside the class
+    x = torch.randn(T, B, N, dtype=DTYPE, requires_grad=True)
+    projection = torch.randn(T, B, H, dtype=DTYPE)
+    spent = {"gatespec_forward": [], "gatespec_backward": []}
+    call = cpp._call
+
+    def timed(entry, *args):
+        start = time.perf_counter()
+        call(entry, *args)
+        spent[entry].append(time.perf_counter() - start)
+
+    cpp._call = timed
+    W_h = torch.randn(4 * H, H)
+    h = torch.randn(B, H)
+    d = torch.randn(B, 4 * H)
+
+    def gemms():
+        for _ in range(T):
+            torch.addmm(d, h, W_h.T)
+        for _ in range(T):
+            d @ W_h
+
+    fns = {"fwd+bwd": lambda: training_step(gen, x, projection), "recurrent GEMMs": gemms}
+    times = median_times(fns, repeats)
+    loop_f = statistics.median(spent["gatespec_forward"])
+    loop_b = statistics.median(spent["gatespec_backward"])
+    total = times["fwd+bwd"]
+    print(f"where the time goes, lstm cpp fwd+bwd, T={T} B={B} N={N} H={H} (medians):")
+    print(f"  whole step            {total * 1e3:8.2f} ms")
+    print(f"  C++ loop forward      {loop_f * 1e3:8.2f} ms ({loop_f / total:.0%})")
+    print(f"  C++ loop backward     {loop_b * 1e3:8.2f} ms ({loop_b / total:.0%})")
+    print(f"  outside the loops     {(total - loop_f - loop_b) * 1e3:8.2f} ms (input GEMMs, "
+          "weight gradients, autograd, allocation)")
+    print(f"  recurrent GEMMs alone {times['recurrent GEMMs'] * 1e3:8.2f} ms (the loops' "
+          "products, forward and backward, as torch calls)")
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="T=20 and fewer repeats")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory part")
+    parser.add_argument("--where", action="store_true",
+                        help="only say where the C++ loop's time goes (lstm, big case)")
     parser.add_argument("--profile", action="store_true",
                         help="only print a torch.profiler table for the generated lstm")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
@@ -369,13 +459,17 @@ def main(argv=None):
     if args.profile:
         profile_lstm(T)
         return
+    if args.where:
+        profile_cpp(T, repeats)
+        return
 
     wall_start = time.perf_counter()
     print(f"torch {torch.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"torch threads {torch.get_num_threads()}, "
           f"mkldnn {torch.backends.mkldnn.is_available()}")
-    print(f"float32, T={T} N={N}; cases "
-          + ", ".join(f"{case} B={B} H={H}" for case, (B, H) in CASES.items())
+    print("float32; cases "
+          + ", ".join(f"{case} T={max(T * CASE_SIZES[case][0] // 100, 2)} B={B} "
+                      f"N={CASE_SIZES[case][1]} H={H}" for case, (B, H) in CASES.items())
           + f"; median of {repeats} repeats after 2 warm-ups; all implementations, cells, "
           "cases and passes interleaved\n")
 
@@ -383,35 +477,49 @@ def main(argv=None):
     # of load from other processes on a shared machine spread over all the entries.
     fns = {}
     for cell in CELLS:
-        gen_cls = generated_class(cell)
+        gen_cls = cpp_class(cell)
         for case in CASES:
-            for (name, impl), fn in cell_functions(cell, gen_cls, case, T).items():
+            steps = max(T * CASE_SIZES[case][0] // 100, 2)
+            for (name, impl), fn in cell_functions(cell, gen_cls, case, steps).items():
                 fns[(cell, case, name, impl)] = fn
     load_before = os.getloadavg()[0]
     times = median_times(fns, repeats)
     load_after = os.getloadavg()[0]
 
-    header = (f"{'cell':<13} {'case':<5} {'pass':<8} {'reference':<10} {'generated ms':>12} "
-              f"{'reference ms':>12} {'gen/ref':>7}")
+    header = (f"{'cell':<13} {'case':<5} {'pass':<8} {'reference':<10} {'torch-ops ms':>12} "
+              f"{'cpp ms':>8} {'ref ms':>8} {'ops/ref':>7} {'cpp/ref':>7} {'goal':>6} "
+              f"{'cpp/nn':>6} {'ref/cpp':>7}")
     print(header)
     print("-" * len(header))
     for cell, ref_name in CELLS.items():
         for case in CASES:
             for name in ("fwd", "fwd+bwd"):
-                gen, ref = times[(cell, case, name, "gen")], times[(cell, case, name, "ref")]
+                gen, cpp, ref = (times[(cell, case, name, impl)] for impl in ("gen", "cpp", "ref"))
+                goal = GOALS.get((cell, case, name))
+                nn_same = times.get((cell, case, name, "nn"))
+                eager = ref_name == "eager loop"
                 print(f"{cell:<13} {case:<5} {name:<8} {ref_name:<10} {gen * 1e3:>12.2f} "
-                      f"{ref * 1e3:>12.2f} {gen / ref:>7.2f}")
+                      f"{cpp * 1e3:>8.2f} {ref * 1e3:>8.2f} {gen / ref:>7.2f} {cpp / ref:>7.2f} "
+                      + (f"{'<=' + str(goal):>6} " if goal else f"{'':>6} ")
+                      + (f"{cpp / nn_same:>6.2f} " if nn_same else f"{'':>6} ")
+                      + (f"{ref / cpp:>7.2f}" if eager else ""))
+    print("goal: issue 12's bound on cpp/ref; for the eager cells (lstm_peephole, gru) the goals "
+          "are cpp/nn <= 1.1 (nn: torch.nn.LSTM / GRU of the same size) and ref/cpp >= 3 "
+          "(faster than the eager loop), fwd+bwd")
 
     B, H = CASES["big"]
     print(f"\nGEMM-only floor, lstm big (T={T} B={B} N={N} H={H}; the fused path's matrix "
-          "products only):")
+          "products only, each a torch call from Python):")
     for name in ("fwd", "fwd+bwd"):
-        floor, gen, ref = (times[("lstm", "big", name, impl)] for impl in ("floor", "gen", "ref"))
-        print(f"  {name:<8} floor {floor * 1e3:8.2f} ms   generated/floor {gen / floor:5.2f}"
-              f"   nn.LSTM/floor {ref / floor:5.2f}")
+        floor, gen, cpp, ref = (times[("lstm", "big", name, impl)]
+                                for impl in ("floor", "gen", "cpp", "ref"))
+        print(f"  {name:<8} floor {floor * 1e3:8.2f} ms   torch-ops/floor {gen / floor:5.2f}"
+              f"   cpp/floor {cpp / floor:5.2f}   nn.LSTM/floor {ref / floor:5.2f}")
     print(f"1-minute load average {load_before:.2f} before timing, {load_after:.2f} after "
           f"({os.cpu_count()} CPUs)", flush=True)
 
+    if args.no_memory:
+        return
     print(f"\npeak memory of one training step (forward+backward), big case T={T} B={B} "
           f"N={N} H={H}:\n  fresh subprocess each; peak RSS during the step minus RSS at its "
           "start (high-water mark reset after a T=2 warm-up step)")

@@ -89,6 +89,15 @@ def _parser() -> argparse.ArgumentParser:
     lx.add_argument("-o", "--output", metavar="FILE", help="write FILE instead of printing")
     lx.set_defaults(run=_latex)
 
+    bd = sub.add_parser("build", help="build the C++ CPU loop of cells ahead of first use",
+                        description="Compile each cell's C++ time loop (--target cpp) into "
+                        "the build cache (GATESPEC_CACHE_DIR, default ~/.cache/gatespec/cpp), "
+                        "where the generated <cell>_cpp.py finds it: the first forward pass "
+                        "then starts at once. Needs torch and a C++ compiler (CXX, or g++).")
+    bd.add_argument("specs", nargs="*", metavar="SPEC_OR_NAME")
+    bd.add_argument("--all", action="store_true", help="every built-in cell")
+    bd.set_defaults(run=_build)
+
     dg = sub.add_parser("diagram", help="draw a cell's data flow (Graphviz)",
                         description="Print a cell's data flow as a Graphviz DOT graph, or "
                         "write it to FILE: .dot, or .svg/.png/.pdf drawn by Graphviz's dot.")
@@ -174,6 +183,14 @@ def _check(args) -> int:
               f"{result.worst:.2e} ({result.worst_name}), step() vs forward() "
               f"{result.step_error:.1e}{unchecked}")
     return 1 if failed else 0
+
+
+def _build(args) -> int:
+    from gatespec.cpp_build import build_cells
+
+    for spec, path, seconds in build_cells(_specs(args)):
+        print(f"{path}  ({spec}: {'cached' if seconds is None else f'built in {seconds:.1f} s'})")
+    return 0
 
 
 def _latex(args) -> int:

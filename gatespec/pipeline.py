@@ -9,14 +9,14 @@ from gatespec.build import build
 from gatespec.derive import derive
 from gatespec.emit import emit_numpy, emit_torch
 from gatespec.emit.docs import DOC_TARGETS
-from gatespec.emit.emit import emit_cuda, emit_jax, emit_onnx, emit_triton
+from gatespec.emit.emit import emit_cpp, emit_cuda, emit_jax, emit_onnx, emit_triton
 from gatespec.errors import UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "generate_text", "load_source", "parse", "plan_for"]
 
-TARGETS = ("numpy", "torch", "triton", "cuda", "onnx", "jax", *DOC_TARGETS)
+TARGETS = ("numpy", "torch", "triton", "cuda", "cpp", "onnx", "jax", *DOC_TARGETS)
 
 
 def load_source(spec: str) -> tuple[str, str]:
@@ -70,4 +70,6 @@ def generate_text(text: str, path: str, target: str = "numpy") -> dict[str, str]
         return emit_cuda(plan, source_name)
     if target == "onnx":
         return {f"{plan.cell.name}_onnx.py": emit_onnx(plan, source_name)}
+    if target == "cpp":
+        return emit_cpp(plan, source_name)
     raise UsageError(f"unknown target '{target}' (known: {', '.join(TARGETS)})")

@@ -30,6 +30,7 @@ import importlib.util
 import math
 import os
 import types
+import warnings
 
 import torch
 from torch import nn
@@ -347,14 +348,16 @@ _TORCH_SCAN = types.SimpleNamespace(forward=functools.partial(_forward, scan=Tru
                                     backward=functools.partial(_backward, scan=True))
 # Why the time loop cannot run as a scan (gatespec show), or None: then impl="scan" exists.
 SCAN_REFUSAL = "not every state is a linear recurrence (h: n reads h through the matrix W_nh, which mixes its units)"
-IMPLS = ("auto", "torch", "scan", "triton", "cuda", "autograd")
+IMPLS = ("auto", "torch", "scan", "cpp", "triton", "cuda", "autograd")
 
 
 def _backend(impl, x):
     """The module that runs the fused forward and backward for `impl` on x's device."""
     if impl == "auto":
-        impl = ("triton" if x.is_cuda and _sibling_exists("triton")
-                else "scan" if SCAN_REFUSAL is None else "torch")
+        if x.is_cuda:
+            impl = "triton" if _sibling_exists("triton") else "torch"
+        else:  # the scan where every state is a linear recurrence, else the C++ loop
+            impl = "scan" if SCAN_REFUSAL is None else "cpp" if _cpp_usable(x) else "torch"
     if impl == "torch":
         return _TORCH_OPS
     if impl == "scan":
@@ -362,6 +365,11 @@ def _backend(impl, x):
             raise ValueError(f"impl='scan': {CELL_NAME} runs step by step only: {SCAN_REFUSAL}; "
                              f"use impl='torch' (or 'auto')")
         return _TORCH_SCAN
+    if impl == "cpp":
+        if x.device.type != "cpu":
+            raise ValueError(f"impl='cpp' runs on CPU tensors; this input is on {x.device}: "
+                             f"use impl='auto' (or 'triton', 'cuda', 'torch')")
+        return _sibling("cpp")
     if impl in ("triton", "cuda"):
         # Triton's interpreter (TRITON_INTERPRET=1) runs its kernels on the CPU, for tests
         if not x.is_cuda and not (impl == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
@@ -371,12 +379,35 @@ def _backend(impl, x):
     raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
 
 
+def _cpp_usable(x):
+    """Whether impl='auto' runs the C++ loop: gru_reset_after_cpp.py is beside this file,
+    the dtype is float32 or float64, and its library is built or builds now (it says so)."""
+    if x.dtype not in (torch.float32, torch.float64) or not _sibling_exists("cpp"):
+        return False
+    return _cpp_ready(_sibling("cpp").library_path())
+
+
+@functools.cache
+def _cpp_ready(library):
+    """Build the library (or find it built); without a compiler, or when the build fails, a
+    warning and the torch-ops loop, once per library."""
+    try:
+        _sibling("cpp").build()
+        return True
+    except RuntimeError as exc:
+        warnings.warn(f"{CELL_NAME}: impl='auto' runs the slower torch-ops loop: {exc}",
+                      stacklevel=2)
+        return False
+
+
 def _sibling_path(kind):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{CELL_NAME}_{kind}.py")
 
 
 def _sibling_exists(kind):
-    return os.path.exists(_sibling_path(kind)) and importlib.util.find_spec(kind) is not None
+    """The generated module is beside this file, and (Triton) its package is installed."""
+    return os.path.exists(_sibling_path(kind)) and (
+        kind == "cpp" or importlib.util.find_spec(kind) is not None)
 
 
 @functools.cache
@@ -735,9 +766,10 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=Non
 
     impl: "torch" runs the schedule with torch ops and the derived backward, step by step;
     "scan" the same as scans over time (cells whose states are all linear recurrences,
-    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with
-    generated fused kernels (CUDA tensors); "auto" picks triton on CUDA when available,
-    else scan where the cell allows it, else torch; "autograd" runs _reference
+    SCAN_REFUSAL None); "triton" and "cuda" run the schedule with generated fused kernels
+    (CUDA tensors), "cpp" with the time loop in C++ (CPU); "auto" picks triton on CUDA,
+    and on the CPU the scan where the cell allows it, else cpp when the sibling module is
+    beside this file, else torch; "autograd" runs _reference
     under autograd. Nothing is saved for backward when no gradient is needed. With
     cuda_graphs (CUDA tensors), each shape's forward and backward are captured once and
     replayed; it is refused, not ignored, where there is nothing to capture (CPU tensors,

@@ -11,8 +11,9 @@ from conftest import ROOT
 def _generate(tmp, seed):
     env = {**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(ROOT)}
     out = tmp / f"seed{seed}"
-    subprocess.run([sys.executable, "-m", "gatespec", "generate", "--all", "-o", str(out)],
-                   check=True, env=env, capture_output=True)
+    for target in ("numpy", "cpp"):  # cpp: its loop lines name arrays read off sets
+        subprocess.run([sys.executable, "-m", "gatespec", "generate", "--all", "--target",
+                        target, "-o", str(out)], check=True, env=env, capture_output=True)
     return {p.name: p.read_bytes() for p in out.iterdir()}
 
 

@@ -169,3 +169,14 @@ def emit_onnx(plan: Plan, source_name: str) -> str:
     context = onnx_context(plan, source_name)
     context["tuple_of"] = lambda names: tuple_text(list(names))
     return render("onnx/module.py.jinja", context)
+
+
+def emit_cpp(plan: Plan, source_name: str) -> dict[str, str]:
+    """The time loop in C++ for the CPU (.cpp, built with g++ against torch) and its
+    Python driver, which runs the input-only work and weight gradients with torch ops."""
+    from gatespec.emit.cpp_context import cpp_context
+
+    context = cpp_context(plan, source_name)
+    name = plan.cell.name
+    return {f"{name}_cpp.cpp": render("cpp/kernels.cpp.jinja", context),
+            f"{name}_cpp.py": render("cpp/module.py.jinja", context)}

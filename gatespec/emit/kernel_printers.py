@@ -64,6 +64,35 @@ CUDA = {
 }
 
 
+# C++ on the CPU: V is at::vec::Vectorized<S>, so each statement works on a vector of
+# columns (Sleef's vectorised exp, tanh, log where ATen has them). maximum_/minimum_ propagate
+# NaN as torch.maximum does; comparisons give 1 or 0 (.gt() and friends, not bit masks).
+CPP = {
+    fn.Sigmoid: "sigmoid_({0})",
+    fn.Tanh: "({0}).tanh()",
+    fn.Relu: "maximum_({0}, V(0))",
+    fn.Exp: "({0}).exp()",
+    fn.Log: "({0}).log()",
+    fn.Softplus: "softplus_({0})",
+    fn.LogSigmoid: "(-softplus_(-({0})))",
+    fn.HardSigmoid: "minimum_(maximum_(({0}) / V(6) + V(0.5), V(0)), V(1))",
+    fn.HardTanh: "minimum_(maximum_({0}, V(-1)), V(1))",
+    fn.Abs: "({0}).abs()",
+    fn.Sqrt: "({0}).sqrt()",
+    fn.Softsign: "(({0}) / (V(1) + ({0}).abs()))",
+    fn.Silu: "(({0}) * sigmoid_({0}))",
+    fn.Max: "maximum_({0}, {1})",
+    fn.Min: "minimum_({0}, {1})",
+    fn.Expm1: "({0}).expm1()",
+    fn.Sign: "sign_({0})",
+    fn.Positive: "({0}).gt(V(0))",
+    fn.InUnit: "(({0}).gt(V(0)) * ({0}).lt(V(1)))",
+    fn.InSymmetricUnit: "({0}).abs().lt(V(1))",
+    fn.GreaterEqual: "({0}).ge({1})",
+    fn.Less: "({0}).lt({1})",
+}
+
+
 class KernelPrinter(CodePrinter):
     """Integer powers as products (neither target has a fast generic pow); floats explicit."""
 
@@ -103,3 +132,7 @@ def triton_printer() -> KernelPrinter:
 
 def cuda_printer() -> KernelPrinter:
     return KernelPrinter(CUDA, "S({!r})", prefix="v_", infinity="INFINITY")
+
+
+def cpp_printer() -> KernelPrinter:
+    return KernelPrinter(CPP, "V({!r})", prefix="v_", infinity="INFINITY")

@@ -11,7 +11,7 @@ from conftest import ROOT
 from gatespec import cells
 from gatespec.pipeline import generate
 
-TARGETS = ("numpy", "torch", "triton", "cuda", "onnx", "jax")
+TARGETS = ("numpy", "torch", "triton", "cuda", "cpp", "onnx", "jax")
 
 
 @pytest.mark.parametrize("target", TARGETS)
