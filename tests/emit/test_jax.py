@@ -100,7 +100,7 @@ def test_jit_vmap_value_and_grad_float32():
     xs = jnp.asarray(np.stack([x, 2 * x, -x]), jnp.float32)  # three sequences
 
     def loss(params, xs, impl):
-        run = jax.vmap(lambda x: gru.forward(x, None, params, impl)[0])
+        run = jax.vmap(lambda x: gru.forward(x, None, params, impl=impl)[0])
         return jnp.sum(jnp.sin(run(xs)))
 
     derived = jax.jit(jax.value_and_grad(loss), static_argnums=2)(params, xs, "derived")
