@@ -150,20 +150,26 @@ def _run(x, state0, params, mask, keep):
     W_stack_x = jnp.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = jnp.concatenate([W_rh, W_zh, W_nh])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_rx, W_zx, W_nx times x
-    mm_x = x @ W_stack_x.T
-    m_rx = mm_x[..., 0:size_hidden]
-    m_zx = mm_x[..., size_hidden:2 * size_hidden]
-    m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    # fused pointwise block: 3 operations
-    s_r = b_r + m_rx
-    s_z = b_z + m_zx
-    s_n = b_nx + m_nx
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_rx, W_zx, W_nx times x
+        mm_x = x @ W_stack_x.T
+        m_rx = mm_x[..., 0:size_hidden]
+        m_zx = mm_x[..., size_hidden:2 * size_hidden]
+        m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        # fused pointwise block: 3 operations
+        s_r = b_r + m_rx
+        s_z = b_z + m_zx
+        s_n = b_nx + m_nx
+        return (s_r, s_z, s_n)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:3]
         h_prev, = _carry
         s_r, s_z, s_n = _xs
         # GEMM: W_rh, W_zh, W_nh times h
@@ -181,7 +187,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new, r, z, m_nh, n) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((s_r, s_z, s_n), mask), length=T)
+    if keep:
+        s_r, s_z, s_n = _inputs(x)
+        _xs = (s_r, s_z, s_n)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

@@ -139,19 +139,25 @@ def _run(x, state0, params, mask, keep):
     W_stack_x = jnp.concatenate([W_sx, W_gx])
     W_stack_h = jnp.concatenate([W_sh, W_gh])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_sx, W_gx times x
-    mm_x = x @ W_stack_x.T
-    m_sx = mm_x[..., 0:size_hidden]
-    m_gx = mm_x[..., size_hidden:2 * size_hidden]
-    # fused pointwise block: 2 operations
-    s_s = b_s + m_sx
-    s_g = b_g + m_gx
-    mm_x = jnp.concatenate([s_s, s_g], axis=-1)
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_sx, W_gx times x
+        mm_x = x @ W_stack_x.T
+        m_sx = mm_x[..., 0:size_hidden]
+        m_gx = mm_x[..., size_hidden:2 * size_hidden]
+        # fused pointwise block: 2 operations
+        s_s = b_s + m_sx
+        s_g = b_g + m_gx
+        mm_x = jnp.concatenate([s_s, s_g], axis=-1)
+        return (mm_x,)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:1]
         h_prev, = _carry
         mm_x, = _xs
         # GEMM: W_sh, W_gh times h
@@ -169,7 +175,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new, g, h_sigmoid, sigmoid_s) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((mm_x,), mask), length=T)
+    if keep:
+        mm_x, = _inputs(x)
+        _xs = (mm_x,)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

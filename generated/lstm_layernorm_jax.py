@@ -209,25 +209,31 @@ def _run(x, state0, params, mask, keep):
     W_stack_x = jnp.concatenate([W_ix, W_fx, W_gx, W_ox])
     W_stack_h = jnp.concatenate([W_ih, W_fh, W_gh, W_oh])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_ix, W_fx, W_gx, W_ox times x
-    mm_x = x @ W_stack_x.T
-    m_ix = mm_x[..., 0:size_hidden]
-    m_fx = mm_x[..., size_hidden:2 * size_hidden]
-    m_gx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    m_ox = mm_x[..., 3 * size_hidden:4 * size_hidden]
-    # layer norm of m_ix over its units
-    ln_ix, ln_ix_xhat, ln_ix_rstd = _layernorm(m_ix, alpha_ix, 0)
-    # layer norm of m_fx over its units
-    ln_fx, ln_fx_xhat, ln_fx_rstd = _layernorm(m_fx, alpha_fx, 0)
-    # layer norm of m_gx over its units
-    ln_gx, ln_gx_xhat, ln_gx_rstd = _layernorm(m_gx, alpha_gx, 0)
-    # layer norm of m_ox over its units
-    ln_ox, ln_ox_xhat, ln_ox_rstd = _layernorm(m_ox, alpha_ox, 0)
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_ix, W_fx, W_gx, W_ox times x
+        mm_x = x @ W_stack_x.T
+        m_ix = mm_x[..., 0:size_hidden]
+        m_fx = mm_x[..., size_hidden:2 * size_hidden]
+        m_gx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        m_ox = mm_x[..., 3 * size_hidden:4 * size_hidden]
+        # layer norm of m_ix over its units
+        ln_ix, ln_ix_xhat, ln_ix_rstd = _layernorm(m_ix, alpha_ix, 0)
+        # layer norm of m_fx over its units
+        ln_fx, ln_fx_xhat, ln_fx_rstd = _layernorm(m_fx, alpha_fx, 0)
+        # layer norm of m_gx over its units
+        ln_gx, ln_gx_xhat, ln_gx_rstd = _layernorm(m_gx, alpha_gx, 0)
+        # layer norm of m_ox over its units
+        ln_ox, ln_ox_xhat, ln_ox_rstd = _layernorm(m_ox, alpha_ox, 0)
+        return (ln_ix, ln_fx, ln_gx, ln_ox, ln_ix_xhat, ln_ix_rstd, ln_fx_xhat, ln_fx_rstd, ln_gx_xhat, ln_gx_rstd, ln_ox_xhat, ln_ox_rstd)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:4]
         h_prev, c_prev = _carry
         ln_ix, ln_fx, ln_gx, ln_ox = _xs
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
@@ -260,7 +266,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new, c_new, i, f, g, o, tanh_ln_hc, ln_ih_xhat, ln_ih_rstd, ln_fh_xhat, ln_fh_rstd, ln_gh_xhat, ln_gh_rstd, ln_oh_xhat, ln_oh_rstd, ln_hc_xhat, ln_hc_rstd) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((ln_ix, ln_fx, ln_gx, ln_ox), mask), length=T)
+    if keep:
+        ln_ix, ln_fx, ln_gx, ln_ox, ln_ix_xhat, ln_ix_rstd, ln_fx_xhat, ln_fx_rstd, ln_gx_xhat, ln_gx_rstd, ln_ox_xhat, ln_ox_rstd = _inputs(x)
+        _xs = (ln_ix, ln_fx, ln_gx, ln_ox)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

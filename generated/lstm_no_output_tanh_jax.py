@@ -160,23 +160,29 @@ def _run(x, state0, params, mask, keep):
     W_stack_x = jnp.concatenate([W_ix, W_fx, W_gx, W_ox])
     W_stack_h = jnp.concatenate([W_ih, W_fh, W_gh, W_oh])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_ix, W_fx, W_gx, W_ox times x
-    mm_x = x @ W_stack_x.T
-    m_ix = mm_x[..., 0:size_hidden]
-    m_fx = mm_x[..., size_hidden:2 * size_hidden]
-    m_gx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    m_ox = mm_x[..., 3 * size_hidden:4 * size_hidden]
-    # fused pointwise block: 4 operations
-    s_i = b_i + m_ix
-    s_f = b_f + m_fx
-    s_g = b_g + m_gx
-    s_o = b_o + m_ox
-    mm_x = jnp.concatenate([s_i, s_f, s_g, s_o], axis=-1)
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_ix, W_fx, W_gx, W_ox times x
+        mm_x = x @ W_stack_x.T
+        m_ix = mm_x[..., 0:size_hidden]
+        m_fx = mm_x[..., size_hidden:2 * size_hidden]
+        m_gx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        m_ox = mm_x[..., 3 * size_hidden:4 * size_hidden]
+        # fused pointwise block: 4 operations
+        s_i = b_i + m_ix
+        s_f = b_f + m_fx
+        s_g = b_g + m_gx
+        s_o = b_o + m_ox
+        mm_x = jnp.concatenate([s_i, s_f, s_g, s_o], axis=-1)
+        return (mm_x,)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:1]
         h_prev, c_prev = _carry
         mm_x, = _xs
         # GEMM: W_ih, W_fh, W_gh, W_oh times h
@@ -197,7 +203,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new, c_new, i, f, g, o) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((mm_x,), mask), length=T)
+    if keep:
+        mm_x, = _inputs(x)
+        _xs = (mm_x,)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

@@ -131,19 +131,25 @@ def _run(x, state0, params, mask, keep):
     b_n = params["b_n"]
     W_stack_x = jnp.concatenate([W_zx, W_nx])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_zx, W_nx times x
-    mm_x = x @ W_stack_x.T
-    m_zx = mm_x[..., 0:size_hidden]
-    m_nx = mm_x[..., size_hidden:2 * size_hidden]
-    # fused pointwise block: 4 operations
-    z = jax.nn.sigmoid(b_z + m_zx)
-    n = b_n + m_nx
-    s_h = n*z
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_zx, W_nx times x
+        mm_x = x @ W_stack_x.T
+        m_zx = mm_x[..., 0:size_hidden]
+        m_nx = mm_x[..., size_hidden:2 * size_hidden]
+        # fused pointwise block: 4 operations
+        z = jax.nn.sigmoid(b_z + m_zx)
+        n = b_n + m_nx
+        s_h = n*z
+        return (z, s_h, n)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:2]
         h_prev, = _carry
         z, s_h = _xs
         # fused pointwise block: 3 operations
@@ -153,7 +159,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new,) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((z, s_h), mask), length=T)
+    if keep:
+        z, s_h, n = _inputs(x)
+        _xs = (z, s_h)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

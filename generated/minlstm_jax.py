@@ -141,24 +141,30 @@ def _run(x, state0, params, mask, keep):
     b_n = params["b_n"]
     W_stack_x = jnp.concatenate([W_fx, W_ix, W_nx])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_fx, W_ix, W_nx times x
-    mm_x = x @ W_stack_x.T
-    m_fx = mm_x[..., 0:size_hidden]
-    m_ix = mm_x[..., size_hidden:2 * size_hidden]
-    m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    # fused pointwise block: 9 operations
-    f = b_f + m_fx
-    i = b_i + m_ix
-    n = b_n + m_nx
-    logsigmoid_i = jax.nn.log_sigmoid(i)
-    logsigmoid_f = jax.nn.log_sigmoid(f)
-    a = jax.nn.sigmoid(logsigmoid_f - logsigmoid_i)
-    s_h = n*(1 - a)
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_fx, W_ix, W_nx times x
+        mm_x = x @ W_stack_x.T
+        m_fx = mm_x[..., 0:size_hidden]
+        m_ix = mm_x[..., size_hidden:2 * size_hidden]
+        m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        # fused pointwise block: 9 operations
+        f = b_f + m_fx
+        i = b_i + m_ix
+        n = b_n + m_nx
+        logsigmoid_i = jax.nn.log_sigmoid(i)
+        logsigmoid_f = jax.nn.log_sigmoid(f)
+        a = jax.nn.sigmoid(logsigmoid_f - logsigmoid_i)
+        s_h = n*(1 - a)
+        return (a, s_h, n, logsigmoid_i, logsigmoid_f)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:2]
         h_prev, = _carry
         a, s_h = _xs
         # fused pointwise block: 2 operations
@@ -168,7 +174,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new,) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((a, s_h), mask), length=T)
+    if keep:
+        a, s_h, n, logsigmoid_i, logsigmoid_f = _inputs(x)
+        _xs = (a, s_h)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

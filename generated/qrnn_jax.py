@@ -132,19 +132,25 @@ def _run(x, state0, params, mask, keep):
     b_f = params["b_f"]
     W_stack_x = jnp.concatenate([W_zx, W_fx])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_zx, W_fx times x
-    mm_x = x @ W_stack_x.T
-    m_zx = mm_x[..., 0:size_hidden]
-    m_fx = mm_x[..., size_hidden:2 * size_hidden]
-    # fused pointwise block: 6 operations
-    z = jnp.tanh(b_z + m_zx)
-    f = jax.nn.sigmoid(b_f + m_fx)
-    s_h = z*(1 - f)
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_zx, W_fx times x
+        mm_x = x @ W_stack_x.T
+        m_zx = mm_x[..., 0:size_hidden]
+        m_fx = mm_x[..., size_hidden:2 * size_hidden]
+        # fused pointwise block: 6 operations
+        z = jnp.tanh(b_z + m_zx)
+        f = jax.nn.sigmoid(b_f + m_fx)
+        s_h = z*(1 - f)
+        return (f, s_h, z)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:2]
         h_prev, = _carry
         f, s_h = _xs
         # fused pointwise block: 2 operations
@@ -154,7 +160,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new,) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((f, s_h), mask), length=T)
+    if keep:
+        f, s_h, z = _inputs(x)
+        _xs = (f, s_h)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

@@ -122,16 +122,22 @@ def _run(x, state0, params, mask, keep):
     W_hh = params["W_hh"]
     b_h = params["b_h"]
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_hx times x
-    m_hx = x @ W_hx.T
-    # fused pointwise block: 1 operations
-    s_h = b_h + m_hx
-    m_hx = s_h
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_hx times x
+        m_hx = x @ W_hx.T
+        # fused pointwise block: 1 operations
+        s_h = b_h + m_hx
+        m_hx = s_h
+        return (m_hx,)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:1]
         h_prev, = _carry
         m_hx, = _xs
         # GEMM: W_hh times h
@@ -143,7 +149,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h_new,) + (h_new,) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((m_hx,), mask), length=T)
+    if keep:
+        m_hx, = _inputs(x)
+        _xs = (m_hx,)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None

@@ -145,20 +145,26 @@ def _run(x, state0, params, mask, keep):
     w_rc = params["w_rc"]
     W_stack_x = jnp.concatenate([W_ux, W_fx, W_rx])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_ux, W_fx, W_rx times x
-    mm_x = x @ W_stack_x.T
-    m_ux = mm_x[..., 0:size_hidden]
-    m_fx = mm_x[..., size_hidden:2 * size_hidden]
-    m_rx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    # fused pointwise block: 2 operations
-    u = m_ux
-    s_f = b_f + m_fx
-    s_r = b_r + m_rx
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_ux, W_fx, W_rx times x
+        mm_x = x @ W_stack_x.T
+        m_ux = mm_x[..., 0:size_hidden]
+        m_fx = mm_x[..., size_hidden:2 * size_hidden]
+        m_rx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        # fused pointwise block: 2 operations
+        u = m_ux
+        s_f = b_f + m_fx
+        s_r = b_r + m_rx
+        return (x, u, s_f, s_r)
 
     def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
         _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:4]
         c_prev, = _carry
         x, u, s_f, s_r = _xs
         # fused pointwise block: 14 operations
@@ -171,7 +177,12 @@ def _run(x, state0, params, mask, keep):
             _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
         return _new, ((h,) + (c_new, f, r) if keep else (h,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, ((x, u, s_f, s_r), mask), length=T)
+    if keep:
+        x, u, s_f, s_r = _inputs(x)
+        _xs = (x, u, s_f, s_r)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None
