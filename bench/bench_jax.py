@@ -73,10 +73,10 @@ def contenders(name, B, H):
         return jnp.sum(flax_fwd(variables, x) * proj)
 
     def ours_fwd(impl):
-        return lambda params, x: ours.forward(x, None, params, impl)[0]
+        return lambda params, x: ours.forward(x, None, params, impl=impl)[0]
 
     def ours_loss(impl):
-        return lambda params, x: jnp.sum(ours.forward(x, None, params, impl)[0] * proj)
+        return lambda params, x: jnp.sum(ours.forward(x, None, params, impl=impl)[0] * proj)
 
     grad = (0, 1)
     table = {

@@ -26,6 +26,8 @@ Arrays are time-major: x is (T, B, input), each state (B, size). forward() is a
 jax.lax.scan over time whose gradient is the derived backward pass (jax.custom_vjp): a
 reverse scan and the weight gradients as products over all steps at once. It works under
 jax.jit, jax.vmap and jax.grad, in float32 and float64 (jax_enable_x64).
+
+Sequences of different lengths: forward(..., lengths=...) (see forward()).
 """
 
 import jax
@@ -109,8 +111,30 @@ def _check(x, state0, params):
     return tuple(state0)
 
 
-def _run(x, state0, params, keep):
-    """The forward schedule: (outputs, final_state, residuals for the backward pass or None)."""
+def _mask(lengths, T, B):
+    """(T, B, 1) booleans, true where step t is within sequence b's length; None for None.
+    A traced lengths (under jit) is checked for shape and dtype only: a length past T
+    then runs T steps, and one below 1 none."""
+    if lengths is None:
+        return None
+    if not hasattr(lengths, "shape") and not isinstance(lengths, list | tuple):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                        f"or None; got {type(lengths).__name__}")
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                         f"got {lengths.shape}")
+    if not isinstance(lengths, jax.core.Tracer) and B and (
+            lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"lengths must be in 1..T = 1..{T}; got {lengths.min()}..{lengths.max()}")
+    return (jnp.arange(T)[:, None] < lengths)[..., None]
+
+
+def _run(x, state0, params, mask, keep):
+    """The forward schedule: (outputs, final_state, residuals for the backward pass or None).
+    Past its length (mask false) a sequence keeps its state: s' = where(mask, new, s)."""
     T, B = x.shape[:2]
     size_hidden = params["W_rx"].shape[0]
     W_rx = params["W_rx"]
@@ -126,19 +150,26 @@ def _run(x, state0, params, keep):
     W_stack_x = jnp.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = jnp.concatenate([W_rh, W_zh, W_nh])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_rx, W_zx, W_nx times x
-    mm_x = x @ W_stack_x.T
-    m_rx = mm_x[..., 0:size_hidden]
-    m_zx = mm_x[..., size_hidden:2 * size_hidden]
-    m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    # fused pointwise block: 3 operations
-    s_r = b_r + m_rx
-    s_z = b_z + m_zx
-    s_n = b_nx + m_nx
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_rx, W_zx, W_nx times x
+        mm_x = x @ W_stack_x.T
+        m_rx = mm_x[..., 0:size_hidden]
+        m_zx = mm_x[..., size_hidden:2 * size_hidden]
+        m_nx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        # fused pointwise block: 3 operations
+        s_r = b_r + m_rx
+        s_z = b_z + m_zx
+        s_n = b_nx + m_nx
+        return (s_r, s_z, s_n)
 
-    def _step(_carry, _xs):
+    def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
+        _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:3]
         h_prev, = _carry
         s_r, s_z, s_n = _xs
         # GEMM: W_rh, W_zh, W_nh times h
@@ -151,9 +182,17 @@ def _run(x, state0, params, keep):
         z = jax.nn.sigmoid(m_zh + s_z)
         n = jnp.tanh(s_n + r*(b_nh + m_nh))
         h_new = h_prev*z + n*(1 - z)
-        return (h_new,), ((h_new,) + (h_new, r, z, m_nh, n) if keep else (h_new,))
+        _new = (h_new,)
+        if _live is not None:  # the rows past their length keep their states
+            _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
+        return _new, ((h_new,) + (h_new, r, z, m_nh, n) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, (s_r, s_z, s_n), length=T)
+    if keep:
+        s_r, s_z, s_n = _inputs(x)
+        _xs = (s_r, s_z, s_n)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None
@@ -170,8 +209,9 @@ def _run(x, state0, params, keep):
     return outputs, final_state, residuals
 
 
-def _backward(d_outputs, d_final_state, residuals, params):
-    """Gradients (dx, d_state0, d_params) of a loss given dL/d(outputs) and dL/d(final_state)."""
+def _backward(d_outputs, d_final_state, residuals, params, mask):
+    """Gradients (dx, d_state0, d_params) of a loss given dL/d(outputs) and dL/d(final_state).
+    With a mask, d_outputs is zero past each length (forward() zeroes those outputs)."""
     T, B = d_outputs.shape[:2]
     x = residuals["x"]
     h_all = residuals["h_all"]
@@ -190,8 +230,11 @@ def _backward(d_outputs, d_final_state, residuals, params):
     W_stack_x = jnp.concatenate([W_rx, W_zx, W_nx])
     W_stack_h = jnp.concatenate([W_rh, W_zh, W_nh])
 
-    def _back(_carry, _xs):
+    def _back(_carry, _xs_live):
         """One step backwards; every name is its value at this step."""
+        _xs, _live = _xs_live
+        if _live is not None:  # the adjoint of s' = where(live, new, s): new's part first
+            _carry_in, _carry = _carry, tuple(jnp.where(_live, d, 0) for d in _carry)
         d_h_next, = _carry
         h_prev, r, z, m_nh, n, d_outputs = _xs
         # fused pointwise block: 14 operations
@@ -208,10 +251,13 @@ def _backward(d_outputs, d_final_state, residuals, params):
         d_h_prev = d_h_prev_gemm + _e0*z
         d_s_n_all = _e2
         d_h_next = d_h_prev
-        return (d_h_next,), (d_mm_h, d_s_n_all)
+        _d = (d_h_next,)
+        if _live is not None:  # then s's: the rows past their length pass it through
+            _d = tuple(jnp.where(_live, d, d_in) for d, d_in in zip(_d, _carry_in))
+        return _d, (d_mm_h, d_s_n_all)
 
-    _carry, _ys = jax.lax.scan(_back, tuple(d_final_state), (h_all[:-1], r_all, z_all, m_nh_all, n_all, d_outputs), length=T,
-                               reverse=True)
+    _carry, _ys = jax.lax.scan(_back, tuple(d_final_state), ((h_all[:-1], r_all, z_all, m_nh_all, n_all, d_outputs), mask),
+                               length=T, reverse=True)
     d_h_next, = _carry
     d_mm_h, d_s_n_all = _ys
     d_s_z_all = d_mm_h[..., size_hidden:2 * size_hidden]
@@ -238,26 +284,26 @@ def _backward(d_outputs, d_final_state, residuals, params):
 
 
 @jax.custom_vjp
-def _derived(x, state0, params):
-    outputs, final_state, _ = _run(x, state0, params, False)
+def _derived(x, state0, params, mask):
+    outputs, final_state, _ = _run(x, state0, params, mask, False)
     return outputs, final_state
 
 
-def _derived_forward(x, state0, params):
-    outputs, final_state, residuals = _run(x, state0, params, True)
-    return (outputs, final_state), (residuals, params)
+def _derived_forward(x, state0, params, mask):
+    outputs, final_state, residuals = _run(x, state0, params, mask, True)
+    return (outputs, final_state), (residuals, params, mask)
 
 
 def _derived_backward(saved, cotangents):
-    residuals, params = saved
+    residuals, params, mask = saved
     d_outputs, d_final_state = cotangents
-    return _backward(d_outputs, d_final_state, residuals, params)
+    return (*_backward(d_outputs, d_final_state, residuals, params, mask), None)
 
 
 _derived.defvjp(_derived_forward, _derived_backward)
 
 
-def _reference(x, state0, params):
+def _reference(x, state0, params, mask):
     """The cell step by step as written in gru_reset_after.gate; JAX differentiates it."""
     W_rx = params["W_rx"]
     W_rh = params["W_rh"]
@@ -270,7 +316,8 @@ def _reference(x, state0, params):
     W_nh = params["W_nh"]
     b_nh = params["b_nh"]
 
-    def _step(_carry, x):
+    def _step(_carry, x_live):
+        x, _live = x_live
         h_prev, = _carry
         m_rx = x @ W_rx.T
         m_rh = h_prev @ W_rh.T
@@ -282,25 +329,39 @@ def _reference(x, state0, params):
         m_nh = h_prev @ W_nh.T
         n = jnp.tanh(b_nx + m_nx + r*(b_nh + m_nh))
         h_new = h_prev*z + n*(1 - z)
-        return (h_new,), h_new
+        _new = (h_new,)
+        if _live is not None:  # the rows past their length keep their states
+            _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
+        return _new, h_new
 
-    final_state, outputs = jax.lax.scan(_step, state0, x)
+    final_state, outputs = jax.lax.scan(_step, state0, (x, mask))
     return outputs, final_state
 
 
-def forward(x, state0, params, impl="derived"):
+def forward(x, state0, params, lengths=None, impl="derived"):
     """Run the cell over a sequence: (outputs (T, B, hidden), final_state).
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None for
     zeros; params: dict as PARAMS. impl="derived" differentiates with the derived backward
     pass, impl="autodiff" runs the cell as written and lets JAX differentiate the scan.
+
+    lengths: None (every sequence runs T steps) or the B sequences' lengths, an integer
+    array with values in 1..T, in any order (a traced array under jit too). Sequence b then
+    runs its first lengths[b] steps: past them its state is carried unchanged (final_state
+    is its state at its own last step), its outputs are zero, x there is never read and
+    nothing flows back from those steps.
     """
     state0 = _check(x, state0, params)
-    if impl == "derived":
-        return _derived(x, state0, params)
-    if impl == "autodiff":
-        return _reference(x, state0, params)
-    raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    mask = _mask(lengths, *x.shape[:2])
+    if mask is not None:  # padding reads as zeros, whatever the caller left there
+        x = jnp.where(mask, x, jnp.zeros((), x.dtype))
+    run = _derived if impl == "derived" else _reference
+    outputs, final_state = run(x, state0, params, mask)
+    if mask is not None:
+        outputs = jnp.where(mask, outputs, jnp.zeros((), outputs.dtype))
+    return outputs, final_state
 
 
 def step(x_t, state, params):
@@ -363,7 +424,8 @@ if nn is not None:
         """gru_reset_after over a batch of sequences, as a flax.linen layer.
 
         x is (B, T, input) (time_major=False, as flax.linen.RNN) or (T, B, input);
-        state is a tuple in STATES order of (B, size) arrays, or None for zeros. Returns
+        state is a tuple in STATES order of (B, size) arrays, or None for zeros; seq_lengths,
+        as flax.linen.RNN's, the (B,) sequences' lengths (forward()'s lengths). Returns
         (outputs, final_state). Parameters start as init_params() makes them.
         """
 
@@ -373,7 +435,7 @@ if nn is not None:
         param_dtype: object = jnp.float32
 
         @nn.compact
-        def __call__(self, x, state=None):
+        def __call__(self, x, state=None, *, seq_lengths=None):
             sizes = {INPUT_SIZE: x.shape[-1], "hidden": self.hidden_size}
             bound = 1.0 / sizes["hidden"] ** 0.5
 
@@ -389,7 +451,7 @@ if nn is not None:
                                           self.param_dtype)
             if not self.time_major:
                 x = jnp.swapaxes(x, 0, 1)
-            outputs, final_state = forward(x, state, params, self.impl)
+            outputs, final_state = forward(x, state, params, seq_lengths, self.impl)
             if not self.time_major:
                 outputs = jnp.swapaxes(outputs, 0, 1)
             return outputs, final_state

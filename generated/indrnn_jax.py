@@ -17,6 +17,8 @@ Arrays are time-major: x is (T, B, input), each state (B, size). forward() is a
 jax.lax.scan over time whose gradient is the derived backward pass (jax.custom_vjp): a
 reverse scan and the weight gradients as products over all steps at once. It works under
 jax.jit, jax.vmap and jax.grad, in float32 and float64 (jax_enable_x64).
+
+Sequences of different lengths: forward(..., lengths=...) (see forward()).
 """
 
 import jax
@@ -93,28 +95,65 @@ def _check(x, state0, params):
     return tuple(state0)
 
 
-def _run(x, state0, params, keep):
-    """The forward schedule: (outputs, final_state, residuals for the backward pass or None)."""
+def _mask(lengths, T, B):
+    """(T, B, 1) booleans, true where step t is within sequence b's length; None for None.
+    A traced lengths (under jit) is checked for shape and dtype only: a length past T
+    then runs T steps, and one below 1 none."""
+    if lengths is None:
+        return None
+    if not hasattr(lengths, "shape") and not isinstance(lengths, list | tuple):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                        f"or None; got {type(lengths).__name__}")
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                         f"got {lengths.shape}")
+    if not isinstance(lengths, jax.core.Tracer) and B and (
+            lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"lengths must be in 1..T = 1..{T}; got {lengths.min()}..{lengths.max()}")
+    return (jnp.arange(T)[:, None] < lengths)[..., None]
+
+
+def _run(x, state0, params, mask, keep):
+    """The forward schedule: (outputs, final_state, residuals for the backward pass or None).
+    Past its length (mask false) a sequence keeps its state: s' = where(mask, new, s)."""
     T, B = x.shape[:2]
     W_hx = params["W_hx"]
     b_h = params["b_h"]
     w_hh = params["w_hh"]
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_hx times x
-    m_hx = x @ W_hx.T
-    # fused pointwise block: 1 operations
-    s_h = b_h + m_hx
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_hx times x
+        m_hx = x @ W_hx.T
+        # fused pointwise block: 1 operations
+        s_h = b_h + m_hx
+        return (s_h,)
 
-    def _step(_carry, _xs):
+    def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
+        _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:1]
         h_prev, = _carry
         s_h, = _xs
         # fused pointwise block: 3 operations
         h_new = jnp.maximum(s_h + h_prev*w_hh, 0)
-        return (h_new,), ((h_new,) + (h_new,) if keep else (h_new,))
+        _new = (h_new,)
+        if _live is not None:  # the rows past their length keep their states
+            _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
+        return _new, ((h_new,) + (h_new,) if keep else (h_new,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, (s_h,), length=T)
+    if keep:
+        s_h, = _inputs(x)
+        _xs = (s_h,)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None
@@ -127,8 +166,9 @@ def _run(x, state0, params, keep):
     return outputs, final_state, residuals
 
 
-def _backward(d_outputs, d_final_state, residuals, params):
-    """Gradients (dx, d_state0, d_params) of a loss given dL/d(outputs) and dL/d(final_state)."""
+def _backward(d_outputs, d_final_state, residuals, params, mask):
+    """Gradients (dx, d_state0, d_params) of a loss given dL/d(outputs) and dL/d(final_state).
+    With a mask, d_outputs is zero past each length (forward() zeroes those outputs)."""
     T, B = d_outputs.shape[:2]
     dtype = d_outputs.dtype
     x = residuals["x"]
@@ -136,8 +176,11 @@ def _backward(d_outputs, d_final_state, residuals, params):
     W_hx = params["W_hx"]
     w_hh = params["w_hh"]
 
-    def _back(_carry, _xs):
+    def _back(_carry, _xs_live):
         """One step backwards; every name is its value at this step."""
+        _xs, _live = _xs_live
+        if _live is not None:  # the adjoint of s' = where(live, new, s): new's part first
+            _carry_in, _carry = _carry, tuple(jnp.where(_live, d, 0) for d in _carry)
         d_h_next, = _carry
         h_new, d_outputs = _xs
         # fused pointwise block: 4 operations
@@ -145,10 +188,13 @@ def _backward(d_outputs, d_final_state, residuals, params):
         d_h_prev = _e0*w_hh
         d_s_h_all = _e0
         d_h_next = d_h_prev
-        return (d_h_next,), (d_s_h_all,)
+        _d = (d_h_next,)
+        if _live is not None:  # then s's: the rows past their length pass it through
+            _d = tuple(jnp.where(_live, d, d_in) for d, d_in in zip(_d, _carry_in))
+        return _d, (d_s_h_all,)
 
-    _carry, _ys = jax.lax.scan(_back, tuple(d_final_state), (h_all[1:], d_outputs), length=T,
-                               reverse=True)
+    _carry, _ys = jax.lax.scan(_back, tuple(d_final_state), ((h_all[1:], d_outputs), mask),
+                               length=T, reverse=True)
     d_h_next, = _carry
     d_s_h_all, = _ys
 
@@ -164,54 +210,69 @@ def _backward(d_outputs, d_final_state, residuals, params):
 
 
 @jax.custom_vjp
-def _derived(x, state0, params):
-    outputs, final_state, _ = _run(x, state0, params, False)
+def _derived(x, state0, params, mask):
+    outputs, final_state, _ = _run(x, state0, params, mask, False)
     return outputs, final_state
 
 
-def _derived_forward(x, state0, params):
-    outputs, final_state, residuals = _run(x, state0, params, True)
-    return (outputs, final_state), (residuals, params)
+def _derived_forward(x, state0, params, mask):
+    outputs, final_state, residuals = _run(x, state0, params, mask, True)
+    return (outputs, final_state), (residuals, params, mask)
 
 
 def _derived_backward(saved, cotangents):
-    residuals, params = saved
+    residuals, params, mask = saved
     d_outputs, d_final_state = cotangents
-    return _backward(d_outputs, d_final_state, residuals, params)
+    return (*_backward(d_outputs, d_final_state, residuals, params, mask), None)
 
 
 _derived.defvjp(_derived_forward, _derived_backward)
 
 
-def _reference(x, state0, params):
+def _reference(x, state0, params, mask):
     """The cell step by step as written in indrnn.gate; JAX differentiates it."""
     W_hx = params["W_hx"]
     b_h = params["b_h"]
     w_hh = params["w_hh"]
 
-    def _step(_carry, x):
+    def _step(_carry, x_live):
+        x, _live = x_live
         h_prev, = _carry
         m_hx = x @ W_hx.T
         h_new = jnp.maximum(b_h + m_hx + h_prev*w_hh, 0)
-        return (h_new,), h_new
+        _new = (h_new,)
+        if _live is not None:  # the rows past their length keep their states
+            _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
+        return _new, h_new
 
-    final_state, outputs = jax.lax.scan(_step, state0, x)
+    final_state, outputs = jax.lax.scan(_step, state0, (x, mask))
     return outputs, final_state
 
 
-def forward(x, state0, params, impl="derived"):
+def forward(x, state0, params, lengths=None, impl="derived"):
     """Run the cell over a sequence: (outputs (T, B, hidden), final_state).
 
     x: (T, B, input); state0: tuple in STATES order of (B, size) arrays, or None for
     zeros; params: dict as PARAMS. impl="derived" differentiates with the derived backward
     pass, impl="autodiff" runs the cell as written and lets JAX differentiate the scan.
+
+    lengths: None (every sequence runs T steps) or the B sequences' lengths, an integer
+    array with values in 1..T, in any order (a traced array under jit too). Sequence b then
+    runs its first lengths[b] steps: past them its state is carried unchanged (final_state
+    is its state at its own last step), its outputs are zero, x there is never read and
+    nothing flows back from those steps.
     """
     state0 = _check(x, state0, params)
-    if impl == "derived":
-        return _derived(x, state0, params)
-    if impl == "autodiff":
-        return _reference(x, state0, params)
-    raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    mask = _mask(lengths, *x.shape[:2])
+    if mask is not None:  # padding reads as zeros, whatever the caller left there
+        x = jnp.where(mask, x, jnp.zeros((), x.dtype))
+    run = _derived if impl == "derived" else _reference
+    outputs, final_state = run(x, state0, params, mask)
+    if mask is not None:
+        outputs = jnp.where(mask, outputs, jnp.zeros((), outputs.dtype))
+    return outputs, final_state
 
 
 def step(x_t, state, params):
@@ -237,7 +298,8 @@ if nn is not None:
         """indrnn over a batch of sequences, as a flax.linen layer.
 
         x is (B, T, input) (time_major=False, as flax.linen.RNN) or (T, B, input);
-        state is a tuple in STATES order of (B, size) arrays, or None for zeros. Returns
+        state is a tuple in STATES order of (B, size) arrays, or None for zeros; seq_lengths,
+        as flax.linen.RNN's, the (B,) sequences' lengths (forward()'s lengths). Returns
         (outputs, final_state). Parameters start as init_params() makes them.
         """
 
@@ -247,7 +309,7 @@ if nn is not None:
         param_dtype: object = jnp.float32
 
         @nn.compact
-        def __call__(self, x, state=None):
+        def __call__(self, x, state=None, *, seq_lengths=None):
             sizes = {INPUT_SIZE: x.shape[-1], "hidden": self.hidden_size}
             bound = 1.0 / sizes["hidden"] ** 0.5
 
@@ -263,7 +325,7 @@ if nn is not None:
                                           self.param_dtype)
             if not self.time_major:
                 x = jnp.swapaxes(x, 0, 1)
-            outputs, final_state = forward(x, state, params, self.impl)
+            outputs, final_state = forward(x, state, params, seq_lengths, self.impl)
             if not self.time_major:
                 outputs = jnp.swapaxes(outputs, 0, 1)
             return outputs, final_state

@@ -28,6 +28,8 @@ Arrays are time-major: x is (T, B, hidden), each state (B, size). forward() is a
 jax.lax.scan over time whose gradient is the derived backward pass (jax.custom_vjp): a
 reverse scan and the weight gradients as products over all steps at once. It works under
 jax.jit, jax.vmap and jax.grad, in float32 and float64 (jax_enable_x64).
+
+Sequences of different lengths: forward(..., lengths=...) (see forward()).
 """
 
 import jax
@@ -108,8 +110,30 @@ def _check(x, state0, params):
     return tuple(state0)
 
 
-def _run(x, state0, params, keep):
-    """The forward schedule: (outputs, final_state, residuals for the backward pass or None)."""
+def _mask(lengths, T, B):
+    """(T, B, 1) booleans, true where step t is within sequence b's length; None for None.
+    A traced lengths (under jit) is checked for shape and dtype only: a length past T
+    then runs T steps, and one below 1 none."""
+    if lengths is None:
+        return None
+    if not hasattr(lengths, "shape") and not isinstance(lengths, list | tuple):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                        f"or None; got {type(lengths).__name__}")
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence; "
+                         f"got {lengths.shape}")
+    if not isinstance(lengths, jax.core.Tracer) and B and (
+            lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"lengths must be in 1..T = 1..{T}; got {lengths.min()}..{lengths.max()}")
+    return (jnp.arange(T)[:, None] < lengths)[..., None]
+
+
+def _run(x, state0, params, mask, keep):
+    """The forward schedule: (outputs, final_state, residuals for the backward pass or None).
+    Past its length (mask false) a sequence keeps its state: s' = where(mask, new, s)."""
     T, B = x.shape[:2]
     size_hidden = x.shape[-1]
     W_ux = params["W_ux"]
@@ -121,19 +145,26 @@ def _run(x, state0, params, keep):
     w_rc = params["w_rc"]
     W_stack_x = jnp.concatenate([W_ux, W_fx, W_rx])
 
-    # Input-only work, for all time steps at once.
-    # GEMM: W_ux, W_fx, W_rx times x
-    mm_x = x @ W_stack_x.T
-    m_ux = mm_x[..., 0:size_hidden]
-    m_fx = mm_x[..., size_hidden:2 * size_hidden]
-    m_rx = mm_x[..., 2 * size_hidden:3 * size_hidden]
-    # fused pointwise block: 2 operations
-    u = m_ux
-    s_f = b_f + m_fx
-    s_r = b_r + m_rx
+    def _inputs(x):
+        """The input-only work: for all time steps at once when the backward pass needs its
+        values, else for one step inside the scan (on a CPU, one large product before the
+        scan and a (T, B, n) array read step by step cost more than a product per step)."""
+        # GEMM: W_ux, W_fx, W_rx times x
+        mm_x = x @ W_stack_x.T
+        m_ux = mm_x[..., 0:size_hidden]
+        m_fx = mm_x[..., size_hidden:2 * size_hidden]
+        m_rx = mm_x[..., 2 * size_hidden:3 * size_hidden]
+        # fused pointwise block: 2 operations
+        u = m_ux
+        s_f = b_f + m_fx
+        s_r = b_r + m_rx
+        return (x, u, s_f, s_r)
 
-    def _step(_carry, _xs):
+    def _step(_carry, _xs_live):
         """One step; every name is its value at this step."""
+        _xs, _live = _xs_live
+        if not keep:
+            _xs = _inputs(_xs)[:4]
         c_prev, = _carry
         x, u, s_f, s_r = _xs
         # fused pointwise block: 14 operations
@@ -141,9 +172,17 @@ def _run(x, state0, params, keep):
         r = jax.nn.sigmoid(s_r + c_prev*w_rc)
         c_new = c_prev*f + u*(1 - f)
         h = c_new*r + x*(1 - r)
-        return (c_new,), ((h,) + (c_new, f, r) if keep else (h,))
+        _new = (c_new,)
+        if _live is not None:  # the rows past their length keep their states
+            _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
+        return _new, ((h,) + (c_new, f, r) if keep else (h,))
 
-    final_state, _ys = jax.lax.scan(_step, state0, (x, u, s_f, s_r), length=T)
+    if keep:
+        x, u, s_f, s_r = _inputs(x)
+        _xs = (x, u, s_f, s_r)
+    else:
+        _xs = x
+    final_state, _ys = jax.lax.scan(_step, state0, (_xs, mask), length=T)
     outputs = _ys[0]
     if not keep:
         return outputs, final_state, None
@@ -159,8 +198,9 @@ def _run(x, state0, params, keep):
     return outputs, final_state, residuals
 
 
-def _backward(d_outputs, d_final_state, residuals, params):
-    """Gradients (dx, d_state0, d_params) of a loss given dL/d(outputs) and dL/d(final_state)."""
+def _backward(d_outputs, d_final_state, residuals, params, mask):
+    """Gradients (dx, d_state0, d_params) of a loss given dL/d(outputs) and dL/d(final_state).
+    With a mask, d_outputs is zero past each length (forward() zeroes those outputs)."""
     T, B = d_outputs.shape[:2]
     x = residuals["x"]
     u = residuals["u"]
@@ -175,8 +215,11 @@ def _backward(d_outputs, d_final_state, residuals, params):
     w_rc = params["w_rc"]
     W_stack_x = jnp.concatenate([W_ux, W_fx, W_rx])
 
-    def _back(_carry, _xs):
+    def _back(_carry, _xs_live):
         """One step backwards; every name is its value at this step."""
+        _xs, _live = _xs_live
+        if _live is not None:  # the adjoint of s' = where(live, new, s): new's part first
+            _carry_in, _carry = _carry, tuple(jnp.where(_live, d, 0) for d in _carry)
         d_c_next, = _carry
         c_prev, c_new, f, r, x, u, d_outputs = _xs
         # fused pointwise block: 17 operations
@@ -193,10 +236,13 @@ def _backward(d_outputs, d_final_state, residuals, params):
         d_u_all = _e4
         d_x_all = d_x
         d_c_next = d_c_prev
-        return (d_c_next,), (d_s_r_all, d_s_f_all, d_u_all, d_x_all)
+        _d = (d_c_next,)
+        if _live is not None:  # then s's: the rows past their length pass it through
+            _d = tuple(jnp.where(_live, d, d_in) for d, d_in in zip(_d, _carry_in))
+        return _d, (d_s_r_all, d_s_f_all, d_u_all, d_x_all)
 
-    _carry, _ys = jax.lax.scan(_back, tuple(d_final_state), (c_all[:-1], c_all[1:], f_all, r_all, x, u, d_outputs), length=T,
-                               reverse=True)
+    _carry, _ys = jax.lax.scan(_back, tuple(d_final_state), ((c_all[:-1], c_all[1:], f_all, r_all, x, u, d_outputs), mask),
+                               length=T, reverse=True)
     d_c_next, = _carry
     d_s_r_all, d_s_f_all, d_u_all, d_x_all = _ys
 
@@ -219,26 +265,26 @@ def _backward(d_outputs, d_final_state, residuals, params):
 
 
 @jax.custom_vjp
-def _derived(x, state0, params):
-    outputs, final_state, _ = _run(x, state0, params, False)
+def _derived(x, state0, params, mask):
+    outputs, final_state, _ = _run(x, state0, params, mask, False)
     return outputs, final_state
 
 
-def _derived_forward(x, state0, params):
-    outputs, final_state, residuals = _run(x, state0, params, True)
-    return (outputs, final_state), (residuals, params)
+def _derived_forward(x, state0, params, mask):
+    outputs, final_state, residuals = _run(x, state0, params, mask, True)
+    return (outputs, final_state), (residuals, params, mask)
 
 
 def _derived_backward(saved, cotangents):
-    residuals, params = saved
+    residuals, params, mask = saved
     d_outputs, d_final_state = cotangents
-    return _backward(d_outputs, d_final_state, residuals, params)
+    return (*_backward(d_outputs, d_final_state, residuals, params, mask), None)
 
 
 _derived.defvjp(_derived_forward, _derived_backward)
 
 
-def _reference(x, state0, params):
+def _reference(x, state0, params, mask):
     """The cell step by step as written in sru.gate; JAX differentiates it."""
     W_ux = params["W_ux"]
     W_fx = params["W_fx"]
@@ -248,7 +294,8 @@ def _reference(x, state0, params):
     b_r = params["b_r"]
     w_rc = params["w_rc"]
 
-    def _step(_carry, x):
+    def _step(_carry, x_live):
+        x, _live = x_live
         c_prev, = _carry
         m_ux = x @ W_ux.T
         u = m_ux
@@ -258,25 +305,39 @@ def _reference(x, state0, params):
         r = jax.nn.sigmoid(b_r + m_rx + c_prev*w_rc)
         c_new = c_prev*f + u*(1 - f)
         h = c_new*r + x*(1 - r)
-        return (c_new,), h
+        _new = (c_new,)
+        if _live is not None:  # the rows past their length keep their states
+            _new = tuple(jnp.where(_live, a, s) for a, s in zip(_new, _carry))
+        return _new, h
 
-    final_state, outputs = jax.lax.scan(_step, state0, x)
+    final_state, outputs = jax.lax.scan(_step, state0, (x, mask))
     return outputs, final_state
 
 
-def forward(x, state0, params, impl="derived"):
+def forward(x, state0, params, lengths=None, impl="derived"):
     """Run the cell over a sequence: (outputs (T, B, hidden), final_state).
 
     x: (T, B, hidden); state0: tuple in STATES order of (B, size) arrays, or None for
     zeros; params: dict as PARAMS. impl="derived" differentiates with the derived backward
     pass, impl="autodiff" runs the cell as written and lets JAX differentiate the scan.
+
+    lengths: None (every sequence runs T steps) or the B sequences' lengths, an integer
+    array with values in 1..T, in any order (a traced array under jit too). Sequence b then
+    runs its first lengths[b] steps: past them its state is carried unchanged (final_state
+    is its state at its own last step), its outputs are zero, x there is never read and
+    nothing flows back from those steps.
     """
     state0 = _check(x, state0, params)
-    if impl == "derived":
-        return _derived(x, state0, params)
-    if impl == "autodiff":
-        return _reference(x, state0, params)
-    raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    mask = _mask(lengths, *x.shape[:2])
+    if mask is not None:  # padding reads as zeros, whatever the caller left there
+        x = jnp.where(mask, x, jnp.zeros((), x.dtype))
+    run = _derived if impl == "derived" else _reference
+    outputs, final_state = run(x, state0, params, mask)
+    if mask is not None:
+        outputs = jnp.where(mask, outputs, jnp.zeros((), outputs.dtype))
+    return outputs, final_state
 
 
 def step(x_t, state, params):
@@ -302,7 +363,8 @@ if nn is not None:
         """sru over a batch of sequences, as a flax.linen layer.
 
         x is (B, T, hidden) (time_major=False, as flax.linen.RNN) or (T, B, hidden);
-        state is a tuple in STATES order of (B, size) arrays, or None for zeros. Returns
+        state is a tuple in STATES order of (B, size) arrays, or None for zeros; seq_lengths,
+        as flax.linen.RNN's, the (B,) sequences' lengths (forward()'s lengths). Returns
         (outputs, final_state). Parameters start as init_params() makes them.
         """
 
@@ -311,7 +373,7 @@ if nn is not None:
         param_dtype: object = jnp.float32
 
         @nn.compact
-        def __call__(self, x, state=None):
+        def __call__(self, x, state=None, *, seq_lengths=None):
             sizes = {INPUT_SIZE: x.shape[-1]}
             bound = 1.0 / sizes["hidden"] ** 0.5
 
@@ -327,7 +389,7 @@ if nn is not None:
                                           self.param_dtype)
             if not self.time_major:
                 x = jnp.swapaxes(x, 0, 1)
-            outputs, final_state = forward(x, state, params, self.impl)
+            outputs, final_state = forward(x, state, params, seq_lengths, self.impl)
             if not self.time_major:
                 outputs = jnp.swapaxes(outputs, 0, 1)
             return outputs, final_state

@@ -75,6 +75,10 @@ def jax_context(plan: Plan, source_name: str) -> dict:
     residuals = [k for k in dict.fromkeys(candidates)
                  if f'{k} = residuals["{k}"]' in backward_setup]
     static_forward = prune(static_forward, [body_text, *residuals])
+    # what the input-only work hands on: the scan's inputs, then the residuals it makes
+    made = {t.strip() for line in static_forward if not line.startswith("#")
+            for t in line.split(" = ")[0].split(",")}
+    inputs_out = [*forward_xs, *(r for r in residuals if r in made and r not in forward_xs)]
     forward_setup = prune(
         ["T, B = x.shape[:2]", "dtype = x.dtype",
          *lines.size_lines(), *param_loads, *lines.stack_lines()],
@@ -107,6 +111,9 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         "forward_setup": forward_setup,
         "static_forward": static_forward,
         "carry_unpack": unpack([s.name for s in cell.states], "_carry"),
+        "inputs_out": tuple_expr(inputs_out),
+        "inputs_unpack": unpack(inputs_out, "_inputs(x)"),
+        "n_forward_xs": len(forward_xs),
         "forward_xs_unpack": unpack(forward_xs, "_xs"),
         "forward_xs": tuple_expr(forward_xs),
         "loop_forward": loop_forward,

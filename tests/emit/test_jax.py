@@ -72,20 +72,25 @@ def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, 
         got = (o, f, gx, gs, gp)
         leaves = zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True)
         worst[impl] = max(float(np.abs(np.asarray(a) - b).max()) for a, b in leaves)
+        if impl == "derived":  # forward only runs the input-only work inside the scan
+            o, f = run(x, state0, params)
+            leaves = zip(jax.tree.leaves((o, f)), jax.tree.leaves((out, final)), strict=True)
+            worst["forward only"] = max(float(np.abs(np.asarray(a) - b).max())
+                                        for a, b in leaves)
         assert all(np.asarray(a).dtype == np.float64 for a in jax.tree.leaves(got))
     return worst
 
 
 def test_values_and_gradients_equal_numpy(x64):
     worst = errors_against_numpy("lstm")
-    assert worst["derived"] <= 1e-10 and worst["autodiff"] <= 1e-10, worst
+    assert max(worst.values()) <= 1e-10, worst
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", [*cells.names(), *CORPUS])
 def test_every_cell_equals_numpy(spec, x64):
     worst = errors_against_numpy(spec)
-    assert worst["derived"] <= 1e-10 and worst["autodiff"] <= 1e-10, worst
+    assert max(worst.values()) <= 1e-10, worst
 
 
 def test_jit_vmap_value_and_grad_float32():
@@ -100,7 +105,7 @@ def test_jit_vmap_value_and_grad_float32():
     xs = jnp.asarray(np.stack([x, 2 * x, -x]), jnp.float32)  # three sequences
 
     def loss(params, xs, impl):
-        run = jax.vmap(lambda x: gru.forward(x, None, params, impl)[0])
+        run = jax.vmap(lambda x: gru.forward(x, None, params, impl=impl)[0])
         return jnp.sum(jnp.sin(run(xs)))
 
     derived = jax.jit(jax.value_and_grad(loss), static_argnums=2)(params, xs, "derived")
