@@ -8,7 +8,11 @@ same weights:
 
 * ``scan``: impl="scan", the time loop as chunked scans, forward and backward;
 * ``loop``: impl="torch", the step-by-step generated loop with the derived backward;
-* ``eager``: impl="autograd", the cell step by step as written, under autograd.
+* ``eager``: impl="autograd", the cell step by step as written, under autograd (only up to
+  --eager-max steps: its graph of T steps is slow to build and to walk);
+* ``floor``: the matrix products with the input alone that every path does (forward: x times
+  the stacked input weights; forward+backward: also the input's and the weights' gradients),
+  and nothing else: what the scan cannot go below.
 
 Each pair is checked once (outputs and input gradient close). Implementations run round-robin
 within each repeat; the table gives medians and the ratios loop/scan and eager/scan.
@@ -49,10 +53,11 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def run_case(cls, T: int, repeats: int) -> dict[tuple[str, str], float]:
+def run_case(cls, T: int, repeats: int, eager: bool) -> dict[tuple[str, str], float]:
     torch.manual_seed(0)
     layers = {}
-    for impl in IMPLS:
+    impls = IMPLS if eager else IMPLS[:2]
+    for impl in impls:
         torch.manual_seed(0)
         layers[impl] = cls(H, H, impl=IMPL_ARG[impl])
     x = torch.randn(T, B, H, requires_grad=True)
@@ -66,17 +71,34 @@ def run_case(cls, T: int, repeats: int) -> dict[tuple[str, str], float]:
         out, _ = layer(x)
         return torch.autograd.grad((out * proj).sum(), [x, *layer.parameters()])
 
-    ref = {impl: (forward(layers[impl]), train(layers[impl])[0]) for impl in IMPLS}
-    for impl in IMPLS[1:]:
+    rows = sum(shape[0] == "hidden" and shape[1:] == ("input",) for shape in
+               (tuple(v) for v in _params_of(cls).values()))
+    weights = torch.randn(rows * H, H)
+
+    def floor_forward():
+        return x.detach() @ weights.T
+
+    def floor_train():
+        product = x.detach() @ weights.T
+        return product @ weights, product.reshape(-1, rows * H).T @ x.detach().reshape(-1, H)
+
+    ref = {impl: (forward(layers[impl]), train(layers[impl])[0]) for impl in impls}
+    for impl in impls[1:]:
         for a, b in zip(ref[impl], ref["scan"], strict=True):
             scale = b.abs().max().item()
             assert (a - b).abs().max().item() <= 1e-3 * scale, (impl, T)
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(repeats):
-        for impl in IMPLS:
+        for impl in impls:
             for kind, fn in (("forward", forward), ("fwd+bwd", train)):
                 times.setdefault((impl, kind), []).append(timed(lambda: fn(layers[impl])))
+        times.setdefault(("floor", "forward"), []).append(timed(floor_forward))
+        times.setdefault(("floor", "fwd+bwd"), []).append(timed(floor_train))
     return {key: statistics.median(v) for key, v in times.items()}
+
+
+def _params_of(cls):
+    return cls.forward.__globals__["PARAMS"]
 
 
 def main() -> None:
@@ -84,21 +106,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--cells", nargs="+", default=["mingru", "minlstm", "qrnn"])
     parser.add_argument("--lengths", nargs="+", type=int, default=[256, 4096, 16384])
+    parser.add_argument("--eager-max", type=int, default=4096,
+                        help="the longest T the eager loop is timed at")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B} H={H} float32; "
-          "median ms; ratios = other / scan")
-    print(f"{'cell':8} {'T':>6} {'pass':8} {'scan':>9} {'loop':>9} {'eager':>9} "
-          f"{'loop/scan':>10} {'eager/scan':>11}")
+          "median ms; ratios = other / scan; floor = the input products alone")
+    print(f"{'cell':8} {'T':>6} {'pass':8} {'scan':>9} {'loop':>9} {'eager':>9} {'floor':>9} "
+          f"{'loop/scan':>10} {'eager/scan':>11} {'scan/floor':>11}")
     for cell in args.cells:
         cls = layer_class(cell)
         for T in args.lengths:
             repeats = 3 if args.quick or T > 4096 else 7
-            med = run_case(cls, T, repeats)
+            eager = T <= args.eager_max
+            med = run_case(cls, T, repeats, eager)
             for kind in ("forward", "fwd+bwd"):
-                ms = {impl: 1e3 * med[(impl, kind)] for impl in IMPLS}
+                ms = {impl: 1e3 * med.get((impl, kind), float("nan"))
+                      for impl in (*IMPLS, "floor")}
                 print(f"{cell:8} {T:>6} {kind:8} {ms['scan']:9.2f} {ms['loop']:9.2f} "
-                      f"{ms['eager']:9.2f} {ms['loop'] / ms['scan']:10.1f} "
-                      f"{ms['eager'] / ms['scan']:11.1f}", flush=True)
+                      f"{ms['eager']:9.2f} {ms['floor']:9.2f} {ms['loop'] / ms['scan']:10.1f} "
+                      f"{ms['eager'] / ms['scan']:11.1f} {ms['scan'] / ms['floor']:11.2f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -167,9 +167,10 @@ def _scan(a, b, s0, T, active=None):
     a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)
     local, prod = np.empty((C, L, *s0.shape), s0.dtype), np.empty((C, L, *s0.shape), s0.dtype)
     local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]
-    for k in range(1, L):  # within each chunk, from zero
-        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]
-        prod[:, k] = a[:, k] * prod[:, k - 1]
+    for k in range(1, L):  # within each chunk, from zero (in place: no temporaries)
+        np.multiply(a[:, k], local[:, k - 1], out=local[:, k])
+        local[:, k] += b[:, k]
+        np.multiply(a[:, k], prod[:, k - 1], out=prod[:, k])
     carry, s = np.empty((C, *s0.shape), s0.dtype), s0
     for c in range(C):  # across the chunks: the state entering each
         carry[c] = s

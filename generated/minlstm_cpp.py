@@ -182,9 +182,9 @@ def _scan(a, b, s0, T, active=None):
     a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)
     local, prod = s0.new_empty((C, L, *s0.shape)), s0.new_empty((C, L, *s0.shape))
     local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]
-    for k in range(1, L):  # within each chunk, from zero
-        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]
-        prod[:, k] = a[:, k] * prod[:, k - 1]
+    for k in range(1, L):  # within each chunk, from zero (in place: no temporaries)
+        torch.addcmul(b[:, k], a[:, k], local[:, k - 1], out=local[:, k])
+        torch.mul(a[:, k], prod[:, k - 1], out=prod[:, k])
     carry, s = s0.new_empty((C, *s0.shape)), s0
     for c in range(C):  # across the chunks: the state entering each
         carry[c] = s

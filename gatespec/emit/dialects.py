@@ -81,8 +81,8 @@ def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
     }
 
 
-def _scan_helpers(lib: str, as_array: str, new: str, reverse: str,
-                  where: str) -> dict[str, str]:
+def _scan_helpers(lib: str, as_array: str, new: str, reverse: str, where: str, fma: str,
+                  mul: str) -> dict[str, str]:
     """The linear recurrence s_t = a_t * s_{t-1} + b_t over all steps (the scan path, see
     gatespec/emit/scan_lines.py), and its reverse, in an array library's spelling."""
     return {
@@ -107,9 +107,9 @@ def _scan_helpers(lib: str, as_array: str, new: str, reverse: str,
             "    a, b = a.reshape(C, L, *s0.shape), b.reshape(C, L, *s0.shape)\n"
             f"    local, prod = {new.format('empty', '(C, L, *s0.shape)')}, {new.format('empty', '(C, L, *s0.shape)')}\n"
             "    local[:, 0], prod[:, 0] = b[:, 0], a[:, 0]\n"
-            "    for k in range(1, L):  # within each chunk, from zero\n"
-            "        local[:, k] = a[:, k] * local[:, k - 1] + b[:, k]\n"
-            "        prod[:, k] = a[:, k] * prod[:, k - 1]\n"
+            "    for k in range(1, L):  # within each chunk, from zero (in place: no temporaries)\n"
+            f"        {fma.format('local[:, k]', 'a[:, k]', 'local[:, k - 1]', 'b[:, k]')}\n"
+            f"        {mul.format('prod[:, k]', 'a[:, k]', 'prod[:, k - 1]')}\n"
             f"    carry, s = {new.format('empty', '(C, *s0.shape)')}, s0\n"
             "    for c in range(C):  # across the chunks: the state entering each\n"
             "        carry[c] = s\n"
@@ -180,7 +180,9 @@ NUMPY = Dialect(
         "_silu": "def _silu(a):\n    return a * _sigmoid(a)\n",
         **_layernorm_helpers("axis=-1, keepdims=True", "1 / np.sqrt"),
         **_scan_helpers("np.concatenate", "np.broadcast_to(np.asarray({0}, s0.dtype), shape)",
-                        "np.{0}({1}, s0.dtype)", "{0}[::-1]", "np.where({0}, {1}, {2})"),
+                        "np.{0}({1}, s0.dtype)", "{0}[::-1]", "np.where({0}, {1}, {2})",
+                        "np.multiply({1}, {2}, out={0})\n        {0} += {3}",
+                        "np.multiply({1}, {2}, out={0})"),
     },
     helper_needs={"_silu": ["_sigmoid"], "_scan_reverse": ["_scan"]},
     empty_fmt="np.empty(({shape}), dtype)",
@@ -249,7 +251,8 @@ TORCH = Dialect(
         ),
         **_layernorm_helpers("dim=-1, keepdim=True", "torch.rsqrt"),
         **_scan_helpers("torch.cat", "torch.as_tensor({0}, dtype=s0.dtype, device=s0.device).broadcast_to(shape)",
-                        "s0.new_{0}({1})", "{0}.flip(0)", "torch.where({0}, {1}, {2})"),
+                        "s0.new_{0}({1})", "{0}.flip(0)", "torch.where({0}, {1}, {2})",
+                        "torch.addcmul({3}, {1}, {2}, out={0})", "torch.mul({1}, {2}, out={0})"),
     },
     helper_needs={"_scan_reverse": ["_scan"]},
     empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",
