@@ -110,7 +110,7 @@ class ScanLines:
         lines = [f"{n} = {n}_all" for n in self.plan.saved_loop]
         for s in self.cell.states:
             carry = self.plan.carries[s.label]
-            carry = carry.xreplace(env) if isinstance(carry, sympy.Expr) else sympy.sympify(0)
+            carry = carry.xreplace(env) if isinstance(carry, sympy.Expr) else sympy.Integer(0)
             nxt = ir.symbol(f"d_{s.label}_next")
             alpha = sympy.diff(carry, nxt)
             g = carry.xreplace({n: 0 for n in nexts})
