@@ -1,3 +1,4 @@
+import importlib
 import os
 import shutil
 import sys
@@ -50,5 +51,5 @@ def require_module(name: str):
     """An optional tool (triton, ...): a skip on a developer machine without it, a failure
     in CI, which installs it."""
     if os.environ.get("CI"):
-        return __import__(name)
+        return importlib.import_module(name)  # the submodule itself, as importorskip gives
     return pytest.importorskip(name)
