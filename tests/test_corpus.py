@@ -159,6 +159,7 @@ def _triton_results() -> dict[str, float | str]:
     return {Path(path).stem: value for path, value in map(json.loads, r.stdout.splitlines())}
 
 
+@pytest.mark.slow  # the interpreter over 52 cells (the built-in cells run by default)
 @pytest.mark.parametrize("name", CORPUS)
 def test_triton_kernels_match_torch_ops(name):
     require_module("triton")
@@ -214,6 +215,7 @@ def test_generated_code_passes_ruff(name, tmp_path):
 
 # -- the other targets, and cells with a known twin ---------------------------------------
 
+@pytest.mark.slow  # nvcc over 52 cells (the built-in cells compile by default)
 def test_cuda_kernels_compile(tmp_path):
     """Every cell's .cu with nvcc, warnings as errors, as tests/emit/test_cuda.py does for
     the built-in cells (one architecture here, to keep it quick)."""

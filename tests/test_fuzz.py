@@ -55,7 +55,7 @@ def _report(outcome: Outcome, data: bytes, filename: str, what: str) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=EXAMPLES or 40, **_SETTINGS)
+@settings(max_examples=EXAMPLES or 25, **_SETTINGS)
 @given(grammar_cells())
 def test_cells_from_the_grammar(case):
     data, filename, fault = case
@@ -63,7 +63,7 @@ def test_cells_from_the_grammar(case):
     assert not outcome.problems, _report(outcome, data, filename, f"fault {fault or 'none'}")
 
 
-@settings(max_examples=EXAMPLES or 80, **_SETTINGS)
+@settings(max_examples=EXAMPLES or 50, **_SETTINGS)
 @given(mutants())
 def test_mutants_of_the_builtin_cells(case):
     data, filename, edits = case
