@@ -574,12 +574,6 @@ def _castable(t):
     return t.is_floating_point() and t.dtype != torch.float64
 
 
-def _reference_run(x, state0, params, batch_sizes=None):
-    """_reference, with batch_sizes when given (rows sorted by decreasing length): outputs
-    zero past a row's end, each row's final state its state at its own last step."""
-    return _reference(x, state0, params, batch_sizes)
-
-
 # -- the fused forward and backward passes as custom operators --------------------------
 # torch.compile and torch.export trace an operator through its fake implementation (shapes
 # only, so a new T reuses the graph), and autograd and vmap see one op.
@@ -720,7 +714,7 @@ def _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state, n
     torch.func.vjp, which also serves a backward that torch.func.vjp calls after leaving
     its transform (where autograd no longer tracks the saved inputs)."""
     def run(x, state0, params):
-        outputs, final_state = _reference_run(x, tuple(state0),
+        outputs, final_state = _reference(x, tuple(state0),
                                               dict(zip(PARAMS, params, strict=True)),
                                               batch_sizes)
         return outputs, list(final_state)
@@ -834,7 +828,7 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=Non
 
 def _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes):
     if impl == "autograd":
-        return _reference_run(x, state0, params, batch_sizes)
+        return _reference(x, state0, params, batch_sizes)
     values = [params[name] for name in PARAMS]
     # torch.jit.trace records the op alone, for inference: the same graph with and without
     # grad (its check reruns under no_grad), and no Python Function, which it cannot save

@@ -399,7 +399,7 @@ def test_reference_with_batch_sizes_runs_each_sequence_at_its_length():
     state0 = tuple(torch.randn(4, sizes["hidden"], dtype=F64) for _ in mod.STATES)
     params = layer.layer_params(0)
     batch_sizes = torch.tensor([sum(n > t for n in lengths) for t in range(4)])
-    out, final = mod._reference_run(x, state0, params, batch_sizes)
+    out, final = mod._reference(x, state0, params, batch_sizes)
     for b, n in enumerate(lengths):
         alone, alone_final = mod._reference(x[:n, b:b + 1], tuple(s[b:b + 1] for s in state0),
                                             params)
