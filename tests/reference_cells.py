@@ -932,6 +932,59 @@ class LSTMLayerNorm(_Cell):
         return dx, (dh, dc_tot * f)
 
 
+class MLSTM(_Cell):
+    """Multiplicative LSTM (Krause et al. 2016), with a bias on every gate and on ĥ.
+
+    m = (W_mx x) ⊙ (W_mh h)
+    u = W_ux x + W_um m + b_u          (the paper's ĥ)
+    i, f, o = σ(W_kx x + W_km m + b_k)
+    c_t = f⊙c + i⊙u
+    h_t = tanh(c_t ⊙ o)
+    """
+
+    name = "mlstm"
+    PARAMS: ClassVar[Shapes] = {
+        "W_mx": ("hidden", "input"), "W_mh": ("hidden", "hidden"),
+        **{name: shape for k in "uifo" for name, shape in (
+            (f"W_{k}x", ("hidden", "input")), (f"W_{k}m", ("hidden", "hidden")),
+            (f"b_{k}", ("hidden",)))},
+    }
+    STATES = ("h", "c")
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        h, c = state
+        mx, mh = _lin(p, "W_mx", x), _lin(p, "W_mh", h)
+        m = mx * mh
+        pre = {k: _lin(p, f"W_{k}x", x) + _lin(p, f"W_{k}m", m) + p[f"b_{k}"] for k in "uifo"}
+        u = pre["u"]
+        i, f, o = (sigmoid(pre[k]) for k in "ifo")
+        c_t = f * c + i * u
+        h_t = np.tanh(c_t * o)
+        return (h_t, c_t), (x, h, c, mx, mh, m, u, i, f, o, c_t, h_t)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, mx, mh, m, u, i, f, o, c_t, h_t = cache
+        da = dh_t * (1.0 - h_t**2)  # through h_t = tanh(a), a = c_t ⊙ o
+        dc_tot = dc_t + da * o
+        dpre = {
+            "u": dc_tot * i,
+            "i": dc_tot * u * i * (1.0 - i),
+            "f": dc_tot * c * f * (1.0 - f),
+            "o": da * c_t * o * (1.0 - o),
+        }
+        dx = np.zeros_like(x)
+        dm = np.zeros_like(m)
+        for k, d in dpre.items():
+            grads[f"b_{k}"] += d.sum(0)
+            dx += _lin_back(p, grads, f"W_{k}x", x, d)
+            dm += _lin_back(p, grads, f"W_{k}m", m, d)
+        dx += _lin_back(p, grads, "W_mx", x, dm * mh)
+        dh = _lin_back(p, grads, "W_mh", h, dm * mx)
+        return dx, (dh, dc_tot * f)
+
+
 CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
@@ -951,6 +1004,7 @@ CELLS = {
     "sru": SRU(),
     "slstm": SLSTM(),
     "lstm_layernorm": LSTMLayerNorm(),
+    "mlstm": MLSTM(),
 }
 
 

@@ -20,8 +20,9 @@ from gatespec.build.sizes import SCALAR, Sizes
 from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS, OUT_OF_RANGE, fold, out_of_range
 from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
+from gatespec.parse.limits import MAX_EXPONENT
 
-STRUCTURAL = ("linear", "diag", "layernorm")
+STRUCTURAL = ("linear", "diag", "layernorm", "clip")
 
 
 @dataclass
@@ -137,7 +138,11 @@ class _Builder:
                                      note=f"first definition at line {self.defs[t.name].span.line}")
                 self._check_name(t.name, t.span)
                 node_name = t.name
-                size = self.sizes.new()
+                if stmt.size is not None:
+                    problem = size_name_problem(stmt.size)
+                    if problem:
+                        raise CheckError(problem, stmt.size_span)
+                size = self.sizes.new(stmt.size)
             self.defs[t.label] = _Def(node_name, size, t.span)
             self.taken.add(node_name)
             self.target_of[k] = t.label
@@ -217,7 +222,26 @@ class _Builder:
             return -v, s
         if isinstance(e, ast.BinOp):
             return self._chain(e)
+        if isinstance(e, ast.Pow):
+            return self._pow(e)
         return self._call(e)
+
+    def _pow(self, e: ast.Pow):
+        base, size = self._expr(e.base)
+        if base == 0 and e.exponent < 0:
+            raise CheckError("division by zero: 0 to a negative power", e.span)
+        value = base ** e.exponent
+        # SymPy multiplies nested exponents, (u**16)**16 = u**256, and spreads a power over
+        # a product's factors: bound every power the result holds at its top
+        for f in sympy.Mul.make_args(value):
+            if isinstance(f, sympy.Pow) and f.exp.is_Integer and abs(f.exp) > MAX_EXPONENT:
+                raise CheckError(f"this power makes an exponent of {f.exp}: exponents are at "
+                                 f"most {MAX_EXPONENT} in size", e.span,
+                                 note="name the inner power in its own statement")
+        if value.is_Number and out_of_range(value):
+            raise CheckError(f"this power folds to a constant that {OUT_OF_RANGE}", e.span,
+                             note=_FOLDED)
+        return value, size
 
     def _chain(self, e: ast.BinOp):
         """`a + b - c + ...` or `a * b / c * ...` as one SymPy sum or product: built one
@@ -268,6 +292,8 @@ class _Builder:
             return self._diag(c)
         if c.func == "layernorm":
             return self._layernorm(c)
+        if c.func == "clip":
+            return self._clip(c)
         if c.func not in ARITY:
             raise CheckError(f"unknown function '{c.func}'", c.span,
                              note=_suggest(c.func, [*ARITY, *STRUCTURAL]))
@@ -288,6 +314,22 @@ class _Builder:
                 raise CheckError(f"{c.func}() of constants {OUT_OF_RANGE}", c.span, note=_FOLDED)
             return value, size
         return LANGUAGE_FUNCTIONS[c.func](*args), size
+
+    def _clip(self, c: ast.Call):
+        """clip(u, lo, hi) = min(max(u, lo), hi): its gradient reaches u inside [lo, hi]
+        (at a bound as well, as max and min give a tie to their first operand)."""
+        self._arity(c, 3)
+        (u, size), (lo, lo_size), (hi, hi_size) = (self._expr(a) for a in c.args)
+        for value, s, a in ((lo, lo_size, c.args[1]), (hi, hi_size, c.args[2])):
+            size = self.sizes.unify(size, s, _span_of(a), "the operands of clip()")
+        if lo.is_Number and hi.is_Number and lo > hi:
+            raise CheckError(f"clip() has its lower bound {_number_text(lo)} above its upper "
+                             f"bound {_number_text(hi)}", _span_of(c.args[1]))
+        if u.is_Number:
+            raise CheckError("clip() of a constant: write the clipped number itself",
+                             _span_of(c.args[0]))
+        Max, Min = LANGUAGE_FUNCTIONS["max"], LANGUAGE_FUNCTIONS["min"]
+        return Min(Max(u, lo), hi), size
 
     def _arity(self, c: ast.Call, n: int) -> None:
         if c.kwargs:
@@ -578,6 +620,6 @@ def _number_part(e: sympy.Expr, additive: bool) -> sympy.Number:
 
 
 def _span_of(e: ast.Expr) -> Span:
-    if isinstance(e, ast.BinOp):
-        return _span_of(e.left)
+    if isinstance(e, ast.BinOp | ast.Pow):
+        return _span_of(e.left if isinstance(e, ast.BinOp) else e.base)
     return e.span

@@ -78,6 +78,7 @@ DESCRIPTIONS = {
     "max": "element-wise maximum of two operands",
     "min": "element-wise minimum of two operands",
     "identity": "the operand itself",
+    "clip": "clip(a, lo, hi) = min(max(a, lo), hi)",
 }
 
 # sqrt's slope is infinite at 0; taken as 1 / (2 max(sqrt(a), 1e-30)) it stays finite, so

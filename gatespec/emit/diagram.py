@@ -122,6 +122,11 @@ class _Graph:
             op = self.node("−", shape="circle", width="0.3", fixedsize="true")
             self.edge(self.expr(e.operand), op)
             return op
+        if isinstance(e, ast.Pow):
+            op = self.node(f"a<SUP>{e.exponent}</SUP>", shape="circle", width="0.45",
+                           fixedsize="true", fontsize="10")
+            self.edge(self.expr(e.base), op)
+            return op
         if isinstance(e, ast.BinOp) and e.op in "-/":
             left, right = self.expr(e.left), self.expr(e.right)
             # which side is which matters: the node says a − b
@@ -163,10 +168,11 @@ class _Graph:
             self.edge(self.expr(c.args[0]), box)
             return box
         name = dot_html(_FUNCTIONS.get(c.func, c.func))
-        box = self.node(name + ("(a, b)" if len(c.args) > 1 else ""), shape="box",
-                        style="rounded")
+        names = "abc"[:len(c.args)]  # clip(a, b, c) has the most operands
+        box = self.node(name + (f"({', '.join(names)})" if len(c.args) > 1 else ""),
+                        shape="box", style="rounded")
         for k, a in enumerate(c.args):
-            self.edge(self.expr(a), box, "ab"[k] if len(c.args) > 1 else None)
+            self.edge(self.expr(a), box, names[k] if len(c.args) > 1 else None)
         return box
 
 

@@ -50,7 +50,18 @@ class ForwardPrinter:
             return "-" + (f"({text})" if prec <= PROD else text), UNARY
         if isinstance(e, ast.BinOp):
             return self._binop(e)
+        if isinstance(e, ast.Pow):
+            return self._pow(e)
         return self._call(e)
+
+    def _pow(self, e: ast.Pow) -> tuple[str, float]:
+        """u², element by element, written as the backward pages write powers."""
+        base, prec = self._print(e.base)
+        if prec < ATOM or isinstance(e.base, ast.Call | ast.Pow):
+            base = f"({base})"
+        k = abs(e.exponent)
+        power = base + (f"^{k}" if k < 10 else f"^{{{k}}}")
+        return (rf"\frac{{1}}{{{power}}}" if e.exponent < 0 else power), ATOM
 
     def _binop(self, e: ast.BinOp) -> tuple[str, float]:
         left, lp = self._print(e.left)
@@ -127,6 +138,8 @@ def _constant(e: ast.Expr) -> bool:
         return True
     if isinstance(e, ast.Neg):
         return _constant(e.operand)
+    if isinstance(e, ast.Pow):
+        return _constant(e.base)
     if isinstance(e, ast.BinOp):
         return _constant(e.left) and _constant(e.right)
     return False
@@ -152,6 +165,8 @@ def reads(e: ast.Expr):
         yield from reads(e.right)
     elif isinstance(e, ast.Neg):
         yield from reads(e.operand)
+    elif isinstance(e, ast.Pow):
+        yield from reads(e.base)
     elif isinstance(e, ast.Call):
         for a in e.args:
             yield from reads(a)

@@ -38,6 +38,7 @@ FUNCTIONS = {
     "silu": r"\operatorname{{SiLU}}({0})",
     "max": r"\max({0}, {1})",
     "min": r"\min({0}, {1})",
+    "clip": r"\operatorname{{clip}}({0}, {1}, {2})",
     # helpers that only appear in derivatives
     "expm1": r"(\exp({0}) - 1)",
     "sign": r"\operatorname{{sign}}({0})",

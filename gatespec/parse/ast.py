@@ -41,6 +41,15 @@ class Neg:
 
 
 @dataclass(frozen=True)
+class Pow:
+    """`base ** exponent`: the exponent is an integer constant, checked by the parser."""
+
+    base: Expr
+    exponent: int
+    span: Span  # the operator
+
+
+@dataclass(frozen=True)
 class KwArg:
     name: str
     value: Expr
@@ -55,7 +64,7 @@ class Call:
     span: Span  # the function name
 
 
-Expr = Number | Var | BinOp | Neg | Call
+Expr = Number | Var | BinOp | Neg | Pow | Call
 
 
 def walk(e: Expr, keywords: bool = True):
@@ -70,6 +79,8 @@ def walk(e: Expr, keywords: bool = True):
         yield from walk(e.right, keywords)
     elif isinstance(e, Neg):
         yield from walk(e.operand, keywords)
+    elif isinstance(e, Pow):
+        yield from walk(e.base, keywords)
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,9 @@ class Assign:
     target: Var
     value: Expr
     span: Span
+    # `y[out] = ...`: the size the intermediate is declared with, and where
+    size: str | None = None
+    size_span: Span | None = None
 
 
 @dataclass

@@ -41,6 +41,9 @@ def check_name_lengths(tree: lark.Tree, source: str, path: str) -> None:
 # level; the right operand of - and / two (a - b is a + (-1) * b, a / b is a * b**-1); a
 # chain `a + b - c` or `a * b / c` is one sum or product.
 MAX_DEPTH = 100
+# `u ** k`: kernels print a power as k factors, and nested powers multiply (SymPy writes
+# (u**16)**16 as u**256), so the builder bounds the exponent of the result as well
+MAX_EXPONENT = 16
 MAX_LENGTH = 400  # operators in a row, `a * b * ... * z`, counting the nested ones
 
 

@@ -10,7 +10,7 @@ import lark
 from gatespec.errors import ParseError, Span
 from gatespec.parse import ast
 from gatespec.parse.latex_check import LatexError, check_latex
-from gatespec.parse.limits import check_depth, check_name_lengths, number_value
+from gatespec.parse.limits import MAX_EXPONENT, check_depth, check_name_lengths, number_value
 
 _TOKEN_NAMES = {
     "NAME": "a name",
@@ -23,6 +23,7 @@ _TOKEN_NAMES = {
     "MINUS": "-",
     "STAR": "*",
     "SLASH": "/",
+    "POW": "**",
     "LPAR": "(",
     "RPAR": ")",
     "LSQB": "[",
@@ -177,9 +178,16 @@ class _Builder:
 
     def assign(self, item: lark.Tree) -> None:
         target_tree, value = item.children
-        name, *prime = target_tree.children
+        name, *rest = target_tree.children
+        prime = [t for t in rest if t.type == "PRIME"]
+        size = [t for t in rest if t.type == "NAME"]
         target = ast.Var(str(name), bool(prime), self.span(name, len(name) + len(prime)))
-        self.cell.statements.append(ast.Assign(target, self.expr(value), self.span(item)))
+        if size and prime:
+            raise ParseError(f"'{target.label}' is a state's next value: its size is the "
+                             f"state's, declared on its `state` line", self.span(size[0]))
+        self.cell.statements.append(ast.Assign(
+            target, self.expr(value), self.span(item), str(size[0]) if size else None,
+            self.span(size[0]) if size else None))
 
     def expr(self, node) -> ast.Expr:
         kind = node.data
@@ -192,6 +200,9 @@ class _Builder:
         if kind == "binop":
             left, op, right = node.children
             return ast.BinOp(str(op), self.expr(left), self.expr(right), self.span(op))
+        if kind == "power":
+            base, op, exponent = node.children
+            return ast.Pow(self.expr(base), self._exponent(exponent, op), self.span(op))
         if kind == "neg":
             return ast.Neg(self.expr(node.children[1]), self.span(node.children[0]))
         if kind == "unary":  # unary plus
@@ -210,3 +221,20 @@ class _Builder:
                     pos.append(self.expr(a))
             return ast.Call(str(name), tuple(pos), tuple(kws), self.span(name))
         raise AssertionError(f"unknown tree node {kind}")
+
+    def _exponent(self, tree, op) -> int:
+        """The exponent of `**`: an integer constant, at most MAX_EXPONENT in size."""
+        e = self.expr(tree)
+        sign = 1
+        while isinstance(e, ast.Neg):
+            sign, e = -sign, e.operand
+        span = self.span_of_tree(tree)
+        if not isinstance(e, ast.Number) or e.value.denominator != 1:
+            raise ParseError("the exponent of ** must be an integer constant, such as 2 or -1",
+                             span, note="for a root write sqrt(u); for a^u write exp(u * log(a))")
+        value = sign * e.value.numerator
+        if abs(value) > MAX_EXPONENT:
+            raise ParseError(f"the exponent {value} is too large: exponents are at most "
+                             f"{MAX_EXPONENT} in size", span,
+                             note="kernels write a power as a product of its factors")
+        return value

@@ -74,6 +74,9 @@ EXPECTED_PARAMS.update({
     "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
         (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
         (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},
+    # mLSTM: m's two maps have no bias; u (the paper's ĥ) and the gates read x and m
+    "mlstm": {"W_mx": IH, "W_mh": HH, **{name: shape for g in "uifo" for name, shape in (
+        (f"W_{g}x", IH), (f"W_{g}m", HH), (f"b_{g}", H))}},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
