@@ -97,7 +97,7 @@ class BackwardEquations:
         self.pre = {p.node: p for p in map(self._preactivation, sorted(self.user)) if p}
         self.calls = self._calls(cell_file)
         self.call_of = {m: c for c in self.calls for m in c.matmuls}
-        self.layernorms = [n for n in derived.nodes if isinstance(n, ir.LayerNorm)]
+        self.layernorms = [n for n in derived.nodes if isinstance(n, ir.Row)]
         self.printer = SympyLatex(derived, forward.names, self._adjoint_latex,
                                   self._auxiliary_latex)
         self._adj: dict[str, sympy.Expr] = {}
@@ -227,12 +227,12 @@ class BackwardEquations:
             self._adj[name] = sympy.Add(*self.terms(name))
         return self._adj[name]
 
-    def ln_ref(self, node: ir.LayerNorm) -> sympy.Expr:
+    def ln_ref(self, node: ir.Row) -> sympy.Expr:
         """The adjoint of a layer norm's output: one named adjoint as it is, else δℓ."""
         total = self.adj(node.name)
         return total if isinstance(total, sympy.Symbol) else self.ln_output_adjoint(node.name)
 
-    def layernorm_equations(self, node: ir.LayerNorm) -> list[StepEquation]:
+    def layernorm_equations(self, node: ir.Row) -> list[StepEquation]:
         """δℓ (when it needs a name), δû = α ⊙ δℓ, δu = (δû − ⟨δû⟩ − û ⟨δû ⊙ û⟩) / s."""
         out = []
         d_out = self.ln_ref(node)
@@ -255,7 +255,7 @@ class BackwardEquations:
                     todo.append(dep)
         return sorted(found, key=lambda n: -self.order[n])
 
-    def _layernorms_of(self, owner: str) -> list[ir.LayerNorm]:
+    def _layernorms_of(self, owner: str) -> list[ir.Row]:
         """The layer norms on a statement's line, each after those that read it."""
         pending = [n for n in self.layernorms if self.cell.params[n.gain].owner == owner]
         out = []

@@ -130,7 +130,7 @@ class SympyLatex:
             return self.adjoint(kind, rest, step), ATOM
         if ir.is_param_name(name):
             return ln.Names.param(name), ATOM
-        if ":" in name or isinstance(self.d.node(name), ir.LayerNorm):
+        if ":" in name or isinstance(self.d.node(name), ir.Row):
             if self.auxiliary is None:
                 raise NotImplementedError(f"no LaTeX for {name}")
             return self.auxiliary(name, step), ATOM
