@@ -95,6 +95,7 @@ class Row:
     kind: str  # a key of ROW_KINDS
     gain: str | None = None  # parameter names
     bias: str | None = None
+    owner: str = ""  # the variable whose line computes it
 
     @property
     def spec(self) -> RowKind:

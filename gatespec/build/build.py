@@ -397,7 +397,8 @@ class _Builder:
             self.call_params[(c.span.line, c.span.column)] = (gain, beta) if bias else (gain,)
         prefix, title = _ROW_NAMES[c.func]
         name = self._fresh(f"{prefix}_{self.owner}{suffix}")
-        self._add(ir.Row(name, f"{title}({suffix})", size, operand, c.func, gain, beta))
+        self._add(ir.Row(name, f"{title}({suffix})", size, operand, c.func, gain, beta,
+                         self.owner))
         return ir.symbol(name), size
 
     def _diag(self, c: ast.Call):

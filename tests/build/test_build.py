@@ -74,6 +74,9 @@ EXPECTED_PARAMS.update({
     "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
         (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
         (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},
+    # Shen et al. 2019: the LSTM's four maps and the two master gates' (f~ as mf, i~ as mi)
+    "on_lstm": {name: shape for g in ("f", "i", "o", "g", "mf", "mi") for name, shape in (
+        (f"W_{g}x", IH), (f"W_{g}h", HH), (f"b_{g}", H))},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
