@@ -142,7 +142,7 @@ def _layout(equations: list[Equation]) -> list[dict]:
 
 
 _INVISIBLE = re.compile(r"\\(boldsymbol|bm|bar|tilde|hat|mathrm|operatorname|mathbf|left|right"
-                        r"|top|,)(?![A-Za-z])")
+                        r"|,)(?![A-Za-z])")
 
 
 def _width(tex: str) -> float:

@@ -413,12 +413,12 @@ _LN_VALUES = {"": "out", "lnhat": "hat", "lnstd": "std", "lnsoft": "soft"}
 
 def _row_labels(rows: list[ir.Row]) -> dict[str, str]:
     """The subscript that names each row reduction in the equations: a normalisation's
-    gain's (`alpha_ix` -> `ix`; unique, as the gain is), else its operand's name part,
-    primed until no other row has it (`softmax(cumax(u))` on one line)."""
+    gain's (`alpha_ix` -> `ix`; unique, as the gain is), else its line's name, primed
+    until no other row has it (`softmax(cumax(u))` on one line)."""
     labels = {n.name: n.gain.partition("_")[2] for n in rows if n.gain}
     for n in rows:
         if not n.gain:
-            label = n.name.partition("_")[2]
+            label = n.owner
             while label in labels.values():
                 label += "'"
             labels[n.name] = label
