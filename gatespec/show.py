@@ -7,7 +7,7 @@ from gatespec.derive.functions import DESCRIPTIONS
 from gatespec.derive.scans import Scan, find_scans
 from gatespec.emit.escape import terminal_text
 from gatespec.emit.printer import CodePrinter
-from gatespec.schedule import BlockOp, GemmOp, RowOp, Plan
+from gatespec.schedule import BlockOp, GemmOp, Plan, RowOp
 
 
 def _printer() -> CodePrinter:

@@ -18,7 +18,7 @@ from gatespec import ir
 from gatespec.emit.kernels import Kernel, KernelLines
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, Gemm, RowOp, Plan
+from gatespec.schedule import STATIC, Gemm, Plan, RowOp
 
 
 class CppLines(KernelLines):

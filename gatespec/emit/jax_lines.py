@@ -18,7 +18,7 @@ from gatespec.emit.dialects import JAX
 from gatespec.emit.lines import ModuleLines, _words
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, Gemm, RowOp, Plan
+from gatespec.schedule import STATIC, Gemm, Plan, RowOp
 
 
 class JaxLines(ModuleLines):

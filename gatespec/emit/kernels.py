@@ -22,7 +22,7 @@ import sympy
 from gatespec import ir
 from gatespec.emit.dialects import TORCH
 from gatespec.emit.lines import ModuleLines
-from gatespec.schedule import BlockOp, RowOp, Plan
+from gatespec.schedule import BlockOp, Plan, RowOp
 
 
 @dataclass

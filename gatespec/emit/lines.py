@@ -14,7 +14,7 @@ from gatespec import ir
 from gatespec.emit.dialects import Dialect
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, RowOp, Plan
+from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, Plan, RowOp
 
 
 class ModuleLines:

@@ -33,9 +33,9 @@ from gatespec.schedule.plan import (
     BlockOp,
     Gemm,
     GemmOp,
-    RowOp,
     Op,
     Plan,
+    RowOp,
     Store,
 )
 
