@@ -949,7 +949,7 @@ def _cumax_back(dy, s):
 
 
 class ONLSTM(_Cell):
-    """ON-LSTM (Shen et al. 2019, equations 9-14) with unchunked master gates:
+    """ON-LSTM (Shen et al. 2019) with unchunked master gates:
     f, i, o = sigmoid(.), g = tanh(.), mf = cumax(.), mi = 1 - cumax(.),
     w = mf * mi, fh = f * w + (mf - w), ih = i * w + (mi - w),
     c_t = fh * c + ih * g, h_t = o * tanh(c_t)."""
