@@ -6,7 +6,7 @@ JAX, ONNX, C++, Triton and CUDA ones with -m slow) and the built-in on_lstm uses
 
 import numpy as np
 import pytest
-from conftest import require_torch
+from conftest import ROOT, require_torch
 from helpers import numpy_module, torch_grad_errors
 
 from gatespec.check import finite_difference_check
@@ -85,3 +85,21 @@ def test_large_pre_activations_neither_overflow_nor_lose_the_gradient(name, tmp_
     assert np.isfinite(out).all()
     assert all(np.isfinite(g).all() for g in grads[2].values())
 
+
+
+def test_scan_path_runs_rows_of_the_input():
+    """Row reductions of the input alone are a scannable cell's coefficients: the scan
+    (impl="scan") gives autograd's outputs and gradients."""
+    torch = require_torch()
+    from helpers import layer_grads, module_class, torch_module
+
+    mod = torch_module(str(ROOT / "tests" / "corpus" / "row_reductions_scan.gate"))
+    torch.manual_seed(0)
+    layer = module_class(mod)(3, 5, dtype=torch.float64)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(1, 2, 5, dtype=torch.float64, requires_grad=True)
+    out_s, fin_s, g_s = layer_grads(layer, x, h, "scan")
+    out_a, fin_a, g_a = layer_grads(layer, x, h, "autograd")
+    assert torch.allclose(out_s, out_a, rtol=1e-12, atol=1e-13)
+    for a, b in zip([*fin_s, *g_s], [*fin_a, *g_a], strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
