@@ -23,7 +23,7 @@ def symbol(name: str) -> sympy.Symbol:
 class Param:
     name: str
     shape: tuple[str, ...]  # size names: (rows, cols) for a matrix, (n,) for a vector
-    role: str  # "weight" | "bias" | "diag" | "ln_gain" | "ln_bias" (layer norm)
+    role: str  # "weight" | "bias" | "diag" | "ln_gain" | "ln_bias" | "rms_gain" | "rms_bias"
     owner: str  # the variable whose line created it
     line: int
 
@@ -57,27 +57,59 @@ class Pointwise:
 
 
 @dataclass(frozen=True)
-class LayerNorm:
-    """Layer normalisation of one vector over its units: (u - mean) / sqrt(var + eps),
-    times a per-unit gain, plus a per-unit bias. A reduction, so, like a matrix product,
-    it separates two pointwise blocks."""
+class RowKind:
+    """What one kind of row reduction computes and keeps for its backward pass."""
+
+    title: str  # in comments and `gatespec show`: "layer norm"
+    # arrays its forward helper returns after the output, each (suffix, per-unit): a
+    # per-unit one is (B, n) per step, else (B, 1)
+    saves: tuple[tuple[str, bool], ...]
+    scaled: bool  # has a per-unit gain (and, with bias=true, a bias)
+    bias_default: bool = False
+
+
+# A reduction over one vector's units; like a matrix product it separates two pointwise
+# blocks. Each kind has a forward helper returning (y, *saves) and a backward helper taking
+# (dy, *saves[, gain]) in every target.
+ROW_KINDS = {
+    # (u - mean) / sqrt(var + eps) * gain + bias; saves the normalised input, 1 / deviation
+    "layernorm": RowKind("layer norm", (("xhat", True), ("rstd", False)), True, True),
+    # u / sqrt(mean(u^2) + eps) * gain (+ bias), as torch.nn.RMSNorm
+    "rmsnorm": RowKind("RMS norm", (("xhat", True), ("rstd", False)), True),
+    # exp(u - max u) / sum: saves its output
+    "softmax": RowKind("softmax", (("smax", True),), False),
+    # cumsum(softmax(u)) (Shen et al. 2019): saves the softmax
+    "cumax": RowKind("cumax", (("smax", True),), False),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A reduction over the units of one vector (see ROW_KINDS), with a per-unit gain and
+    bias for the normalisations."""
 
     name: str
     label: str
     size: str
     operand: str  # node name
-    gain: str  # parameter names
-    bias: str | None
+    kind: str  # a key of ROW_KINDS
+    gain: str | None = None  # parameter names
+    bias: str | None = None
+    owner: str = ""  # the variable whose line computes it
+
+    @property
+    def spec(self) -> RowKind:
+        return ROW_KINDS[self.kind]
 
 
-EPSILON = 1e-5  # as torch.nn.LayerNorm
+EPSILON = 1e-5  # as torch.nn.LayerNorm; RMS norm uses the same
 
-Node = Leaf | MatMul | Pointwise | LayerNorm
+Node = Leaf | MatMul | Pointwise | Row
 
 
 def deps(node: Node) -> list[str]:
     """Names of the nodes a node reads, sorted for determinism (parameters excluded)."""
-    if isinstance(node, MatMul | LayerNorm):
+    if isinstance(node, MatMul | Row):
         return [node.operand]
     if isinstance(node, Pointwise):
         return sorted(s.name for s in node.expr.free_symbols if not is_param_name(s.name))

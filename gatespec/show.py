@@ -7,7 +7,7 @@ from gatespec.derive.functions import DESCRIPTIONS
 from gatespec.derive.scans import Scan, find_scans
 from gatespec.emit.escape import terminal_text
 from gatespec.emit.printer import CodePrinter
-from gatespec.schedule import BlockOp, GemmOp, LayerNormOp, Plan
+from gatespec.schedule import BlockOp, GemmOp, Plan, RowOp
 
 
 def _printer() -> CodePrinter:
@@ -66,13 +66,14 @@ def render_plan(plan: Plan) -> str:
                 else:
                     out.append(f"  [{', '.join(g.outputs)}] = {g.operand} @ "
                                f"[{', '.join(g.weights)}]^T   (one GEMM)")
-            elif isinstance(op, LayerNormOp):
+            elif isinstance(op, RowOp):
                 ln = op.node
                 if op.backward:
-                    out.append(f"  {op.operand_grad} = layernorm_backward(d_{ln.name})   "
+                    out.append(f"  {op.operand_grad} = {ln.kind}_backward(d_{ln.name})   "
                                "(a reduction over the units)")
                 else:
-                    out.append(f"  {ln.name} = layernorm({ln.operand}) * {ln.gain}"
+                    out.append(f"  {ln.name} = {ln.kind}({ln.operand})"
+                               + (f" * {ln.gain}" if ln.gain else "")
                                + (f" + {ln.bias}" if ln.bias else "")
                                + "   (a reduction over the units)")
             else:

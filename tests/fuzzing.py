@@ -407,7 +407,7 @@ def _expr(draw, scope: _Scope, depth: int) -> str:
     if depth <= 0:
         return draw(_leaf(scope))
     kind = draw(st.sampled_from(("leaf", "binop", "binop", "act", "act", "neg", "minmax",
-                                 "diag", "ln", "linear", "paren", "const_op")))
+                                 "diag", "ln", "row", "linear", "paren", "const_op")))
     if kind == "leaf":
         return draw(_leaf(scope))
     if kind == "binop":
@@ -428,8 +428,13 @@ def _expr(draw, scope: _Scope, depth: int) -> str:
             return operand
         if kind == "diag":
             return f"diag({operand})"
+        # layernorm and rmsnorm both name their gain alpha_<line><operand>: one key
+        if draw(st.booleans()):
+            return f"rmsnorm({operand}{', bias=true' if draw(st.booleans()) else ''})"
         bias = ", bias=false" if draw(st.booleans()) else ""
         return f"layernorm({operand}{bias})"
+    if kind == "row":  # no parameters: any operand, any number of times
+        return f"{draw(st.sampled_from(('softmax', 'cumax')))}({draw(_expr(scope, depth - 1))})"
     if kind == "linear":
         return draw(_linear(scope, depth - 1))
     if kind == "paren":
@@ -578,7 +583,7 @@ def _apply_fault(draw, fault: str, stmts: list[str], names: list[str],
     elif fault == "unknown_function":
         stmts[k] = f"{lhs} = sigmod({rhs})"
     elif fault == "arity":
-        stmts[k] = f"{lhs} = {draw(st.sampled_from(('tanh', 'max', 'diag', 'layernorm')))}" \
+        stmts[k] = f"{lhs} = {draw(st.sampled_from(('tanh', 'max', 'diag', 'layernorm', 'cumax')))}" \
                    f"({rhs}, {rhs}, {rhs})"
     elif fault == "bias_kw":
         kw = draw(st.sampled_from(("bias=true", "bias=1", "bias=false, bias=false", "gain=2")))
@@ -621,7 +626,8 @@ BUILTINS = [cells.source(n).encode("utf-8") for n in cells.names()]
 TOKENS = [b"'", b"(", b")", b",", b"=", b"#", b'"', b"\n", b"\r", b"\r\n", b"\t", b"\\",
           b"\\\n", b"\x00", b"\xff", b"\xc3", b"\xef\xbb\xbf", "é".encode(), "\u2028".encode(),
           b"\x0c", b"+", b"-", b"*", b"/", b"[", b"]", b"0", b"1e999", b"1e-999", b".", b"..",
-          b"x", b"h", b"h'", b"c'", b"linear(", b"diag(", b"layernorm(", b"bias=false",
+          b"x", b"h", b"h'", b"c'", b"linear(", b"diag(", b"layernorm(", b"rmsnorm(",
+          b"softmax(", b"cumax(", b"bias=false",
           b"bias=true", b"sigmoid", b"max(", b"input ", b"state ", b"output ", b"cell ",
           b"latex ", b"equivalent torch.nn.LSTM gates i f g o", b"9" * 5000, b"a" * 300]
 

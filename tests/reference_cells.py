@@ -932,6 +932,71 @@ class LSTMLayerNorm(_Cell):
         return dx, (dh, dc_tot * f)
 
 
+def _cumax(u):
+    """Shen et al. 2019's cumax over the units: y_k = sum_{j <= k} softmax(u)_j. Returns
+    (y, softmax), the softmax taken after subtracting the row's maximum."""
+    e = np.exp(u - u.max(axis=-1, keepdims=True))
+    s = e / e.sum(axis=-1, keepdims=True)
+    return np.cumsum(s, axis=-1), s
+
+
+def _cumax_back(dy, s):
+    """Backward of _cumax. y_k = sum_{j <= k} s_j, so dL/ds_j = sum_{k >= j} dy_k; the
+    softmax's Jacobian ds_j/du_m = s_j (1[j = m] - s_m) then gives
+    dL/du_m = s_m (dL/ds_m - sum_j dL/ds_j s_j)."""
+    ds = np.flip(np.cumsum(np.flip(dy, -1), axis=-1), -1)
+    return s * (ds - (ds * s).sum(axis=-1, keepdims=True))
+
+
+class ONLSTM(_Cell):
+    """ON-LSTM (Shen et al. 2019) with unchunked master gates:
+    f, i, o = sigmoid(.), g = tanh(.), mf = cumax(.), mi = 1 - cumax(.),
+    w = mf * mi, fh = f * w + (mf - w), ih = i * w + (mi - w),
+    c_t = fh * c + ih * g, h_t = o * tanh(c_t)."""
+
+    name = "on_lstm"
+    GATES = ("f", "i", "o", "g", "mf", "mi")
+    PARAMS: ClassVar[Shapes] = _xh_params(GATES)
+    STATES = ("h", "c")
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        h, c = state
+        a = _lin_gates(p, x, h, self.GATES)
+        f, i, o = sigmoid(a["f"]), sigmoid(a["i"]), sigmoid(a["o"])
+        g = np.tanh(a["g"])
+        mf, s_f = _cumax(a["mf"])
+        cm, s_i = _cumax(a["mi"])
+        mi = 1.0 - cm
+        w = mf * mi
+        fh = f * w + (mf - w)
+        ih = i * w + (mi - w)
+        c_t = fh * c + ih * g
+        tc = np.tanh(c_t)
+        h_t = o * tc
+        return (h_t, c_t), (x, h, c, f, i, o, g, mf, mi, s_f, s_i, w, fh, ih, tc)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, f, i, o, g, mf, mi, s_f, s_i, w, fh, ih, tc = cache
+        dc = dc_t + dh_t * o * (1.0 - tc**2)
+        dfh, dih = dc * c, dc * g
+        # w enters fh as f * w - w and ih as i * w - w
+        dw = dfh * (f - 1.0) + dih * (i - 1.0)
+        dmf = dfh + dw * mi  # fh reads mf directly, w = mf * mi
+        dmi = dih + dw * mf
+        da = {
+            "f": dfh * w * f * (1.0 - f),
+            "i": dih * w * i * (1.0 - i),
+            "o": dh_t * tc * o * (1.0 - o),
+            "g": dc * ih * (1.0 - g**2),
+            "mf": _cumax_back(dmf, s_f),
+            "mi": _cumax_back(-dmi, s_i),  # mi = 1 - cumax
+        }
+        dx, dh = _lin_gates_back(p, grads, x, h, da)
+        return dx, (dh, dc * fh)
+
+
 class MLSTM(_Cell):
     """Multiplicative LSTM (Krause et al. 2016), with a bias on every gate and on ĥ.
 
@@ -1004,6 +1069,7 @@ CELLS = {
     "sru": SRU(),
     "slstm": SLSTM(),
     "lstm_layernorm": LSTMLayerNorm(),
+    "on_lstm": ONLSTM(),
     "mlstm": MLSTM(),
 }
 

@@ -22,7 +22,7 @@ from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
 from gatespec.parse.limits import MAX_EXPONENT
 
-STRUCTURAL = ("linear", "diag", "layernorm", "clip")
+STRUCTURAL = ("linear", "diag", "clip", *ir.ROW_KINDS)
 
 
 @dataclass
@@ -188,8 +188,8 @@ class _Builder:
             node = made.get(name)
             if isinstance(node, ir.MatMul):
                 stack += [node.operand, node.weight]
-            elif isinstance(node, ir.LayerNorm):
-                stack += [node.operand, node.gain, *([node.bias] if node.bias else [])]
+            elif isinstance(node, ir.Row):
+                stack += [node.operand, *filter(None, (node.gain, node.bias))]
             elif isinstance(node, ir.Pointwise):
                 stack += sorted(s.name for s in node.expr.free_symbols)
         lost = [p for p in self.params if p not in params_before and p not in reached]
@@ -290,8 +290,8 @@ class _Builder:
         if c.func == "diag":
             self._arity(c, 1)
             return self._diag(c)
-        if c.func == "layernorm":
-            return self._layernorm(c)
+        if c.func in ir.ROW_KINDS:
+            return self._row(c)
         if c.func == "clip":
             return self._clip(c)
         if c.func not in ARITY:
@@ -393,13 +393,14 @@ class _Builder:
             [f"W_{self.owner}{sfx}" for sfx in suffixes] + ([bname] if bias else []))
         return sympy.Add(*terms), out_size
 
-    def _bias_option(self, c: ast.Call) -> bool:
-        """The `bias=true|false` option of linear() and layernorm(), its only option."""
-        bias = True
+    def _bias_option(self, c: ast.Call, default: bool = True) -> bool:
+        """The `bias=true|false` option of linear(), layernorm() and rmsnorm(), their only
+        option."""
+        bias = default
         for k, kw in enumerate(c.kwargs):
             if kw.name != "bias":
-                raise CheckError(f"{c.func}() has no option '{kw.name}'; it takes `bias=false`",
-                                 kw.span)
+                raise CheckError(f"{c.func}() has no option '{kw.name}'; it takes "
+                                 f"`bias={str(not default).lower()}`", kw.span)
             if k > 0:
                 raise CheckError(f"{c.func}() is given bias= twice", kw.span)
             if not (isinstance(kw.value, ast.Var) and kw.value.name in ("true", "false")
@@ -408,26 +409,38 @@ class _Builder:
             bias = kw.value.name == "true"
         return bias
 
-    def _layernorm(self, c: ast.Call):
-        bias = self._bias_option(c)
+    def _row(self, c: ast.Call):
+        """A reduction over the units (ir.ROW_KINDS): a normalisation gets a per-unit gain
+        alpha_<owner><operand> (and bias beta_...), named like a weight on its operand."""
+        spec = ir.ROW_KINDS[c.func]
+        if spec.scaled:
+            bias = self._bias_option(c, spec.bias_default)
+        elif c.kwargs:
+            raise CheckError(f"{c.func}() takes no keyword arguments", c.kwargs[0].span)
         if len(c.args) != 1:
-            raise CheckError(f"layernorm() takes 1 operand, got {len(c.args)}", c.span)
+            raise CheckError(f"{c.func}() takes 1 operand, got {len(c.args)}", c.span)
         a = c.args[0]
-        value, size = self._vector(a, "the operand of layernorm()")
+        value, size = self._vector(a, f"the operand of {c.func}()")
         if isinstance(value, sympy.Symbol) and not ir.is_param_name(value.name):
             operand = value.name
         else:
             operand = self._operand_name()
             self._add(ir.Pointwise(operand, operand, size, value, kind="operand"))
         suffix = _suffix(a, self.leaf_labels)
-        gain, beta = f"alpha_{self.owner}{suffix}", f"beta_{self.owner}{suffix}"
-        self._param(gain, "ln_gain", (size,), c.span)
-        if bias:
-            self._param(beta, "ln_bias", (size,), c.span)
-        self.call_params[(c.span.line, c.span.column)] = (gain, beta) if bias else (gain,)
-        name = self._fresh(f"ln_{self.owner}{suffix}")
-        self._add(ir.LayerNorm(name, f"LN({suffix})", size, operand, gain,
-                               beta if bias else None))
+        gain = beta = None
+        if spec.scaled:
+            role = "ln" if c.func == "layernorm" else "rms"
+            gain, beta = f"alpha_{self.owner}{suffix}", f"beta_{self.owner}{suffix}"
+            self._param(gain, f"{role}_gain", (size,), c.span)
+            if bias:
+                self._param(beta, f"{role}_bias", (size,), c.span)
+            else:
+                beta = None
+            self.call_params[(c.span.line, c.span.column)] = (gain, beta) if bias else (gain,)
+        prefix, title = _ROW_NAMES[c.func]
+        name = self._fresh(f"{prefix}_{self.owner}{suffix}")
+        self._add(ir.Row(name, f"{title}({suffix})", size, operand, c.func, gain, beta,
+                         self.owner))
         return ir.symbol(name), size
 
     def _diag(self, c: ast.Call):
@@ -605,6 +618,10 @@ def _suffix(e: ast.Expr, leaves: set[str]) -> str:
     names = list(dict.fromkeys(v.name for v in _vars(e)))
     return "".join([n for n in names if n in leaves] or names)
 
+
+# node name prefix and label of each row reduction: ln_ix, LN(x)
+_ROW_NAMES = {"layernorm": ("ln", "LN"), "rmsnorm": ("rms", "RMS"),
+              "softmax": ("sm", "softmax"), "cumax": ("cx", "cumax")}
 
 _FOLDED = "constants are folded exactly, then written into the code as float64 numbers"
 

@@ -101,8 +101,8 @@ def _classify(node: ir.Node, state: ir.Leaf, classes: dict[str, _Class],
     name = labels[node.name]
     if isinstance(node, ir.MatMul):
         return _Class("other", why=name.format(s=s) + ", which mixes its units")
-    if isinstance(node, ir.LayerNorm):
-        return _Class("other", why=f"a layernorm reads {s} and reduces over its units")
+    if isinstance(node, ir.Row):
+        return _Class("other", why=f"a {node.kind} reads {s} and reduces over its units")
     if not _affine(node, classes):
         return _Class("other", why=f"{name} is not affine in {s} (line of {node.label})"
                       if name != node.label else f"{name} is not affine in {s}")

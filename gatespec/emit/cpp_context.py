@@ -46,6 +46,7 @@ def cpp_context(plan: Plan, source_name: str) -> dict:
         grad_buffers=grad_buffers,
         saved_buffers=[line.split(" = ")[0] for line in context["forward_cache_allocs"]],
         epsilon=repr(ir.EPSILON),
+        row_kinds=sorted({op.node.kind for op in plan.row_ops}),
         uses_functional="F." in "\n".join([*context["static_forward"],
                                            *context["static_backward"]]),
         carry_names=lines.carry_names,

@@ -18,7 +18,7 @@ from gatespec import ir
 from gatespec.emit.kernels import Kernel, KernelLines
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, Gemm, LayerNormOp, Plan
+from gatespec.schedule import STATIC, Gemm, Plan, RowOp
 
 
 class CppLines(KernelLines):
@@ -64,7 +64,7 @@ class CppLines(KernelLines):
 
     def width_of(self, name: str, local: dict[str, str] | None = None) -> str:
         size = self.size_of(name, {**self.seen, **(local or {})})
-        for op in self.plan.layernorms:
+        for op in self.plan.row_ops:
             if name == op.operand_grad:
                 size = op.node.size
         if size is None:
@@ -156,29 +156,31 @@ class CppLines(KernelLines):
                              f"{value});")
         return lines
 
-    def layernorm_lines(self, op: LayerNormOp, loop: bool) -> list[str]:
+    def row_lines(self, op: RowOp, loop: bool) -> list[str]:
         if not loop:
-            return super().layernorm_lines(op, loop)
-        ln = op.node
-        size = self.size_var(ln.size)
+            return super().row_lines(op, loop)
+        row = op.node
+        size = self.size_var(row.size)
         printer = self.printer(loop, op.backward)
-        self.arrays[ln.gain] = "vec"
+        saves = [name for name, _ in op.saves]
+        scale = []  # a normalisation's gain and bias pointers
+        if row.gain:
+            self.arrays[row.gain] = "vec"
+            scale.append(f"{row.gain}.p")
         if op.backward:
             if not isinstance(op.adjoint, sympy.Symbol):
-                raise EmitError(f"the adjoint of {ln.name} is not one array")
+                raise EmitError(f"the adjoint of {row.name} is not one array")
             d = self.print(printer, op.adjoint)
             out = self.temp(op.operand_grad, size)
-            return [f"layernorm_backward_(rows, {size}, {d}, {ln.name}_xhat, {ln.name}_rstd, "
-                    f"{ln.gain}.p, {out});"]
-        if ln.bias:
-            self.arrays[ln.bias] = "vec"
-        operand = self.print(printer, ir.symbol(ln.operand))
-        out = self.temp(ln.name, size)
-        bias = f"{ln.bias}.p" if ln.bias else "static_cast<const S*>(nullptr)"
-        return [f"{ln.name}_xhat = {self.seq(f'{ln.name}_xhat_all', 'save_t')};",
-                f"{ln.name}_rstd = {self.seq(f'{ln.name}_rstd_all', 'save_t')};",
-                f"layernorm_(rows, {size}, {operand}, {ln.gain}.p, {bias}, {out}, "
-                f"{ln.name}_xhat, {ln.name}_rstd);"]
+            return [f"{row.kind}_backward_(rows, {size}, {', '.join([d, *saves, *scale, out])});"]
+        if row.gain:
+            if row.bias:
+                self.arrays[row.bias] = "vec"
+            scale.append(f"{row.bias}.p" if row.bias else "static_cast<const S*>(nullptr)")
+        operand = self.print(printer, ir.symbol(row.operand))
+        out = self.temp(row.name, size)
+        return [*(f"{name} = {self.seq(f'{name}_all', 'save_t')};" for name in saves),
+                f"{row.kind}_(rows, {size}, {', '.join([operand, *scale, out, *saves])});"]
 
     def forward_saves(self) -> list[str]:
         slots = self.forward_slots()

@@ -162,9 +162,12 @@ class _Graph:
             for w, a in zip(weights, c.args, strict=True):
                 self.edge(self.expr(a), box, _sub(w))
             return box
-        if c.func == "layernorm":  # between the linear map and the activation
-            params = self.cell.call_params[(c.span.line, c.span.column)]
-            box = self.node("LN<BR/>" + ", ".join(_sub(p) for p in params), shape="box")
+        if c.func in ir.ROW_KINDS:  # between the linear map and the activation
+            params = (self.cell.call_params[(c.span.line, c.span.column)]
+                      if ir.ROW_KINDS[c.func].scaled else ())
+            label = _ROWS[c.func] + ("<BR/>" + ", ".join(_sub(p) for p in params)
+                                     if params else "")
+            box = self.node(label, shape="box")
             self.edge(self.expr(c.args[0]), box)
             return box
         name = dot_html(_FUNCTIONS.get(c.func, c.func))
@@ -177,6 +180,8 @@ class _Graph:
 
 
 _MARK = GENERATED_MARK
+# a reduction over the units, in its box
+_ROWS = {"layernorm": "LN", "rmsnorm": "RMS", "softmax": "softmax", "cumax": "cumax"}
 
 
 def dot_source(cell_file: ast.CellFile, cell: ir.Cell) -> str:

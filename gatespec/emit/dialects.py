@@ -81,6 +81,51 @@ def _layernorm_helpers(mean_args: str, rsqrt: str) -> dict[str, str]:
     }
 
 
+def _row_helpers(lib: str, mean_args: str, rsqrt: str, amax: str, flip: str) -> dict[str, str]:
+    """RMS norm, softmax and cumax over the last axis, each with its backward, in an array
+    library's spelling: `lib` its module (exp, cumsum), `amax` the method of a row's maximum,
+    `flip` how it reverses the last axis."""
+    return {
+        "_rmsnorm": (
+            f"def _rmsnorm(u, gain, bias, eps={ir.EPSILON!r}):\n"
+            '    """RMS normalisation over the last axis: (y, normalised u, 1 / root mean square)."""\n'
+            f"    rstd = {rsqrt}((u * u).mean({mean_args}) + eps)\n"
+            "    xhat = u * rstd\n"
+            "    return xhat * gain + bias, xhat, rstd\n"
+        ),
+        "_rmsnorm_backward": (
+            "def _rmsnorm_backward(dy, xhat, rstd, gain):\n"
+            '    """The adjoint of an RMS norm\'s input from its output\'s."""\n'
+            "    g = dy * gain\n"
+            f"    return rstd * (g - xhat * (g * xhat).mean({mean_args}))\n"
+        ),
+        "_softmax": (
+            "def _softmax(u):\n"
+            '    """Softmax over the last axis, less the row maximum first (no overflow): (y, y)."""\n'
+            f"    e = {lib}.exp(u - u.{amax}({mean_args}))\n"
+            f"    y = e / e.sum({mean_args})\n"
+            "    return y, y\n"
+        ),
+        "_softmax_backward": (
+            "def _softmax_backward(dy, y):\n"
+            '    """The adjoint of a softmax\'s input from its output\'s: y (dy - <dy, y>)."""\n'
+            f"    return y * (dy - (dy * y).sum({mean_args}))\n"
+        ),
+        "_cumax": (
+            "def _cumax(u):\n"
+            '    """cumsum(softmax(u)) over the last axis (Shen et al. 2019): (y, the softmax)."""\n'
+            "    s = _softmax(u)[0]\n"
+            f"    return {lib}.cumsum(s, -1), s\n"
+        ),
+        "_cumax_backward": (
+            "def _cumax_backward(dy, s):\n"
+            '    """The adjoint of cumax\'s input: the softmax\'s backward of dy summed from the end."""\n'
+            f"    ds = {flip.format(f'{lib}.cumsum(' + flip.format('dy') + ', -1)')}\n"
+            f"    return s * (ds - (ds * s).sum({mean_args}))\n"
+        ),
+    }
+
+
 def _scan_helpers(lib: str, as_array: str, new: str, reverse: str, where: str, fma: str,
                   mul: str) -> dict[str, str]:
     """The linear recurrence s_t = a_t * s_{t-1} + b_t over all steps (the scan path, see
@@ -179,12 +224,13 @@ NUMPY = Dialect(
         "_softsign": "def _softsign(a):\n    return a / (1 + np.abs(a))\n",
         "_silu": "def _silu(a):\n    return a * _sigmoid(a)\n",
         **_layernorm_helpers("axis=-1, keepdims=True", "1 / np.sqrt"),
+        **_row_helpers("np", "axis=-1, keepdims=True", "1 / np.sqrt", "max", "{0}[..., ::-1]"),
         **_scan_helpers("np.concatenate", "np.broadcast_to(np.asarray({0}, s0.dtype), shape)",
                         "np.{0}({1}, s0.dtype)", "{0}[::-1]", "np.where({0}, {1}, {2})",
                         "np.multiply({1}, {2}, out={0})\n        {0} += {3}",
                         "np.multiply({1}, {2}, out={0})"),
     },
-    helper_needs={"_silu": ["_sigmoid"], "_scan_reverse": ["_scan"]},
+    helper_needs={"_silu": ["_sigmoid"], "_scan_reverse": ["_scan"], "_cumax": ["_softmax"]},
     empty_fmt="np.empty(({shape}), dtype)",
     zeros_fmt="np.zeros(({shape}), dtype)",
     concat_fmt="np.concatenate([{items}])",
@@ -250,11 +296,12 @@ TORCH = Dialect(
             "    return torch.logaddexp(a, torch.zeros((), dtype=a.dtype, device=a.device))\n"
         ),
         **_layernorm_helpers("dim=-1, keepdim=True", "torch.rsqrt"),
+        **_row_helpers("torch", "dim=-1, keepdim=True", "torch.rsqrt", "amax", "{0}.flip(-1)"),
         **_scan_helpers("torch.cat", "torch.as_tensor({0}, dtype=s0.dtype, device=s0.device).broadcast_to(shape)",
                         "s0.new_{0}({1})", "{0}.flip(0)", "torch.where({0}, {1}, {2})",
                         "torch.addcmul({3}, {1}, {2}, out={0})", "torch.mul({1}, {2}, out={0})"),
     },
-    helper_needs={"_scan_reverse": ["_scan"]},
+    helper_needs={"_scan_reverse": ["_scan"], "_cumax": ["_softmax"]},
     empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",
     zeros_fmt="torch.zeros(({shape}), dtype=dtype, device=device)",
     concat_fmt="torch.cat([{items}])",
@@ -298,7 +345,9 @@ JAX = Dialect(
     helpers={
         "_softsign": "def _softsign(a):\n    return a / (1 + jnp.abs(a))\n",
         **_layernorm_helpers("axis=-1, keepdims=True", "jax.lax.rsqrt"),
+        **_row_helpers("jnp", "axis=-1, keepdims=True", "jax.lax.rsqrt", "max", "{0}[..., ::-1]"),
     },
+    helper_needs={"_cumax": ["_softmax"]},
     zeros_fmt="jnp.zeros(({shape}), dtype)",
     concat_fmt="jnp.concatenate([{items}])",
     sum01_fmt="{}.sum(axis=(0, 1))",

@@ -18,7 +18,7 @@ from gatespec.emit.dialects import JAX
 from gatespec.emit.lines import ModuleLines, _words
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, Gemm, LayerNormOp, Plan
+from gatespec.schedule import STATIC, Gemm, Plan, RowOp
 
 
 class JaxLines(ModuleLines):
@@ -133,19 +133,10 @@ class JaxLines(ModuleLines):
                     lines.append(f"{g.product} = {replaced[g.product]}")
         return lines
 
-    def layernorm_lines(self, op: LayerNormOp, loop: bool) -> list[str]:
-        ln = op.node
-        printer = self.printer(loop, op.backward)
-        self.used_helpers |= {"_layernorm", "_layernorm_backward"} if op.backward else {
-            "_layernorm"}
-        if op.backward:
-            return [f"# layer norm of {ln.operand}: the adjoint of its input",
-                    f"{op.operand_grad} = _layernorm_backward({self.print(printer, op.adjoint)}, "
-                    f"{ln.name}_xhat, {ln.name}_rstd, {ln.gain})"]
-        operand = self.print(printer, ir.symbol(ln.operand))
-        return [f"# layer norm of {ln.operand} over its units",
-                f"{ln.name}, {ln.name}_xhat, {ln.name}_rstd = _layernorm({operand}, {ln.gain}, "
-                f"{ln.bias or 0})"]
+    def row_lines(self, op: RowOp, loop: bool) -> list[str]:
+        # the comment and the helper's call: a scan body returns what it saves, it does not
+        # store it into per-step buffers
+        return super().row_lines(op, loop)[:2]
 
     def reference_lines(self) -> list[str]:
         lines = super().reference_lines()
@@ -166,8 +157,8 @@ class JaxLines(ModuleLines):
         saves = [(self.print(printer, ir.symbol(self.cell.updates[s.label])), f"{s.label}_new")
                  for s in self.cell.states if s.label in self.plan.saved_states]
         saves += [(self.print(printer, ir.symbol(n)), f"{n}_all") for n in self.plan.saved_loop]
-        for op in self.loop_layernorms():
-            saves += [(f"{op.node.name}_{k}", f"{op.node.name}_{k}_all") for k in ("xhat", "rstd")]
+        for op in self.loop_row_ops():
+            saves += [(name, f"{name}_all") for name, _ in op.saves]
         return saves
 
     def backward_xs(self, body: list[str]) -> list[tuple[str, str]]:
@@ -179,8 +170,8 @@ class JaxLines(ModuleLines):
                 xs += [(s.name, f"{s.label}_all[:-1]"),
                        (self.cell.updates[s.label], f"{s.label}_all[1:]")]
         xs += [(n, f"{n}_all") for n in self.plan.saved_loop]
-        for op in self.loop_layernorms():
-            xs += [(f"{op.node.name}_{k}", f"{op.node.name}_{k}_all") for k in ("xhat", "rstd")]
+        for op in self.loop_row_ops():
+            xs += [(name, f"{name}_all") for name, _ in op.saves]
         xs += [(n, n) for n in self.static_names()]
         xs.append(("d_outputs", "d_outputs"))
         return [(name, src) for name, src in dict(xs).items() if name in read]

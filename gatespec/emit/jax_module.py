@@ -7,7 +7,7 @@ from gatespec.emit.escape import py_str
 from gatespec.emit.jax_lines import JaxLines, prune
 from gatespec.emit.lines import _words
 from gatespec.emit.printer import CodePrinter
-from gatespec.emit.python_module import VERSION, _role_text, tuple_text
+from gatespec.emit.python_module import _NORM_ROLES, VERSION, _role_text, tuple_text
 from gatespec.schedule import Plan
 
 # flax.linen's cells with the function of a torch.nn layer, their gates in torch's order,
@@ -64,9 +64,9 @@ def jax_context(plan: Plan, source_name: str) -> dict:
     candidates += [n for n in plan.saved_static if n != cell.input.name]
     candidates += [f"{s}_all" for s in plan.saved_states]
     candidates += [src for _, src in saves if src.endswith("_all")]
-    for op in plan.layernorms:
+    for op in plan.row_ops:
         if op.context == "static":
-            candidates += [f"{op.node.name}_xhat", f"{op.node.name}_rstd"]
+            candidates += [name for name, _ in op.saves]
     backward_setup = prune(
         ["T, B = d_outputs.shape[:2]", "dtype = d_outputs.dtype",
          *(f'{k} = residuals["{k}"]' for k in dict.fromkeys(candidates)),
@@ -102,8 +102,8 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         "output_size": plan.derived.node(cell.output).size,
         "init_size": "hidden" if "hidden" in cell.sizes else cell.sizes[-1],
         "constant_init": "{" + ", ".join(
-            f'{py_str(p.name)}: {1.0 if p.role == "ln_gain" else 0.0}'
-            for p in cell.params.values() if p.role in ("ln_gain", "ln_bias")) + "}",
+            f'{py_str(p.name)}: {1.0 if p.role.endswith("_gain") else 0.0}'
+            for p in cell.params.values() if p.role in _NORM_ROLES) + "}",
         "helpers": lines.helpers(),
         "state_sizes": [lines.size_var(s.size) for s in cell.states],
         "param_loads": param_loads,

@@ -22,7 +22,7 @@ import sympy
 from gatespec import ir
 from gatespec.emit.dialects import TORCH
 from gatespec.emit.lines import ModuleLines
-from gatespec.schedule import BlockOp, LayerNormOp, Plan
+from gatespec.schedule import BlockOp, Plan, RowOp
 
 
 @dataclass
@@ -162,9 +162,9 @@ def _external_symbols(plan: Plan) -> set[str]:
     external |= {g.operand for g in plan.gemms}
     # a layer norm runs between kernels: its operand (`layernorm(ln_c + h)`) and, backward,
     # its output's adjoint must leave the kernel that computes them
-    external |= {op.node.operand for op in plan.layernorms}
+    external |= {op.node.operand for op in plan.row_ops}
     external |= {str(f) for op in plan.loop_backward
-                 if isinstance(op, LayerNormOp) and op.adjoint is not None
+                 if isinstance(op, RowOp) and op.adjoint is not None
                  for f in op.adjoint.free_symbols}
     external |= set(plan.cell.updates.values()) | {plan.cell.output} | set(plan.saved_loop)
     return external

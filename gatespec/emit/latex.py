@@ -78,7 +78,10 @@ def render(text: str, path: str, fmt: str, backward: bool = True,
         "parameter_gradients": _layout(eqs.parameter_equations()) if backward else [],
         "named_maps": [_named_map(c, eqs) for c in eqs.backward.named_calls] if backward else [],
         "has_preactivations": bool(eqs.backward.pre),
-        "has_layernorm": bool(eqs.backward.layernorms),
+        "has_layernorm": any(n.kind == "layernorm" for n in eqs.backward.layernorms),
+        "has_rmsnorm": any(n.kind == "rmsnorm" for n in eqs.backward.layernorms),
+        "has_softmax": any(n.kind == "softmax" for n in eqs.backward.layernorms),
+        "has_cumax": any(n.kind == "cumax" for n in eqs.backward.layernorms),
         "signature": _signature(eqs),
         "parameters": _parameter_rows(cell, eqs.forward.names),
         "diagram": diagram,
@@ -113,7 +116,9 @@ def _parameter_rows(cell: ir.Cell, names: ln.Names) -> list[dict]:
              "bias": "bias of linear() on the line of {}",
              "diag": "per-unit weights of diag() on the line of {}",
              "ln_gain": "gain of layernorm() on the line of {}",
-             "ln_bias": "bias of layernorm() on the line of {}"}
+             "ln_bias": "bias of layernorm() on the line of {}",
+             "rms_gain": "gain of rmsnorm() on the line of {}",
+             "rms_bias": "bias of rmsnorm() on the line of {}"}
     return [{"tex": names.param(p.name), "name": p.name,
              "shape": "(" + ", ".join(p.shape) + ")", "role": roles[p.role].format(p.owner)}
             for p in cell.params.values()]
@@ -137,7 +142,7 @@ def _layout(equations: list[Equation]) -> list[dict]:
 
 
 _INVISIBLE = re.compile(r"\\(boldsymbol|bm|bar|tilde|hat|mathrm|operatorname|mathbf|left|right"
-                        r"|top|,)(?![A-Za-z])")
+                        r"|,)(?![A-Za-z])")
 
 
 def _width(tex: str) -> float:

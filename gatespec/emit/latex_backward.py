@@ -35,7 +35,14 @@ from gatespec.derive import Derived
 from gatespec.derive.functions import LANGUAGE_FUNCTIONS, PARTIALS, Elementwise
 from gatespec.emit.latex_forward import Equation, ForwardPrinter
 from gatespec.emit.latex_notation import Names
-from gatespec.emit.latex_sympy import SympyLatex, Transposed, UnitMean, shift
+from gatespec.emit.latex_sympy import (
+    RevCumsum,
+    SympyLatex,
+    Transposed,
+    UnitMean,
+    UnitSum,
+    shift,
+)
 from gatespec.errors import EmitError
 from gatespec.parse import ast
 
@@ -97,7 +104,8 @@ class BackwardEquations:
         self.pre = {p.node: p for p in map(self._preactivation, sorted(self.user)) if p}
         self.calls = self._calls(cell_file)
         self.call_of = {m: c for c in self.calls for m in c.matmuls}
-        self.layernorms = [n for n in derived.nodes if isinstance(n, ir.LayerNorm)]
+        self.layernorms = [n for n in derived.nodes if isinstance(n, ir.Row)]
+        self.row_labels = _row_labels(self.layernorms)
         self.printer = SympyLatex(derived, forward.names, self._adjoint_latex,
                                   self._auxiliary_latex)
         self._adj: dict[str, sympy.Expr] = {}
@@ -158,6 +166,15 @@ class BackwardEquations:
         return sympy.Symbol(f"lnstd:{name}")
 
     @staticmethod
+    def ln_soft(name: str) -> sympy.Symbol:
+        """A cumax's softmax p, whose sums from the first unit are its output."""
+        return sympy.Symbol(f"lnsoft:{name}")
+
+    @staticmethod
+    def ln_soft_adjoint(name: str) -> sympy.Symbol:
+        return sympy.Symbol(f"d:lnsoft:{name}")
+
+    @staticmethod
     def ln_output_adjoint(name: str) -> sympy.Symbol:
         return sympy.Symbol(f"d:ln:{name}")
 
@@ -188,8 +205,7 @@ class BackwardEquations:
         return self._ln_value(_LN_VALUES[kind], node, step)
 
     def _ln_value(self, kind: str, name: str, step: int) -> str:
-        label = Names.layer_norm_label(self.d.node(name).gain)
-        return Names.layer_norm_value(kind, label, step)
+        return Names.layer_norm_value(kind, self.row_labels[name], step)
 
     def _label(self, node: str) -> str:
         return self.d.node(node).label.rstrip("'")
@@ -227,22 +243,34 @@ class BackwardEquations:
             self._adj[name] = sympy.Add(*self.terms(name))
         return self._adj[name]
 
-    def ln_ref(self, node: ir.LayerNorm) -> sympy.Expr:
+    def ln_ref(self, node: ir.Row) -> sympy.Expr:
         """The adjoint of a layer norm's output: one named adjoint as it is, else δℓ."""
         total = self.adj(node.name)
         return total if isinstance(total, sympy.Symbol) else self.ln_output_adjoint(node.name)
 
-    def layernorm_equations(self, node: ir.LayerNorm) -> list[StepEquation]:
-        """δℓ (when it needs a name), δû = α ⊙ δℓ, δu = (δû − ⟨δû⟩ − û ⟨δû ⊙ û⟩) / s."""
+    def layernorm_equations(self, node: ir.Row) -> list[StepEquation]:
+        """δℓ (when it needs a name), then the adjoint of the input by kind: a layer norm
+        δû = α ⊙ δℓ, δu = (δû − ⟨δû⟩ − û ⟨δû ⊙ û⟩) / s (an RMS norm without ⟨δû⟩);
+        a softmax δu = ℓ ⊙ (δℓ − sum(δℓ ⊙ ℓ)); a cumax δp = rcumsum(δℓ), then p's."""
         out = []
         d_out = self.ln_ref(node)
         if d_out == self.ln_output_adjoint(node.name):
             out.append(StepEquation(d_out, _collect(self.terms(node.name))))
-        d_hat, hat = self.ln_hat_adjoint(node.name), self.ln_hat(node.name)
-        out.append(StepEquation(d_hat, [ir.symbol(node.gain) * d_out]))
-        centred = d_hat - UnitMean(d_hat) - hat * UnitMean(d_hat * hat)
-        out.append(StepEquation(self.ln_input_adjoint(node.name),
-                                [sympy.Mul(centred, 1 / self.ln_std(node.name))]))
+        d_in = self.ln_input_adjoint(node.name)
+        if node.gain:
+            d_hat, hat = self.ln_hat_adjoint(node.name), self.ln_hat(node.name)
+            out.append(StepEquation(d_hat, [ir.symbol(node.gain) * d_out]))
+            centred = d_hat - hat * UnitMean(d_hat * hat)
+            if node.kind == "layernorm":
+                centred = d_hat - UnitMean(d_hat) - hat * UnitMean(d_hat * hat)
+            out.append(StepEquation(d_in, [sympy.Mul(centred, 1 / self.ln_std(node.name))]))
+        elif node.kind == "softmax":
+            y = ir.symbol(node.name)
+            out.append(StepEquation(d_in, [y * (d_out - UnitSum(d_out * y))]))
+        else:  # cumax: the softmax p's adjoint sums the output's from each unit on
+            d_p, p = self.ln_soft_adjoint(node.name), self.ln_soft(node.name)
+            out.append(StepEquation(d_p, [RevCumsum(d_out)]))
+            out.append(StepEquation(d_in, [p * (d_p - UnitSum(d_p * p))]))
         return out
 
     def _pieces_of(self, name: str) -> list[str]:
@@ -255,9 +283,9 @@ class BackwardEquations:
                     todo.append(dep)
         return sorted(found, key=lambda n: -self.order[n])
 
-    def _layernorms_of(self, owner: str) -> list[ir.LayerNorm]:
+    def _layernorms_of(self, owner: str) -> list[ir.Row]:
         """The layer norms on a statement's line, each after those that read it."""
-        pending = [n for n in self.layernorms if self.cell.params[n.gain].owner == owner]
+        pending = [n for n in self.layernorms if n.owner == owner]
         out = []
         while pending:
             waiting = {self.ln_input_adjoint(n.name) for n in pending}
@@ -345,6 +373,8 @@ class BackwardEquations:
                 self._check_bias(call)
                 found[call.bias] = ParamGradient(call.bias, adjoint)
         for node in self.layernorms:
+            if not node.gain:
+                continue
             found[node.gain] = ParamGradient(node.gain,
                                              self.ln_ref(node) * self.ln_hat(node.name))
             if node.bias:
@@ -377,8 +407,22 @@ class BackwardEquations:
 
 # The layer-norm symbols: adjoint kinds (`d:KIND:NAME`) and value kinds (`KIND:NAME`, the
 # output being the node itself), and how latex_notation names the vectors.
-_LN_ADJOINTS = {"ln": "out", "lnhat": "hat", "lnin": "in"}
-_LN_VALUES = {"": "out", "lnhat": "hat", "lnstd": "std"}
+_LN_ADJOINTS = {"ln": "out", "lnhat": "hat", "lnin": "in", "lnsoft": "soft"}
+_LN_VALUES = {"": "out", "lnhat": "hat", "lnstd": "std", "lnsoft": "soft"}
+
+
+def _row_labels(rows: list[ir.Row]) -> dict[str, str]:
+    """The subscript that names each row reduction in the equations: a normalisation's
+    gain's (`alpha_ix` -> `ix`; unique, as the gain is), else its line's name, primed
+    until no other row has it (`softmax(cumax(u))` on one line)."""
+    labels = {n.name: n.gain.partition("_")[2] for n in rows if n.gain}
+    for n in rows:
+        if not n.gain:
+            label = n.owner
+            while label in labels.values():
+                label += "'"
+            labels[n.name] = label
+    return labels
 
 
 def _collect(terms: list[sympy.Expr]) -> list[sympy.Expr]:

@@ -96,8 +96,9 @@ class ForwardPrinter:
             return rf"{ln.Names.param(weight)} \odot {operand}", PROD
         if c.func == "identity":
             return self._print(c.args[0])
-        if c.func == "layernorm":  # LN_{α,β}(u): its parameters as subscripts
-            return ln.layer_norm(self._params(c), self.expr(c.args[0])), ATOM
+        if c.func in ir.ROW_KINDS:  # LN_{α,β}(u): its parameters as subscripts
+            params = self._params(c) if ir.ROW_KINDS[c.func].scaled else ()
+            return ln.layer_norm(params, self.expr(c.args[0]), c.func), ATOM
         return ln.function(c.func, [self.expr(a) for a in c.args]), ATOM
 
     def _linear(self, c: ast.Call) -> tuple[str, float]:

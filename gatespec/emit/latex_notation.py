@@ -131,25 +131,36 @@ class Names:
         return core + subscript(_escape(rest))
 
     @staticmethod
-    def layer_norm_label(gain: str) -> str:
-        """The subscript that names a layer norm and what it computes: its gain's
-        (`alpha_ix` -> `ix`)."""
-        return gain.partition("_")[2]
-
-    @staticmethod
     def layer_norm_value(kind: str, label: str, step: int) -> str:
-        """A layer norm's vectors at a step offset: its input u ("in"), normalised input
-        û ("hat"), output ℓ ("out"), and its input's deviation s ("std", a scalar)."""
+        """A row reduction's vectors at a step offset: its input u ("in"), normalised input
+        û ("hat"), output ℓ ("out"), its input's deviation s ("std", a scalar), and a
+        cumax's softmax p ("soft")."""
         index = f"{_escape(label)},{time_index(step)}"
         core = {"in": r"\boldsymbol{u}", "hat": r"\hat{\boldsymbol{u}}",
-                "out": r"\boldsymbol{\ell}", "std": "s"}[kind]
+                "out": r"\boldsymbol{\ell}", "std": "s", "soft": r"\boldsymbol{p}"}[kind]
         return rf"{core}_{{{index}}}"
 
 
-def layer_norm(params: tuple[str, ...], operand: str) -> str:
-    """LN with its gain (and bias) as subscripts: `\\operatorname{LN}_{α,β}(u)`."""
+# a row reduction in the forward equations: its name, and its parameters as subscripts
+ROW_NAMES = {"layernorm": "LN", "rmsnorm": "RMS", "softmax": "softmax", "cumax": "cumax"}
+
+
+def layer_norm(params: tuple[str, ...], operand: str, kind: str = "layernorm") -> str:
+    """LN with its gain (and bias) as subscripts: `\\operatorname{LN}_{α,β}(u)`; RMS
+    likewise, softmax and cumax without."""
     scripts = ",".join(Names.param(p) for p in params)
-    return rf"\operatorname{{LN}}_{{{scripts}}}({operand})"
+    scripts = f"_{{{scripts}}}" if scripts else ""
+    return rf"\operatorname{{{ROW_NAMES[kind]}}}{scripts}({operand})"
+
+
+def unit_sum(text: str) -> str:
+    """The sum over a vector's units, a scalar."""
+    return rf"\operatorname{{sum}}({text})"
+
+
+def reverse_cumsum(text: str) -> str:
+    """Each unit's sum of the units from it to the last: a vector."""
+    return rf"\operatorname{{rcumsum}}({text})"
 
 
 def unit_mean(text: str) -> str:

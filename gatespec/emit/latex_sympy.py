@@ -46,6 +46,20 @@ class UnitMean(sympy.Function):
         return None
 
 
+class UnitSum(UnitMean):
+    """sum(v): the sum of a vector over its units, a scalar as the mean is."""
+
+
+class RevCumsum(sympy.Function):
+    """rcumsum(v): the sums of v's units from each unit to the last, a vector."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+
 def shift(e: sympy.Expr) -> sympy.Expr:
     """The same expression one step later (parameters have no step)."""
     return e.xreplace({s: sympy.Symbol(s.name + LATER) for s in e.free_symbols
@@ -112,8 +126,12 @@ class SympyLatex:
             weight, v = e.args
             text, prec = self._print(v, step)
             return ln.Names.param(weight.name) + r"^\top" + _wrap(text, prec < ATOM), MATVEC
+        if isinstance(e, UnitSum):
+            return ln.unit_sum(self._print(e.args[0], step)[0]), ATOM
         if isinstance(e, UnitMean):
             return ln.unit_mean(self._print(e.args[0], step)[0]), ATOM
+        if isinstance(e, RevCumsum):
+            return ln.reverse_cumsum(self._print(e.args[0], step)[0]), ATOM
         if isinstance(e, Elementwise):
             args = [self._print(a, step)[0] for a in e.args]
             return ln.function(type(e).__name__, args), ATOM
@@ -130,7 +148,7 @@ class SympyLatex:
             return self.adjoint(kind, rest, step), ATOM
         if ir.is_param_name(name):
             return ln.Names.param(name), ATOM
-        if ":" in name or isinstance(self.d.node(name), ir.LayerNorm):
+        if ":" in name or isinstance(self.d.node(name), ir.Row):
             if self.auxiliary is None:
                 raise NotImplementedError(f"no LaTeX for {name}")
             return self.auxiliary(name, step), ATOM

@@ -14,7 +14,7 @@ from gatespec import ir
 from gatespec.emit.dialects import Dialect
 from gatespec.emit.printer import CodePrinter
 from gatespec.errors import EmitError
-from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, LayerNormOp, Plan
+from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, Plan, RowOp
 
 
 class ModuleLines:
@@ -232,34 +232,38 @@ class ModuleLines:
                 what = "adjoint of " if op.backward else ""
                 lines.append(f"# GEMM: {what}{', '.join(g.weights)} times {label}")
                 lines += self.gemm_backward(g) if op.backward else self.gemm_forward(g, op.addend)
-            elif isinstance(op, LayerNormOp):
-                lines += self.layernorm_lines(op, loop)
+            elif isinstance(op, RowOp):
+                lines += self.row_lines(op, loop)
             else:
                 slots = self.forward_slots() if loop and not backward else None
                 lines += self.block_lines(op.block, loop, backward, slots)
         return lines
 
-    def layernorm_lines(self, op: LayerNormOp, loop: bool) -> list[str]:
-        ln = op.node
+    def row_lines(self, op: RowOp, loop: bool) -> list[str]:
+        row = op.node
         printer = self.printer(loop, op.backward)
-        self.used_helpers |= {"_layernorm", "_layernorm_backward"} if op.backward else {
-            "_layernorm"}
+        helper = f"_{row.kind}"
+        self.used_helpers |= {helper, f"{helper}_backward"} if op.backward else {helper}
+        saves = [name for name, _ in op.saves]
         if op.backward:
             d = self.print(printer, op.adjoint)
-            return [f"# layer norm of {ln.operand}: the adjoint of its input",
-                    f"{op.operand_grad} = _layernorm_backward({d}, {ln.name}_xhat, "
-                    f"{ln.name}_rstd, {ln.gain})"]
-        operand = self.print(printer, ir.symbol(ln.operand))
-        lines = [f"# layer norm of {ln.operand} over its units",
-                 f"{ln.name}, {ln.name}_xhat, {ln.name}_rstd = _layernorm({operand}, {ln.gain}, "
-                 f"{ln.bias or 0})"]
+            gain = [row.gain] if row.gain else []
+            return [f"# {row.spec.title} of {row.operand}: the adjoint of its input",
+                    f"{op.operand_grad} = {helper}_backward({', '.join([d, *saves, *gain])})"]
+        operand = self.print(printer, ir.symbol(row.operand))
+        lines = [f"# {row.spec.title} of {row.operand} over its units",
+                 f"{', '.join([row.name, *saves])} = {helper}({self.row_args(row, operand)})"]
         if loop:
-            lines += [f"{ln.name}_xhat_all[{self.at('save_t')}] = {ln.name}_xhat",
-                      f"{ln.name}_rstd_all[{self.at('save_t')}] = {ln.name}_rstd"]
+            lines += [f"{name}_all[{self.at('save_t')}] = {name}" for name in saves]
         return lines
 
-    def loop_layernorms(self) -> list[LayerNormOp]:
-        return [op for op in self.plan.layernorms if op.context != STATIC]
+    @staticmethod
+    def row_args(row: ir.Row, operand: str) -> str:
+        """The forward helper's arguments: the operand, and a normalisation's gain and bias."""
+        return f"{operand}, {row.gain}, {row.bias or 0}" if row.gain else operand
+
+    def loop_row_ops(self) -> list[RowOp]:
+        return [op for op in self.plan.row_ops if op.context != STATIC]
 
     def forward_saves(self) -> list[str]:
         """Copies into the forward slots of the values that were not computed in place
@@ -279,9 +283,8 @@ class ModuleLines:
                 lines.append(f"{self.cell.updates[s.label]} = {s.label}_all[{self.at('t + 1')}]")
         lines += [f"{n} = {n}_all[{self.at('t')}]" for n in self.plan.saved_loop]
         lines = _only_used(lines, self.plan)
-        for op in self.loop_layernorms():
-            lines += [f"{op.node.name}_xhat = {op.node.name}_xhat_all[{self.at('t')}]",
-                      f"{op.node.name}_rstd = {op.node.name}_rstd_all[{self.at('t')}]"]
+        for op in self.loop_row_ops():
+            lines += [f"{name} = {name}_all[{self.at('t')}]" for name, _ in op.saves]
         return lines
 
     def carry_lines(self) -> list[str]:
@@ -310,8 +313,8 @@ class ModuleLines:
         """Zeros in the inactive rows of this step's saved values: the backward pass
         multiplies them by zero adjoints after its loop, and they must not be garbage."""
         saved = [f"{n}_all" for n in self.plan.saved_loop]
-        for op in self.loop_layernorms():
-            saved += [f"{op.node.name}_xhat_all", f"{op.node.name}_rstd_all"]
+        for op in self.loop_row_ops():
+            saved += [f"{name}_all" for name, _ in op.saves]
         return [f"{name}[t, bt:] = 0" for name in saved]
 
     def carry_split_lines(self, allocs: list[str]) -> list[str]:
@@ -341,8 +344,10 @@ class ModuleLines:
                 lines.append(f'd_params["{g.weight}"] = _outer({g.grad_buffer}, '
                              f"{self.history(g.operand)})")
         printer = self.printer(False, True)
-        for op in self.plan.layernorms:
+        for op in self.plan.row_ops:
             ln = op.node
+            if not ln.gain:
+                continue
             if op.adjoint is None:
                 for p in filter(None, (ln.gain, ln.bias)):
                     lines.append(f'd_params["{p}"] = {self.dx.zeros_like(f"params[{p!r}]")}')
@@ -387,10 +392,10 @@ class ModuleLines:
         # without keep_cache, one step's worth: values are still computed into them
         lines = [f"{n}_all = {self.dx.empty(f'T if keep_cache else 1, B, {self.size_of_node(n)}')}"
                  for n in self.plan.saved_loop]
-        for op in self.loop_layernorms():
-            size = self.size_var(op.node.size)
-            lines += [f"{op.node.name}_xhat_all = {self.dx.empty(f'T if keep_cache else 1, B, {size}')}",
-                      f"{op.node.name}_rstd_all = {self.dx.empty('T if keep_cache else 1, B, 1')}"]
+        for op in self.loop_row_ops():
+            for name, wide in op.saves:
+                width = self.size_var(op.node.size) if wide else "1"
+                lines.append(f"{name}_all = {self.dx.empty(f'T if keep_cache else 1, B, {width}')}")
         return lines
 
     def outputs_expr(self) -> str:
@@ -405,9 +410,9 @@ class ModuleLines:
             entries.insert(0, ("x", "x"))
         entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
         entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]
-        for op in self.plan.layernorms:
+        for op in self.plan.row_ops:
             tail = "_all" if op.context != STATIC else ""
-            entries += [(f"{op.node.name}_{k}{tail}",) * 2 for k in ("xhat", "rstd")]
+            entries += [(f"{name}{tail}",) * 2 for name, _ in op.saves]
         return entries
 
     def cache_shapes(self) -> list[tuple[str, str]]:
@@ -424,10 +429,10 @@ class ModuleLines:
         shapes += [(f"{s}_all", f"T + 1, B, {self.size_var(sizes[s])}")
                    for s in self.plan.saved_states]
         shapes += [(f"{n}_all", f"{steps}, {self.size_of_node(n)}") for n in self.plan.saved_loop]
-        for op in self.plan.layernorms:
+        for op in self.plan.row_ops:
             tail = "_all" if op.context != STATIC else ""
-            shapes += [(f"{op.node.name}_xhat{tail}", f"{steps}, {self.size_var(op.node.size)}"),
-                       (f"{op.node.name}_rstd{tail}", f"{steps}, 1")]
+            shapes += [(f"{name}{tail}", f"{steps}, {self.size_var(op.node.size) if wide else 1}")
+                       for name, wide in op.saves]
         if [k for k, _ in shapes] != [k for k, _ in self.cache_entries()]:
             raise EmitError("cache_shapes() and cache_entries() list different entries")
         return shapes
@@ -459,11 +464,10 @@ class ModuleLines:
                 lines.append(f"{node.name} = {operand} @ {node.weight}.T")
             elif isinstance(node, ir.Pointwise):
                 lines.append(f"{node.name} = {self.print(printer, node.expr)}")
-            elif isinstance(node, ir.LayerNorm):
-                self.used_helpers.add("_layernorm")
+            elif isinstance(node, ir.Row):
+                self.used_helpers.add(f"_{node.kind}")
                 operand = self.print(printer, ir.symbol(node.operand))
-                lines.append(f"{node.name} = _layernorm({operand}, {node.gain}, "
-                             f"{node.bias or 0})[0]")
+                lines.append(f"{node.name} = _{node.kind}({self.row_args(node, operand)})[0]")
         return lines
 
     def helpers(self) -> list[str]:

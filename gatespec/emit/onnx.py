@@ -66,6 +66,24 @@ HELPERS = {
         '    y = _g.op("Mul", _g.op("Mul", centred, _g.op("Div", _g.const(1), deviation)), gain)\n'
         '    return y if bias is None else _g.op("Add", y, bias)\n'
     ),
+    "_rmsnorm": (
+        "def _rmsnorm(_g, u, gain, bias=None):\n"
+        '    """RMS normalisation over the last axis, as the NumPy module computes it."""\n'
+        '    square = _g.mean(_g.op("Mul", u, u))\n'
+        f'    root = _g.op("Sqrt", _g.op("Add", square, _g.const({ir.EPSILON!r})))\n'
+        '    y = _g.op("Mul", _g.op("Mul", u, _g.op("Div", _g.const(1), root)), gain)\n'
+        '    return y if bias is None else _g.op("Add", y, bias)\n'
+    ),
+    "_softmax": (
+        "def _softmax(_g, u):\n"
+        '    """Softmax over the last axis (opset 13 on: over that axis alone)."""\n'
+        '    return _g.op("Softmax", u, axis=-1)\n'
+    ),
+    "_cumax": (
+        "def _cumax(_g, u):\n"
+        '    """cumsum(softmax(u)) over the last axis (Shen et al. 2019)."""\n'
+        '    return _g.op("CumSum", _g.op("Softmax", u, axis=-1), _g.ints(-1))\n'
+    ),
     "_silu": (
         "def _silu(_g, a):\n"
         '    """a * sigmoid(a)."""\n'
@@ -291,13 +309,12 @@ def _print_nodes(nodes: list[ir.Node], gemm_of: dict, names: dict[str, str],
                                      f"{tuple_text(g.out_sizes)})")
             else:
                 printer.lines.append(f'{node.name} = {product[:-1]}, out="{node.name}")')
-        elif isinstance(node, ir.LayerNorm):
+        elif isinstance(node, ir.Row):
             operand = printer._print(ir.symbol(node.operand))[0]
-            scale = [f'_g.param("{node.gain}")'] + ([f'_g.param("{node.bias}")'] if node.bias
-                                                    else [])
-            printer.lines.append(f"# layer norm of {node.operand} over its units")
-            printer.lines.append(f'{node.name} = _layernorm(_g, {operand}, {", ".join(scale)})')
-            printer.helpers.add("_layernorm")
+            scale = [f'_g.param("{p}")' for p in (node.gain, node.bias) if p]
+            printer.lines.append(f"# {node.spec.title} of {node.operand} over its units")
+            printer.lines.append(f'{node.name} = _{node.kind}(_g, {", ".join([operand, *scale])})')
+            printer.helpers.add(f"_{node.kind}")
         elif isinstance(node, ir.Pointwise):
             printer.statement(node.name, node.expr)
     return printer

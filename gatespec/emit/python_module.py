@@ -103,8 +103,8 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "helpers": lines.helpers(),
         # parameters that start at a constant instead of uniform noise (layer-norm gain, bias)
         "constant_init": "{" + ", ".join(
-            f'{py_str(p.name)}: {1.0 if p.role == "ln_gain" else 0.0}' for p in cell.params.values()
-            if p.role in ("ln_gain", "ln_bias")) + "}",
+            f'{py_str(p.name)}: {1.0 if p.role.endswith("_gain") else 0.0}'
+            for p in cell.params.values() if p.role in _NORM_ROLES) + "}",
         "zeros": dialect.zeros,
         "rows": lines.rows,
         "carry_forward": lines.carry_forward_lines(),
@@ -125,11 +125,17 @@ def tuple_text(items: list[str]) -> str:
     return "(" + ", ".join(py_str(i) for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
+# a normalisation's gain starts at 1, its bias at 0
+_NORM_ROLES = ("ln_gain", "ln_bias", "rms_gain", "rms_bias")
+
+
 def _role_text(p) -> str:
     return {
         "weight": f"weight matrix, linear() on the line of {p.owner}",
         "ln_gain": f"layer-norm gain, layernorm() on the line of {p.owner} (starts at 1)",
         "ln_bias": f"layer-norm bias, layernorm() on the line of {p.owner} (starts at 0)",
+        "rms_gain": f"RMS-norm gain, rmsnorm() on the line of {p.owner} (starts at 1)",
+        "rms_bias": f"RMS-norm bias, rmsnorm() on the line of {p.owner} (starts at 0)",
         "bias": f"bias, linear() on the line of {p.owner}",
         "diag": f"per-unit weights, diag() on the line of {p.owner}",
     }[p.role]

@@ -81,11 +81,12 @@ class BlockOp:
 
 
 @dataclass
-class LayerNormOp:
-    """Layer normalisation of one node: forward saves its normalised input and inverse
-    deviation; backward turns the node's adjoint into its operand's (`d_{name}_operand`)."""
+class RowOp:
+    """A row reduction of one node (ir.ROW_KINDS): forward saves what its kind keeps
+    (`{name}_xhat`, ...); backward turns the node's adjoint into its operand's
+    (`d_{name}_operand`)."""
 
-    node: ir.LayerNorm
+    node: ir.Row
     context: str
     level: int
     backward: bool = False
@@ -95,8 +96,13 @@ class LayerNormOp:
     def operand_grad(self) -> str:
         return f"d_{self.node.name}_operand"
 
+    @property
+    def saves(self) -> list[tuple[str, bool]]:
+        """(array name, per-unit?) of each value the forward keeps: `ln_c_xhat`, ..."""
+        return [(f"{self.node.name}_{k}", wide) for k, wide in self.node.spec.saves]
 
-Op = GemmOp | BlockOp | LayerNormOp
+
+Op = GemmOp | BlockOp | RowOp
 
 
 @dataclass
@@ -118,7 +124,7 @@ class Plan:
     carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
     input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
     views: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # see alias.py
-    layernorms: list[LayerNormOp] = field(default_factory=list)  # forward ops, both contexts
+    row_ops: list[RowOp] = field(default_factory=list)  # forward ops, both contexts
 
     @property
     def cell(self) -> ir.Cell:

@@ -33,9 +33,9 @@ from gatespec.schedule.plan import (
     BlockOp,
     Gemm,
     GemmOp,
-    LayerNormOp,
     Op,
     Plan,
+    RowOp,
     Store,
 )
 
@@ -79,7 +79,7 @@ class _Scheduler:
             inner = [dep for dep in ir.deps(n) if dep in level]
             if isinstance(n, ir.MatMul):
                 level[n.name] = level[n.operand] + 1 if n.operand in level else 0
-            elif isinstance(n, ir.LayerNorm):  # runs right after the GEMMs of its stage
+            elif isinstance(n, ir.Row):  # runs right after the GEMMs of its stage
                 op = n.operand
                 level[n.name] = (0 if op not in level else level[op]
                                  if isinstance(self.d.node(op), ir.MatMul) else level[op] + 1)
@@ -103,16 +103,16 @@ class _Scheduler:
         return sorted(groups.values(), key=lambda g: (g.level, self.order[g.outputs[0]]))
 
     # -- forward -------------------------------------------------------------------
-    def layernorms(self, ctx: str, level: dict[str, int]) -> list[LayerNormOp]:
-        return [LayerNormOp(n, ctx, level[n.name]) for n in self.members(ctx)
-                if isinstance(n, ir.LayerNorm)]
+    def row_ops(self, ctx: str, level: dict[str, int]) -> list[RowOp]:
+        return [RowOp(n, ctx, level[n.name]) for n in self.members(ctx)
+                if isinstance(n, ir.Row)]
 
     def forward_ops(self, ctx: str, level: dict[str, int], gemms: list[Gemm]) -> list[Op]:
         ops: list[Op] = []
         n_levels = max(level.values(), default=-1) + 1
         for k in range(n_levels):
             ops.extend(GemmOp(g) for g in gemms if g.level == k)
-            ops.extend(op for op in self.layernorms(ctx, level) if op.level == k)
+            ops.extend(op for op in self.row_ops(ctx, level) if op.level == k)
             assigns = [(ir.symbol(n.name), n.expr) for n in self.members(ctx)
                        if isinstance(n, ir.Pointwise) and level[n.name] == k]
             if assigns:
@@ -142,7 +142,7 @@ class _Scheduler:
         if name in gemm_operands:
             terms.append(ir.symbol(f"d_{name}_gemm"))
         terms += [ir.symbol(f"d_{c}_operand") for c in self.consumers[name]
-                  if isinstance(self.d.node(c), ir.LayerNorm) and self.context_of(c) == ctx]
+                  if isinstance(self.d.node(c), ir.Row) and self.context_of(c) == ctx]
         if ctx == LOOP:
             if name in self.new_to_state:
                 terms.append(ir.symbol(f"d_{self.new_to_state[name]}_next"))
@@ -209,7 +209,7 @@ class _Scheduler:
         layer norms of level k), or TAIL. It must come after every transposed GEMM and
         layer-norm backward that feeds it."""
         ln_levels = [level[c] for c in self.consumers[name]
-                     if c in level and isinstance(self.d.node(c), ir.LayerNorm)]
+                     if c in level and isinstance(self.d.node(c), ir.Row)]
         if name in level:
             same = level[name] in ln_levels
             return level[name] - 0.25 if same else level[name]
@@ -224,7 +224,7 @@ class _Scheduler:
         """Group adjoint computations by position, inline block-local ones, CSE each block."""
         n_levels = max(level.values(), default=-1) + 1
         positions = [p for k in reversed(range(n_levels)) for p in (k, k - 0.25)] + [TAIL]
-        lns = self.layernorms(ctx, level)
+        lns = self.row_ops(ctx, level)
         # A symbol is a block output when another block, a store or the caller reads it.
         uses: dict[sympy.Symbol, set[int]] = {}
         entries: dict[int, list[tuple[sympy.Symbol, sympy.Expr]]] = {p: [] for p in positions}
@@ -241,8 +241,8 @@ class _Scheduler:
             for k, out in enumerate(g.outputs):
                 if out in position:
                     stores[position[out]].append(Store(g.grad_buffer, adjoint(out), g, k))
-        for op in lns:  # each layer norm's adjoint feeds its gain and bias gradients
-            if op.node.name in position and ctx == LOOP:
+        for op in lns:  # each normalisation's adjoint feeds its gain and bias gradients
+            if op.node.name in position and ctx == LOOP and op.node.gain:
                 stores[position[op.node.name]].append(Store(f"d_{op.node.name}_all",
                                                             adjoint(op.node.name)))
         if ctx == LOOP:
@@ -275,7 +275,7 @@ class _Scheduler:
                     outs.append((sym, e))
             if outs:
                 ops.append(BlockOp(Block(self.cse(outs), stores[pos])))
-            ops.extend(LayerNormOp(op.node, ctx, op.level, backward=True) for op in lns
+            ops.extend(RowOp(op.node, ctx, op.level, backward=True) for op in lns
                        if op.level == pos and op.node.name in position)
             ops.extend(GemmOp(g, backward=True) for g in gemms if pos == g.level - 0.25)
         return ops
@@ -339,7 +339,7 @@ class _Scheduler:
 
         for ops, copies in ((loop_backward, loop_alias), (static_backward, alias)):
             for op in ops:
-                if isinstance(op, LayerNormOp):  # its adjoint may have been copy-propagated
+                if isinstance(op, RowOp):  # its adjoint may have been copy-propagated
                     op.adjoint = adjoint(op.node.name).xreplace(copies)
         saved = self.saved_values([*loop_backward, *static_backward], g_static + g_loop,
                                   {v for terms in self.param_products.values() for _, v in terms})
@@ -365,10 +365,10 @@ class _Scheduler:
             carries=carries,
             input_grad=input_grad,
         )
-        plan.layernorms = self.layernorms(STATIC, lv_static) + self.layernorms(LOOP, lv_loop)
+        plan.row_ops = self.row_ops(STATIC, lv_static) + self.row_ops(LOOP, lv_loop)
         adjoints = {op.node.name: op.adjoint for op in [*loop_backward, *static_backward]
-                    if isinstance(op, LayerNormOp)}
-        for op in plan.layernorms:  # None: nothing depends on this layer norm's output
+                    if isinstance(op, RowOp)}
+        for op in plan.row_ops:  # None: nothing depends on this layer norm's output
             op.adjoint = adjoints.get(op.node.name)
         plan.views = buffer_views(plan)
         fuse_epilogues(plan, set(saved))
@@ -389,7 +389,7 @@ class _Scheduler:
         defined = {s.name for s in self.cell.states} | {"d_out"}
         defined |= {f"d_{s.label}_next" for s in self.cell.states}
         defined |= {g.operand_grad for g in plan.gemms}
-        defined |= {op.operand_grad for op in plan.layernorms}
+        defined |= {op.operand_grad for op in plan.row_ops}
         defined |= {n.name for n in self.d.nodes} | set(self.cell.params)
         for op in plan.loop_backward:
             if isinstance(op, BlockOp):

@@ -77,6 +77,9 @@ EXPECTED_PARAMS.update({
     # mLSTM: m's two maps have no bias; u (the paper's ĥ) and the gates read x and m
     "mlstm": {"W_mx": IH, "W_mh": HH, **{name: shape for g in "uifo" for name, shape in (
         (f"W_{g}x", IH), (f"W_{g}m", HH), (f"b_{g}", H))}},
+    # Shen et al. 2019: the LSTM's four maps and the two master gates' (f~ as mf, i~ as mi)
+    "on_lstm": {name: shape for g in ("f", "i", "o", "g", "mf", "mi") for name, shape in (
+        (f"W_{g}x", IH), (f"W_{g}h", HH), (f"b_{g}", H))},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}

@@ -5,7 +5,8 @@ generated NumPy module for every built-in cell.
 
 A layer norm's vectors are computed here from its definition on the page:
 û = (u − ⟨u⟩) / s with s = sqrt(⟨(u − ⟨u⟩)²⟩ + 1e-5), output ℓ = α ⊙ û + β; ⟨·⟩ is
-the mean over the units."""
+the mean over the units. An RMS norm's: û = u / s with s = sqrt(⟨u²⟩ + 1e-5); a softmax's
+ℓ_k = exp(u_k) / Σ_j exp(u_j); a cumax's p = softmax(u) and ℓ_k = Σ_{j ≤ k} p_j."""
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from gatespec.check import load_module, sizes_for
 from gatespec.derive import functions as fn
 from gatespec.emit.latex import cell_equations
 from gatespec.emit.latex_backward import BackwardEquations
-from gatespec.emit.latex_sympy import LATER, Transposed, UnitMean
+from gatespec.emit.latex_sympy import LATER, RevCumsum, Transposed, UnitMean, UnitSum
 from gatespec.pipeline import generate, load_source
 
 
@@ -58,6 +59,11 @@ def evaluate(e, env):
         weight, v = e.args
         w = env[weight.name]
         return w.T @ (evaluate(v, env) * np.ones(w.shape[0]))
+    if isinstance(e, UnitSum):
+        return np.sum(evaluate(e.args[0], env))
+    if isinstance(e, RevCumsum):  # v_k + v_{k+1} + ... + v_n, written out
+        v = evaluate(e.args[0], env)
+        return np.array([v[k:].sum() for k in range(len(v))])
     if isinstance(e, UnitMean):  # one vector (batch row 0) -> one number
         return np.mean(evaluate(e.args[0], env))
     if isinstance(e, fn.Elementwise):
@@ -79,13 +85,20 @@ def forward_values(derived, params, x, state0):
                 env[n.name] = params[n.weight] @ env[n.operand]
             elif isinstance(n, ir.Pointwise):
                 env[n.name] = evaluate(n.expr, env)
-            elif isinstance(n, ir.LayerNorm):
+            elif isinstance(n, ir.Row) and n.kind in ("layernorm", "rmsnorm"):
                 u = env[n.operand]
-                s = np.sqrt(np.mean((u - u.mean()) ** 2) + 1e-5)
-                hat = (u - u.mean()) / s
+                centred = u - u.mean() if n.kind == "layernorm" else u
+                s = np.sqrt(np.mean(centred ** 2) + 1e-5)
+                hat = centred / s
                 env[BackwardEquations.ln_hat(n.name).name] = hat
                 env[BackwardEquations.ln_std(n.name).name] = s
                 env[n.name] = params[n.gain] * hat + (params[n.bias] if n.bias else 0.0)
+            elif isinstance(n, ir.Row):
+                u = env[n.operand]
+                p = np.exp(u) / np.exp(u).sum()  # small test values: no overflow
+                env[BackwardEquations.ln_soft(n.name).name] = p
+                env[n.name] = p if n.kind == "softmax" else np.array(
+                    [p[:k + 1].sum() for k in range(len(p))])
         values.append(env)
         prev = {s.label: env[new] for s, new in zip(cell.states, cell.updates.values(),
                                                     strict=True)}
@@ -122,6 +135,16 @@ a = layernorm(linear(x, h))
 o = sigmoid(layernorm(layernorm(x, bias=false) * h) + linear(c))
 c' = c - 0.5 * tanh(a) * layernorm(c, bias=false)
 h' = o * tanh(layernorm(c')) + layernorm(h)
+""",
+    # the other row reductions: an RMS norm with and without a bias, a softmax of a state,
+    # a cumax of the input (input-only) and one of a softmax on the same line (a primed label)
+    "rows": """cell rows
+input x[hidden]
+state h, c
+a = rmsnorm(linear(x, h))
+q = cumax(softmax(h) + c)
+c' = c - 0.5 * tanh(a) * cumax(x) + q
+h' = tanh(rmsnorm(c', bias=true)) * softmax(linear(h, bias=false))
 """,
 }
 

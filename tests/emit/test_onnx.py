@@ -115,7 +115,9 @@ def test_onnxruntime_matches_numpy_float32(spec):
     check_against_numpy(spec, np.float32, 1e-5)
 
 
-@pytest.mark.parametrize("spec", ["lstm", "lstm_layernorm", "gru"])
+@pytest.mark.parametrize("spec", ["lstm", "lstm_layernorm", "gru",
+                                  pytest.param(str(ROOT / "tests" / "corpus" / "row_reductions.gate"),
+                                               id="row_reductions")])
 def test_onnxruntime_matches_numpy_float64(spec):
     """In float64 the two agree to rounding: a small error in the graph cannot hide in
     float32's tolerance."""
