@@ -36,13 +36,19 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
             "shape_text": "(" + ", ".join(p.shape) + ")",
             "shape_tuple": tuple_text(list(p.shape)),
         }
-        for p in cell.params.values()
+        for p in cell.trained_params.values()
     ]
-    param_loads = [f'{p.name} = params["{p.name}"]' for p in cell.params.values()]
+    # NumPy makes the views of shared and transposed weights itself and folds their
+    # gradients back (view_fold_lines); torch's front end hands the fused passes the views
+    # as tensors (autograd folds them), so its passes load them like any weight
+    param_loads = [view_load(p) if dialect.name == "numpy" else f'{p.name} = params["{p.name}"]'
+                   for p in cell.params.values()]
     cache_loads = [f'{k} = cache["{k}"]' for k, _ in lines.cache_entries()]
     backward_loads = lines.backward_loads()
     carry_lines = lines.carry_lines()
     weight_grad_lines = lines.weight_grad_lines()
+    if dialect.name == "numpy":
+        weight_grad_lines += view_fold_lines(cell)
     input_grad = _input_grad(lines, plan)
     # a view of a gradient buffer that nothing reads (its bias has bias=false) is dropped
     backward_allocs = prune_assignments(lines.backward_allocs(), [
@@ -116,6 +122,19 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
     return context
 
 
+def view_load(p) -> str:
+    """A parameter's load at the top of a pass; a view is made from its weight."""
+    if p.role != "view":
+        return f'{p.name} = params["{p.name}"]'
+    return f'{p.name} = params["{p.source}"]' + (".T" if p.transpose else "")
+
+
+def view_fold_lines(cell) -> list[str]:
+    """Each view's gradient added into its weight's (transposed back where it is a transpose)."""
+    return [f'd_params["{p.source}"] = d_params["{p.source}"] + d_params["{p.name}"]'
+            + (".T" if p.transpose else "") for p in cell.views]
+
+
 def _tuple_expr(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
@@ -132,6 +151,7 @@ def _role_text(p) -> str:
         "ln_bias": f"layer-norm bias, layernorm() on the line of {p.owner} (starts at 0)",
         "bias": f"bias, linear() on the line of {p.owner}",
         "diag": f"per-unit weights, diag() on the line of {p.owner}",
+        "view": f"{p.source}{'.T' if p.transpose else ''}, weight= on the line of {p.owner}",
     }[p.role]
 
 

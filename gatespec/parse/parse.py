@@ -203,6 +203,11 @@ class _Builder:
                 if isinstance(a, lark.Tree) and a.data == "kwarg":
                     kname, kval = a.children
                     kws.append(ast.KwArg(str(kname), self.expr(kval), self.span(kname)))
+                elif isinstance(a, lark.Tree) and a.data == "kwarg_attr":
+                    kname, dotted = a.children
+                    pname, attr = str(dotted).split(".", 1)
+                    kws.append(ast.KwArg(str(kname), ast.Attr(pname, attr, self.span(dotted)),
+                                         self.span(kname)))
                 elif kws:
                     raise ParseError("an operand cannot follow a keyword argument",
                                      self.span_of_tree(a))
