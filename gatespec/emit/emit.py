@@ -105,6 +105,9 @@ def emit_torch(plan: Plan, source_name: str) -> str:
         final_return="final_state[0]" if single else "final_state",
         torch=cell.torch_layout,
         tuple_of=lambda names: tuple_text(list(names)),
+        views=cell.views,
+        op_params="_OP_PARAMS" if cell.views else "PARAMS",
+        op_param_names=list(cell.params),
     )
     return render("torch/module.py.jinja", context)
 
