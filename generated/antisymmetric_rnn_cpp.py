@@ -176,7 +176,7 @@ def forward(x, state0, params, keep_cache, batch_sizes=None):
     W_hh = params["W_hh"]
     W_hx = params["W_hx"]
     b_h = params["b_h"]
-    W_hh_T = params["W_hh_T"]
+    W_hh_T = params["W_hh"].T
     W_stack_h = torch.cat([W_hh, W_hh_T])
     h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
     h_tanh_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
@@ -223,7 +223,7 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     size_hidden = params["W_hh"].shape[0]
     W_hh = params["W_hh"]
     W_hx = params["W_hx"]
-    W_hh_T = params["W_hh_T"]
+    W_hh_T = params["W_hh"].T
     W_stack_h = torch.cat([W_hh, W_hh_T])
     d_h_next = d_final_state[0].to(dtype).clone(memory_format=torch.contiguous_format)
     d_mm_x = torch.empty((T, B, W_hx.shape[0]), dtype=dtype, device=device)
@@ -247,5 +247,6 @@ def backward(d_outputs, d_final_state, cache, params, batch_sizes=None):
     d_params["W_hh"] = d_W_stack_h[0:size_hidden]
     d_params["W_hh_T"] = d_W_stack_h[size_hidden:2 * size_hidden]
     d_params["b_h"] = d_s_h_tanh_all.sum(dim=(0, 1))
+    d_params["W_hh"] = d_params["W_hh"] + d_params["W_hh_T"].T
     d_state0 = (d_h_next,)
     return d_x_gemm, d_state0, d_params

@@ -50,13 +50,6 @@ PARAMS = {
     "b_h": ("hidden",),
 }
 BIASES = ("b_h",)
-# Weights used again (weight= in the cell): each view is made from its weight before the
-# fused passes, which take it as one more tensor, so autograd adds its gradient into the
-# weight's. (name: (weight, transposed))
-VIEWS = {
-    "W_hh_T": ("W_hh", True),
-}
-_OP_PARAMS = (*PARAMS, *VIEWS)  # the fused passes' parameters: PARAMS, then the views
 
 
 def _outer(dy, a):
@@ -97,7 +90,7 @@ def _forward(x, state0, params, keep_cache, batch_sizes=None, scan=False):
     W_hh = params["W_hh"]
     W_hx = params["W_hx"]
     b_h = params["b_h"]
-    W_hh_T = params["W_hh_T"]
+    W_hh_T = params["W_hh"].T
     W_stack_h = torch.cat([W_hh, W_hh_T])
     h_all = torch.empty((T + 1, B, size_hidden), dtype=dtype, device=device)
     h_tanh_all = torch.empty((T if keep_cache else 1, B, size_hidden), dtype=dtype, device=device)
@@ -159,7 +152,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=Fa
     size_hidden = params["W_hh"].shape[0]
     W_hh = params["W_hh"]
     W_hx = params["W_hx"]
-    W_hh_T = params["W_hh_T"]
+    W_hh_T = params["W_hh"].T
     W_stack_h = torch.cat([W_hh, W_hh_T])
     d_h_next = d_final_state[0]
     d_mm_x = torch.empty((T, B, W_hx.shape[0]), dtype=dtype, device=device)
@@ -199,6 +192,7 @@ def _backward(d_outputs, d_final_state, cache, params, batch_sizes=None, scan=Fa
     d_params["W_hh"] = d_W_stack_h[0:size_hidden]
     d_params["W_hh_T"] = d_W_stack_h[size_hidden:2 * size_hidden]
     d_params["b_h"] = d_s_h_tanh_all.sum(dim=(0, 1))
+    d_params["W_hh"] = d_params["W_hh"] + d_params["W_hh_T"].T
     d_state0 = (d_h_next,)
     dx = d_x_gemm
     if batch_sizes is not None:
@@ -216,7 +210,7 @@ def _reference(x, state0, params, batch_sizes=None):
     W_hh = params["W_hh"]
     W_hx = params["W_hx"]
     b_h = params["b_h"]
-    W_hh_T = params["W_hh_T"]
+    W_hh_T = params["W_hh"].T
     h_prev, = state0
     outputs = []
     for t in range(x.shape[0]):
@@ -476,7 +470,7 @@ def _op_forward(x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache):
     """[outputs, *final_state, *(the _SAVED_KEYS tensors, when keep_cache)]."""
     kw = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
     outputs, final_state, cache = _run_backend(impl, cuda_graphs, x).forward(
-        x, tuple(state0), dict(zip(_OP_PARAMS, params, strict=True)), keep_cache, **kw)
+        x, tuple(state0), dict(zip(PARAMS, params, strict=True)), keep_cache, **kw)
     saved = [cache[k] for k in _SAVED_KEYS] if keep_cache else []
     # the cache's histories stay whole; their views among the results are copied
     fresh = _unaliased([*saved, outputs, *final_state], [x, *state0, *params])
@@ -484,7 +478,7 @@ def _op_forward(x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache):
 
 
 def _op_forward_fake(x, state0, params, batch_sizes, impl, cuda_graphs, keep_cache):
-    output_shape, saved_shapes = _fake_shapes(x, dict(zip(_OP_PARAMS, params, strict=True)))
+    output_shape, saved_shapes = _fake_shapes(x, dict(zip(PARAMS, params, strict=True)))
     saved = [x.new_empty(shape) for shape in saved_shapes] if keep_cache else []
     return [x.new_empty(output_shape), *(s.new_empty(s.shape) for s in state0), *saved]
 
@@ -497,8 +491,8 @@ def _op_backward(d_outputs, d_final_state, x, saved, params, batch_sizes, impl, 
         cache["x"] = x
     kw = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
     dx, d_state0, d_params = _run_backend(impl, cuda_graphs, x).backward(
-        d_outputs, tuple(d_final_state), cache, dict(zip(_OP_PARAMS, params, strict=True)), **kw)
-    return _unaliased([dx, *d_state0, *(d_params[name] for name in _OP_PARAMS)],
+        d_outputs, tuple(d_final_state), cache, dict(zip(PARAMS, params, strict=True)), **kw)
+    return _unaliased([dx, *d_state0, *(d_params[name] for name in PARAMS)],
                       [d_outputs, *d_final_state, x, *saved, *params])
 
 
@@ -513,7 +507,7 @@ def _fused_backward(saved_tensors, needed, impl, cuda_graphs, d_outputs, d_final
     gradient."""
     x, batch_sizes, *rest = saved_tensors
     state0, rest = rest[:len(STATES)], rest[len(STATES):]
-    params, saved = rest[:len(_OP_PARAMS)], rest[len(_OP_PARAMS):]
+    params, saved = rest[:len(PARAMS)], rest[len(PARAMS):]
     if torch.is_grad_enabled():
         # create_graph=True (double backward, torch.func): the gradients must be
         # differentiable in turn, so autograd differentiates the reference path instead
@@ -589,7 +583,7 @@ def _reference_grads(x, state0, params, batch_sizes, d_outputs, d_final_state, n
     its transform (where autograd no longer tracks the saved inputs)."""
     def run(x, state0, params):
         outputs, final_state = _reference(x, tuple(state0),
-                                              dict(zip(_OP_PARAMS, params, strict=True)),
+                                              dict(zip(PARAMS, params, strict=True)),
                                               batch_sizes)
         return outputs, list(final_state)
 
@@ -700,18 +694,10 @@ def run_layer(x, state0, params, impl="auto", cuda_graphs=False, batch_sizes=Non
         return _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes)
 
 
-def _with_views(params):
-    """params and each view of VIEWS, made from its weight (a transpose is a view: no copy)."""
-    views = {name: params[weight].t() if transposed else params[weight]
-             for name, (weight, transposed) in VIEWS.items()}
-    return {**params, **views}
-
-
 def _run_layer(x, state0, params, impl, cuda_graphs, batch_sizes):
-    params = _with_views(params)
     if impl == "autograd":
         return _reference(x, state0, params, batch_sizes)
-    values = [params[name] for name in _OP_PARAMS]
+    values = [params[name] for name in PARAMS]
     # torch.jit.trace records the op alone, for inference: the same graph with and without
     # grad (its check reruns under no_grad), and no Python Function, which it cannot save
     if (torch.is_grad_enabled() and not torch.jit.is_tracing()

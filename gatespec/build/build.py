@@ -383,10 +383,11 @@ class _Builder:
 
     def _resolve_views(self) -> None:
         """Each weight=W_name(.T) becomes a view parameter of that weight, named W_name_T
-        (transposed) or W_name_S (shared), made before the time loop in every target. Done
+        (transposed) or W_name_S (shared), then W_name_T2, ...: made before the time loop in
+        every target. Done
         after all statements, which may come in any order: a weight may be created later in
         the file. A transposed (out, in) weight maps out -> in."""
-        views: dict[tuple[str, bool], str] = {}
+        # one view per use: two products with one weight name would each write its gradient
         rename: dict[str, str] = {}
         for k, r in enumerate(self.refs):
             source = self.params.get(r.name)
@@ -397,17 +398,13 @@ class _Builder:
             what = f"weight={r.name}{'.T' if r.transpose else ''}"
             self.sizes.unify(r.shape[0], want[0], r.span, f"{what}: its rows (outputs)")
             self.sizes.unify(r.shape[1], want[1], r.span, f"{what}: its columns (the operand)")
-            key = (r.name, r.transpose)
-            if key not in views:
-                name, n = f"{r.name}_{'T' if r.transpose else 'S'}", 2
-                while name in self.params or name in self.taken:
-                    name, n = f"{r.name}_{'T' if r.transpose else 'S'}{n}", n + 1
-                views[key] = name
-                self.params[name] = ir.Param(name, (), "view", r.owner, r.line, r.name,
-                                             r.transpose)
-                self.param_sizes[name] = want
-                self.param_spans[name] = r.span
-            rename[f"view {k}"] = views[key]
+            name, n = f"{r.name}_{'T' if r.transpose else 'S'}", 2
+            while name in self.params or name in self.taken:
+                name, n = f"{r.name}_{'T' if r.transpose else 'S'}{n}", n + 1
+            self.params[name] = ir.Param(name, (), "view", r.owner, r.line, r.name, r.transpose)
+            self.param_sizes[name] = want
+            self.param_spans[name] = r.span
+            rename[f"view {k}"] = name
         if not rename:
             return
         self.nodes = [replace(n, weight=rename[n.weight], label=n.label.replace(

@@ -38,17 +38,14 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         }
         for p in cell.trained_params.values()
     ]
-    # NumPy makes the views of shared and transposed weights itself and folds their
-    # gradients back (view_fold_lines); torch's front end hands the fused passes the views
-    # as tensors (autograd folds them), so its passes load them like any weight
-    param_loads = [view_load(p) if dialect.name == "numpy" else f'{p.name} = params["{p.name}"]'
-                   for p in cell.params.values()]
+    # each pass makes the views of shared and transposed weights (weight=) before its time
+    # loop, so the loop and the kernels see ordinary weights; the backward pass adds their
+    # gradients into the weights' (view_fold_lines)
+    param_loads = [view_load(p) for p in cell.params.values()]
     cache_loads = [f'{k} = cache["{k}"]' for k, _ in lines.cache_entries()]
     backward_loads = lines.backward_loads()
     carry_lines = lines.carry_lines()
-    weight_grad_lines = lines.weight_grad_lines()
-    if dialect.name == "numpy":
-        weight_grad_lines += view_fold_lines(cell)
+    weight_grad_lines = lines.weight_grad_lines() + view_fold_lines(cell)
     input_grad = _input_grad(lines, plan)
     # a view of a gradient buffer that nothing reads (its bias has bias=false) is dropped
     backward_allocs = prune_assignments(lines.backward_allocs(), [

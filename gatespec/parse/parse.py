@@ -82,6 +82,8 @@ def _parse_error(exc: lark.exceptions.UnexpectedInput, source: str, path: str) -
     line, column = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         message = f"unexpected character {source[exc.pos_in_stream]!r}"
+        if source[exc.pos_in_stream] == ".":  # `h.T`, `(W_zh).T`
+            message += "; a transpose is written only as linear()'s option weight=W_name.T"
     elif isinstance(exc, lark.exceptions.UnexpectedToken):
         tok = exc.token
         # A newline with only blank space after it (the parser adds one) is the end of the file.
