@@ -7,8 +7,7 @@ from gatespec.emit.escape import py_str
 from gatespec.emit.jax_lines import JaxLines, prune
 from gatespec.emit.lines import _words
 from gatespec.emit.printer import CodePrinter
-from gatespec.emit.python_module import (VERSION, _role_text, tuple_text, view_fold_lines,
-                                         view_load)
+from gatespec.emit.python_module import VERSION, _role_text, tuple_text, view_fold_lines, view_load
 from gatespec.schedule import Plan
 
 # flax.linen's cells with the function of a torch.nn layer, their gates in torch's order,
