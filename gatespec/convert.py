@@ -205,7 +205,7 @@ def _built(cell: str):
 
 
 def _table(cell: str) -> dict[str, tuple[str, ...]]:
-    return {p.name: p.shape for p in _built(cell).params.values()}
+    return {p.name: p.shape for p in _built(cell).trained_params.values()}
 
 
 def _array(value) -> np.ndarray:

@@ -23,9 +23,14 @@ def symbol(name: str) -> sympy.Symbol:
 class Param:
     name: str
     shape: tuple[str, ...]  # size names: (rows, cols) for a matrix, (n,) for a vector
-    role: str  # "weight" | "bias" | "diag" | "ln_gain" | "ln_bias" | "rms_gain" | "rms_bias"
+    role: str  # "weight" | "bias" | "diag" | "ln_gain" | "ln_bias" | "rms_gain" | "rms_bias" | "view"
     owner: str  # the variable whose line created it
     line: int
+    # role "view": not a parameter of its own but another weight (`source`), transposed or
+    # not, made from it before the time loop (linear(h, weight=W_zh.T)); its gradient is
+    # added into the source's
+    source: str | None = None
+    transpose: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,15 @@ class Cell:
 
     def _index(self) -> dict[str, Node]:
         return {n.name: n for n in self.nodes}
+
+    @property
+    def trained_params(self) -> dict[str, Param]:
+        """The parameters a user holds and trains: all but the views of other weights."""
+        return {k: p for k, p in self.params.items() if p.role != "view"}
+
+    @property
+    def views(self) -> list[Param]:
+        return [p for p in self.params.values() if p.role == "view"]
 
     @property
     def state_names(self) -> list[str]:

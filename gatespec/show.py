@@ -31,10 +31,18 @@ def render_plan(plan: Plan) -> str:
     out.extend(_scan_lines(cell))
     out.append("")
     out.append("parameters:")
-    width = max((len(p) for p in cell.params), default=0)
-    for p in cell.params.values():
+    width = max((len(p) for p in cell.trained_params), default=0)
+    for p in cell.trained_params.values():
         out.append(f"  {p.name.ljust(width)}  ({', '.join(p.shape)})  {p.role} "
                    f"(line {p.line}, {p.owner})")
+    if cell.views:
+        out.append("")
+        out.append("weights used again (views made before the time loop; their gradients "
+                   "add into the weight):")
+        for p in cell.views:
+            value = f"{p.source}.T" if p.transpose else p.source
+            out.append(f"  {p.name} = {value}  ({', '.join(p.shape)})  weight= on the line "
+                       f"of {p.owner} (line {p.line})")
     out.append("")
     out.append("names: x_prev = x_{t-1}, x_new = x_t for a state x; m_ab = W_ab @ b; "
                "s_a = input-only terms; d_v = dL/dv")

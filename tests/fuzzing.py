@@ -627,8 +627,8 @@ TOKENS = [b"'", b"(", b")", b",", b"=", b"#", b'"', b"\n", b"\r", b"\r\n", b"\t"
           b"\\\n", b"\x00", b"\xff", b"\xc3", b"\xef\xbb\xbf", "é".encode(), "\u2028".encode(),
           b"\x0c", b"+", b"-", b"*", b"/", b"[", b"]", b"0", b"1e999", b"1e-999", b".", b"..",
           b"x", b"h", b"h'", b"c'", b"linear(", b"diag(", b"layernorm(", b"rmsnorm(",
-          b"softmax(", b"cumax(", b"bias=false",
-          b"bias=true", b"sigmoid", b"max(", b"input ", b"state ", b"output ", b"cell ",
+          b"softmax(", b"cumax(", b"bias=false", b"bias=true", b"weight=W_hh.T", b"weight=",
+          b".T", b"sigmoid", b"max(", b"input ", b"state ", b"output ", b"cell ",
           b"latex ", b"equivalent torch.nn.LSTM gates i f g o", b"9" * 5000, b"a" * 300]
 
 

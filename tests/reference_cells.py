@@ -614,6 +614,46 @@ class IndRNN(_Cell):
         return dx, (da * p["w_hh"],)
 
 
+class AntisymmetricRNN(_Cell):
+    """AntisymmetricRNN (Chang et al. 2019), from the paper's equation (forward Euler):
+
+    h_t = h + ε tanh((W − Wᵀ − γI) h + V x + b),  ε = γ = 0.01 (as the cell file)
+
+    W is W_hh, V is W_hx. Backward: with M = W − Wᵀ − γI and δa the pre-activation's
+    gradient, δM = Σ δa hᵀ, and since M depends on W twice, δW = δM − δMᵀ.
+    """
+
+    name = "antisymmetric_rnn"
+    EPS = 0.01
+    GAMMA = 0.01
+    PARAMS: ClassVar[Shapes] = {
+        "W_hh": ("hidden", "hidden"),
+        "W_hx": ("hidden", "input"),
+        "b_h": ("hidden",),
+    }
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def _m(self, p):
+        W = p["W_hh"]
+        return W - W.T - self.GAMMA * np.eye(W.shape[0])
+
+    def step(self, x, state, p):
+        (h,) = state
+        a_t = np.tanh(h @ self._m(p).T + _lin(p, "W_hx", x) + p["b_h"])
+        return (h + self.EPS * a_t,), (x, h, a_t)
+
+    def step_back(self, dstate, cache, p, g):
+        (dh_t,) = dstate
+        x, h, a_t = cache
+        da = self.EPS * dh_t * (1.0 - a_t**2)
+        g["b_h"] += da.sum(0)
+        dM = da.T @ h
+        g["W_hh"] += dM - dM.T
+        dx = _lin_back(p, g, "W_hx", x, da)
+        return dx, (dh_t + da @ self._m(p),)
+
+
 class UGRNN(_Cell):
     """Update-gate RNN (Collins et al. 2017).
 
@@ -1071,6 +1111,7 @@ CELLS = {
     "lstm_layernorm": LSTMLayerNorm(),
     "on_lstm": ONLSTM(),
     "mlstm": MLSTM(),
+    "antisymmetric_rnn": AntisymmetricRNN(),
 }
 
 

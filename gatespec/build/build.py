@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
 
@@ -23,6 +23,20 @@ from gatespec.parse import ast
 from gatespec.parse.limits import MAX_EXPONENT
 
 STRUCTURAL = ("linear", "diag", "clip", *ir.ROW_KINDS)
+
+
+@dataclass
+class _Ref:
+    """A linear()'s weight=W_name(.T), resolved once every statement is built."""
+
+    name: str
+    transpose: bool
+    span: Span
+    shape: tuple  # (out, in) size variables of the product it makes
+    owner: str
+    line: int
+    matmul: str  # the product's node
+    call: tuple[int, int]
 
 
 @dataclass
@@ -54,6 +68,7 @@ class _Builder:
         self.defs: dict[str, _Def] = {}  # user label (h, h', i) -> definition
         self.taken: set[str] = set()  # every IR node name
         self.call_params: dict[tuple[int, int], tuple[str, ...]] = {}
+        self.refs: list[_Ref] = []
 
     # -- declarations ---------------------------------------------------------------
     def run(self) -> ir.Cell:
@@ -85,6 +100,7 @@ class _Builder:
         self._collect_targets()
         for stmt in cf.statements:
             self._lower_statement(stmt)
+        self._resolve_views()
         self.nodes = self._toposort()
         self._check_used()
         return self._finish()
@@ -193,6 +209,13 @@ class _Builder:
             elif isinstance(node, ir.Pointwise):
                 stack += sorted(s.name for s in node.expr.free_symbols)
         lost = [p for p in self.params if p not in params_before and p not in reached]
+        lost_refs = [r for r in self.refs if r.matmul in made and r.matmul not in reached]
+        if lost_refs and not lost:
+            r = lost_refs[0]
+            raise CheckError(
+                f"the term with weight={r.name}{'.T' if r.transpose else ''} vanishes from the "
+                f"value of '{stmt.target.label}': it is multiplied by zero or cancels", r.span,
+                note="remove the term, or check the constants around it")
         if lost:
             raise CheckError(
                 f"'{lost[0]}' vanishes from the value of '{stmt.target.label}': its terms are "
@@ -369,18 +392,26 @@ class _Builder:
         return self._fresh(base)
 
     def _linear(self, c: ast.Call):
-        bias = self._bias_option(c)
+        bias = self._bias_option(c, weight_too=True)
         if not c.args:
             raise CheckError("linear() needs at least one operand", c.span)
+        ref = self._weight_option(c)
         out_size = self.sizes.new()
         terms = []
         suffixes = []
+        names = []
         for a in c.args:
             node, suffix, size = self._operand(a)
             suffixes.append(suffix)
-            wname = f"W_{self.owner}{suffix}"
-            self._param(wname, "weight", (out_size, size), _span_of(a))
             mm = self._fresh(f"m_{self.owner}{suffix}")
+            if ref is None:
+                wname = f"W_{self.owner}{suffix}"
+                self._param(wname, "weight", (out_size, size), _span_of(a))
+            else:  # a view of another weight, named and checked once every weight exists
+                wname = f"view {len(self.refs)}"
+                self.refs.append(_Ref(*ref, (out_size, size), self.owner, self.line, mm,
+                                      (c.span.line, c.span.column)))
+            names.append(wname)
             self._add(ir.MatMul(mm, f"{wname}·{suffix}", out_size, wname, node))
             terms.append(ir.symbol(mm))
         if bias:
@@ -389,25 +420,104 @@ class _Builder:
                 bname += "".join(suffixes)
             self._param(bname, "bias", (out_size,), c.span)
             terms.append(ir.symbol(bname))
-        self.call_params[(c.span.line, c.span.column)] = tuple(
-            [f"W_{self.owner}{sfx}" for sfx in suffixes] + ([bname] if bias else []))
+        self.call_params[(c.span.line, c.span.column)] = tuple(names + ([bname] if bias else []))
         return sympy.Add(*terms), out_size
 
-    def _bias_option(self, c: ast.Call, default: bool = True) -> bool:
-        """The `bias=true|false` option of linear(), layernorm() and rmsnorm(), their only
-        option."""
+    def _resolve_views(self) -> None:
+        """Each weight=W_name(.T) becomes a view parameter of that weight, named W_name_T
+        (transposed) or W_name_S (shared), then W_name_T2, ...: made before the time loop in
+        every target. Done
+        after all statements, which may come in any order: a weight may be created later in
+        the file. A transposed (out, in) weight maps out -> in."""
+        # one view per use: two products with one weight name would each write its gradient
+        rename: dict[str, str] = {}
+        for k, r in enumerate(self.refs):
+            source = self.params.get(r.name)
+            if source is None or source.role != "weight":
+                self._refuse_ref(r, source)
+            rows, cols = self.param_sizes[r.name]
+            want = (cols, rows) if r.transpose else (rows, cols)
+            what = f"weight={r.name}{'.T' if r.transpose else ''}"
+            self.sizes.unify(r.shape[0], want[0], r.span, f"{what}: its rows (outputs)")
+            self.sizes.unify(r.shape[1], want[1], r.span, f"{what}: its columns (the operand)")
+            name, n = f"{r.name}_{'T' if r.transpose else 'S'}", 2
+            while name in self.params or name in self.taken:
+                name, n = f"{r.name}_{'T' if r.transpose else 'S'}{n}", n + 1
+            self.params[name] = ir.Param(name, (), "view", r.owner, r.line, r.name, r.transpose)
+            self.param_sizes[name] = want
+            self.param_spans[name] = r.span
+            rename[f"view {k}"] = name
+        if not rename:
+            return
+        self.nodes = [replace(n, weight=rename[n.weight], label=n.label.replace(
+            n.weight, rename[n.weight])) if isinstance(n, ir.MatMul) and n.weight in rename
+            else n for n in self.nodes]
+        self.call_params = {k: tuple(rename.get(p, p) for p in v)
+                            for k, v in self.call_params.items()}
+
+    def _refuse_ref(self, r: _Ref, found: ir.Param | None) -> None:
+        if found is None:
+            weights = [p for p, q in self.params.items() if q.role == "weight"]
+            note = _suggest(r.name, weights) or (
+                "weight= names a weight that another linear() creates; `gatespec show` "
+                "prints their names" + (f": {', '.join(weights)}" if weights else ""))
+            if r.name in self.defs or r.name in self.leaf_labels:
+                raise CheckError(f"weight= takes a weight matrix's name, and '{r.name}' is a "
+                                 "value of the cell", r.span, note=note)
+            raise CheckError(f"unknown weight '{r.name}'", r.span, note=note)
+        if found.role == "view":
+            raise CheckError(f"'{r.name}' is not a weight but weight={found.source}"
+                             f"{'.T' if found.transpose else ''} on the line of {found.owner}",
+                             r.span, note=f"name {found.source} itself")
+        kind = {"bias": "a bias", "diag": "a per-unit weight vector (diag())",
+                "ln_gain": "a layer-norm gain", "ln_bias": "a layer-norm bias",
+                "rms_gain": "an RMS-norm gain", "rms_bias": "an RMS-norm bias"}
+        raise CheckError(f"'{r.name}' is {kind.get(found.role, 'not a weight matrix')}: "
+                         "weight= takes a weight matrix that linear() creates", r.span)
+
+    def _bias_option(self, c: ast.Call, default: bool = True, weight_too: bool = False) -> bool:
+        """The `bias=true|false` option of linear(), layernorm() and rmsnorm() (linear()'s
+        other one, weight=, is read by _weight_option)."""
         bias = default
-        for k, kw in enumerate(c.kwargs):
+        seen: set[str] = set()
+        for kw in c.kwargs:
+            if kw.name in seen:
+                raise CheckError(f"{c.func}() is given {kw.name}= twice", kw.span)
+            seen.add(kw.name)
+            if weight_too and kw.name == "weight":
+                continue
             if kw.name != "bias":
-                raise CheckError(f"{c.func}() has no option '{kw.name}'; it takes "
-                                 f"`bias={str(not default).lower()}`", kw.span)
-            if k > 0:
-                raise CheckError(f"{c.func}() is given bias= twice", kw.span)
+                takes = ("`bias=false` and `weight=W_name`" if weight_too
+                         else f"`bias={str(not default).lower()}`")
+                raise CheckError(f"{c.func}() has no option '{kw.name}'; it takes {takes}",
+                                 kw.span)
             if not (isinstance(kw.value, ast.Var) and kw.value.name in ("true", "false")
                     and not kw.value.primed):
                 raise CheckError("bias= takes true or false", _span_of(kw.value))
             bias = kw.value.name == "true"
         return bias
+
+    def _weight_option(self, c: ast.Call) -> tuple[str, bool, Span] | None:
+        """linear()'s `weight=W_name` or `weight=W_name.T`: (name, transposed, its span)."""
+        kw = next((k for k in c.kwargs if k.name == "weight"), None)
+        if kw is None:
+            return None
+        if len(c.args) != 1:
+            raise CheckError(
+                f"weight= gives the matrix of one operand, but this linear() has {len(c.args)}",
+                kw.span, note="write the shared term as a linear() of its own: "
+                "linear(x) + linear(h, weight=W_zh)")
+        v = kw.value
+        if isinstance(v, ast.Attr):
+            if v.attr != "T":
+                raise CheckError(f"weight= takes a weight or its transpose, W_name.T, not "
+                                 f"'{v.name}.{v.attr}'", v.span)
+            return v.name, True, v.span
+        if isinstance(v, ast.Var) and not v.primed:
+            return v.name, False, v.span
+        raise CheckError("weight= takes the name of a weight that another linear() creates "
+                         "(as `gatespec show` prints it), or its transpose W_name.T",
+                         _span_of(v))
 
     def _row(self, c: ast.Call):
         """A reduction over the units (ir.ROW_KINDS): a normalisation gets a per-unit gain
@@ -544,7 +654,7 @@ class _Builder:
         params = {}
         for name, p in self.params.items():
             shape = tuple(sz.resolve(v) for v in self.param_sizes[name])
-            params[name] = ir.Param(p.name, shape, p.role, p.owner, p.line)
+            params[name] = replace(p, shape=shape)
         x = cf.inputs[0]
         self._check_sizes_fixed(size_of, size_of[x.name], params)
         states = [ir.Leaf(d.name + "_prev", d.name, size_of[d.name + "_prev"], "state")

@@ -23,7 +23,12 @@ def resolve_torch(layer: str, gates: tuple[str, ...], span: Span, cell: ir.Cell)
         raise CheckError(f"{layer} outputs its state at every step; this cell's output "
                          f"'{cell.output_label}' is neither a state nor copied into one", span)
     x, r = cell.input.label, state.label
-    params = cell.params
+    params = cell.trained_params
+    if cell.views:  # a torch.nn layer's weights are all its own
+        raise CheckError(f"{layer} has no shared or transposed weights; this cell uses "
+                         f"weight= ({cell.views[0].name} = {cell.views[0].source}"
+                         f"{'.T' if cell.views[0].transpose else ''}): not the same function",
+                         span)
 
     def need(name: str, why: str) -> str:
         if name not in params:

@@ -160,7 +160,9 @@ class _Graph:
             label = title + (f"<BR/>+ {' + '.join(extra)}" if extra else "")
             box = self.node(label, shape="box")
             for w, a in zip(weights, c.args, strict=True):
-                self.edge(self.expr(a), box, _sub(w))
+                p = self.cell.params[w]  # a view (weight=) is labelled as its weight
+                label = _sub(p.source) + ("<SUP>T</SUP>" if p.transpose else "") if p.role == "view" else _sub(w)
+                self.edge(self.expr(a), box, label)
             return box
         if c.func in ir.ROW_KINDS:  # between the linear map and the activation
             params = (self.cell.call_params[(c.span.line, c.span.column)]

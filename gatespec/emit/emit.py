@@ -15,7 +15,7 @@ from gatespec.emit.kernel_printers import cuda_printer, triton_printer
 from gatespec.emit.kernels import KernelLines, cut_to_active_rows
 from gatespec.emit.lines import prune_assignments
 from gatespec.emit.onnx import onnx_context
-from gatespec.emit.python_module import module_context, tuple_text
+from gatespec.emit.python_module import module_context, tuple_text, view_load
 from gatespec.errors import EmitError
 from gatespec.schedule import Plan
 
@@ -105,6 +105,8 @@ def emit_torch(plan: Plan, source_name: str) -> str:
         final_return="final_state[0]" if single else "final_state",
         torch=cell.torch_layout,
         tuple_of=lambda names: tuple_text(list(names)),
+        # autograd differentiates a view (.T) back into its weight
+        reference_param_loads=[view_load(p) for p in cell.params.values()],
     )
     return render("torch/module.py.jinja", context)
 

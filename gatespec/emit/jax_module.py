@@ -7,7 +7,14 @@ from gatespec.emit.escape import py_str
 from gatespec.emit.jax_lines import JaxLines, prune
 from gatespec.emit.lines import _words
 from gatespec.emit.printer import CodePrinter
-from gatespec.emit.python_module import _NORM_ROLES, VERSION, _role_text, tuple_text
+from gatespec.emit.python_module import (
+    _NORM_ROLES,
+    VERSION,
+    _role_text,
+    tuple_text,
+    view_fold_lines,
+    view_load,
+)
 from gatespec.schedule import Plan
 
 # flax.linen's cells with the function of a torch.nn layer, their gates in torch's order,
@@ -32,7 +39,9 @@ def unpack(items: list[str], value: str) -> list[str]:
 def jax_context(plan: Plan, source_name: str) -> dict:
     cell = plan.cell
     lines = JaxLines(plan)
-    param_loads = [f'{p.name} = params["{p.name}"]' for p in cell.params.values()]
+    # a view of a shared or transposed weight is made from it in each pass (jnp ops, which
+    # the autodiff reference differentiates); the derived backward folds its gradient back
+    param_loads = [view_load(p) for p in cell.params.values()]
     printer = lines.printer(True)
 
     # forward: the input-only work, then one scan over time
@@ -52,7 +61,7 @@ def jax_context(plan: Plan, source_name: str) -> dict:
     back_body = [*loop_backward, *row_lines, *carry_lines, *rows]
     backward_xs = lines.backward_xs(back_body)
     static_backward = lines.ops_lines(plan.static_backward, loop=False, backward=True)
-    weight_grad_lines = lines.weight_grad_lines()
+    weight_grad_lines = lines.weight_grad_lines() + view_fold_lines(cell)
     input_grad = (lines.dx.zeros(f"T, B, {lines.size_var(cell.input.size)}")
                   if plan.input_grad == 0 else lines.print(lines.printer(False), plan.input_grad))
     after = [*static_backward, *weight_grad_lines, input_grad]
@@ -86,7 +95,7 @@ def jax_context(plan: Plan, source_name: str) -> dict:
 
     params = [{"name": p.name, "role": _role_text(p),
                "shape_text": "(" + ", ".join(p.shape) + ")",
-               "shape_tuple": tuple_text(list(p.shape))} for p in cell.params.values()]
+               "shape_tuple": tuple_text(list(p.shape))} for p in cell.trained_params.values()]
     reference_lines = lines.reference_lines()
     reference_printer = CodePrinter(lines.dx.functions, {cell.input.name: "x"})
     return {

@@ -44,7 +44,18 @@ class CellEquations:
         return [self.backward.print_step(e) for e in self.backward.step_equations(self.order)]
 
     def parameter_equations(self) -> list[Equation]:
-        return [self.backward.print_parameter(g) for g in self.backward.parameter_gradients()]
+        """One equation per parameter; a weight used again (weight=) adds its uses' sums,
+        transposed back where it was used transposed."""
+        grads = {g.param: g for g in self.backward.parameter_gradients()}
+        out = []
+        for name in self.cell.trained_params:
+            eq = self.backward.print_parameter(grads[name])
+            for v in self.cell.views:
+                if v.source == name:
+                    term = self.backward.print_parameter(grads[v.name]).rhs[0]
+                    eq.rhs.append(rf"+ \Bigl({term}\Bigr)^\top" if v.transpose else f"+ {term}")
+            out.append(eq)
+        return out
 
 
 def cell_equations(text: str, path: str) -> CellEquations:
@@ -95,7 +106,7 @@ def _named_map(call, eqs: CellEquations) -> dict:
     """For the note on a linear map whose adjoint has a name of its own."""
     params = [*call.weights, *([call.bias] if call.bias else [])]
     return {"tex": eqs.forward.names.labelled("a", call.printed, 0),
-            "params": ", ".join(f"${ln.Names.param(p)}$" for p in params)}
+            "params": ", ".join(f"${ln.weight(p, eqs.cell.params)}$" for p in params)}
 
 
 def _signature(eqs: CellEquations) -> dict:
@@ -121,7 +132,7 @@ def _parameter_rows(cell: ir.Cell, names: ln.Names) -> list[dict]:
              "rms_bias": "bias of rmsnorm() on the line of {}"}
     return [{"tex": names.param(p.name), "name": p.name,
              "shape": "(" + ", ".join(p.shape) + ")", "role": roles[p.role].format(p.owner)}
-            for p in cell.params.values()]
+            for p in cell.trained_params.values()]
 
 
 def _layout(equations: list[Equation]) -> list[dict]:

@@ -105,7 +105,7 @@ class ForwardPrinter:
         params = self._params(c)
         terms = []
         for weight, operand in zip(params, c.args, strict=False):
-            terms.append(ln.Names.param(weight) + self.operand(operand))
+            terms.append(ln.weight(weight, self.cell.params) + self.operand(operand))
         terms.extend(ln.Names.param(p) for p in params[len(c.args):])
         return " + ".join(terms), SUM if len(terms) > 1 else MATVEC
 

@@ -145,6 +145,15 @@ class Names:
 ROW_NAMES = {"layernorm": "LN", "rmsnorm": "RMS", "softmax": "softmax", "cumax": "cumax"}
 
 
+def weight(name: str, params: dict, transposed: bool = False) -> str:
+    """A weight matrix as printed, transposed or not. A view (weight=W_zh or W_zh.T in the
+    cell) prints as the weight it is: W_zh, or W_zh^T (and the transpose of W_zh.T as W_zh)."""
+    p = params.get(name)
+    if p is not None and p.role == "view":
+        name, transposed = p.source, transposed != p.transpose
+    return Names.param(name) + (r"^\top" if transposed else "")
+
+
 def layer_norm(params: tuple[str, ...], operand: str, kind: str = "layernorm") -> str:
     """LN with its gain (and bias) as subscripts: `\\operatorname{LN}_{α,β}(u)`; RMS
     likewise, softmax and cumax without."""

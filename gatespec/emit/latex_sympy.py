@@ -125,7 +125,8 @@ class SympyLatex:
         if isinstance(e, Transposed):
             weight, v = e.args
             text, prec = self._print(v, step)
-            return ln.Names.param(weight.name) + r"^\top" + _wrap(text, prec < ATOM), MATVEC
+            return (ln.weight(weight.name, self.d.cell.params, transposed=True)
+                    + _wrap(text, prec < ATOM), MATVEC)
         if isinstance(e, UnitSum):
             return ln.unit_sum(self._print(e.args[0], step)[0]), ATOM
         if isinstance(e, UnitMean):
@@ -155,7 +156,7 @@ class SympyLatex:
         node = self.d.node(name)
         if isinstance(node, ir.MatMul):
             text, prec = self._print(ir.symbol(node.operand), step)
-            return ln.Names.param(node.weight) + _wrap(text, prec < ATOM), MATVEC
+            return ln.weight(node.weight, self.d.cell.params) + _wrap(text, prec < ATOM), MATVEC
         if isinstance(node, ir.Pointwise) and node.kind not in ("user", "product"):
             return self._print(node.expr, step)  # a helper node: what it computes
         return self.value(name, step), ATOM

@@ -104,7 +104,7 @@ class ModuleLines:
             if size == self.cell.input.size and (not backward or self.caches_x()):
                 lines.append(f"{self.size_var(size)} = x.shape[-1]")
                 continue
-            for p in self.cell.params.values():
+            for p in self.cell.trained_params.values():  # a view is not in params
                 if size in p.shape:
                     lines.append(f'{self.size_var(size)} = params["{p.name}"].shape'
                                  f"[{p.shape.index(size)}]")

@@ -284,6 +284,7 @@ def onnx_context(plan: Plan, source_name: str) -> dict:
         "step_states": ", ".join(states) + ("," if len(states) == 1 else ""),
         "step_output": returns[-1],
         "onnx_helpers": [HELPERS[h] for h in sorted(hoisted.helpers | step.helpers)],
+        "views": cell.views,
     }
 
 

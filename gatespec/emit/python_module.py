@@ -36,13 +36,16 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
             "shape_text": "(" + ", ".join(p.shape) + ")",
             "shape_tuple": tuple_text(list(p.shape)),
         }
-        for p in cell.params.values()
+        for p in cell.trained_params.values()
     ]
-    param_loads = [f'{p.name} = params["{p.name}"]' for p in cell.params.values()]
+    # each pass makes the views of shared and transposed weights (weight=) before its time
+    # loop, so the loop and the kernels see ordinary weights; the backward pass adds their
+    # gradients into the weights' (view_fold_lines)
+    param_loads = [view_load(p) for p in cell.params.values()]
     cache_loads = [f'{k} = cache["{k}"]' for k, _ in lines.cache_entries()]
     backward_loads = lines.backward_loads()
     carry_lines = lines.carry_lines()
-    weight_grad_lines = lines.weight_grad_lines()
+    weight_grad_lines = lines.weight_grad_lines() + view_fold_lines(cell)
     input_grad = _input_grad(lines, plan)
     # a view of a gradient buffer that nothing reads (its bias has bias=false) is dropped
     backward_allocs = prune_assignments(lines.backward_allocs(), [
@@ -116,6 +119,19 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
     return context
 
 
+def view_load(p) -> str:
+    """A parameter's load at the top of a pass; a view is made from its weight."""
+    if p.role != "view":
+        return f'{p.name} = params["{p.name}"]'
+    return f'{p.name} = params["{p.source}"]' + (".T" if p.transpose else "")
+
+
+def view_fold_lines(cell) -> list[str]:
+    """Each view's gradient added into its weight's (transposed back where it is a transpose)."""
+    return [f'd_params["{p.source}"] = d_params["{p.source}"] + d_params["{p.name}"]'
+            + (".T" if p.transpose else "") for p in cell.views]
+
+
 def _tuple_expr(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
@@ -138,6 +154,7 @@ def _role_text(p) -> str:
         "rms_bias": f"RMS-norm bias, rmsnorm() on the line of {p.owner} (starts at 0)",
         "bias": f"bias, linear() on the line of {p.owner}",
         "diag": f"per-unit weights, diag() on the line of {p.owner}",
+        "view": f"{p.source}{'.T' if p.transpose else ''}, weight= on the line of {p.owner}",
     }[p.role]
 
 

@@ -50,9 +50,18 @@ class Pow:
 
 
 @dataclass(frozen=True)
+class Attr:
+    """`W_zh.T` as an option's value (weight=): a parameter name and what follows its dot."""
+
+    name: str
+    attr: str  # the rest after the first dot: `T`, or `T.T` (refused when built)
+    span: Span
+
+
+@dataclass(frozen=True)
 class KwArg:
     name: str
-    value: Expr
+    value: Expr | Attr
     span: Span
 
 

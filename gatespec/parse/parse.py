@@ -83,6 +83,8 @@ def _parse_error(exc: lark.exceptions.UnexpectedInput, source: str, path: str) -
     line, column = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         message = f"unexpected character {source[exc.pos_in_stream]!r}"
+        if source[exc.pos_in_stream] == ".":  # `h.T`, `(W_zh).T`
+            message += "; a transpose is written only as linear()'s option weight=W_name.T"
     elif isinstance(exc, lark.exceptions.UnexpectedToken):
         tok = exc.token
         # A newline with only blank space after it (the parser adds one) is the end of the file.
@@ -214,6 +216,11 @@ class _Builder:
                 if isinstance(a, lark.Tree) and a.data == "kwarg":
                     kname, kval = a.children
                     kws.append(ast.KwArg(str(kname), self.expr(kval), self.span(kname)))
+                elif isinstance(a, lark.Tree) and a.data == "kwarg_attr":
+                    kname, dotted = a.children
+                    pname, attr = str(dotted).split(".", 1)
+                    kws.append(ast.KwArg(str(kname), ast.Attr(pname, attr, self.span(dotted)),
+                                         self.span(kname)))
                 elif kws:
                     raise ParseError("an operand cannot follow a keyword argument",
                                      self.span_of_tree(a))

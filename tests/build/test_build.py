@@ -20,7 +20,8 @@ def build_text(text: str, path: str = "t.gate") -> ir.Cell:
 
 
 def shapes(cell: ir.Cell) -> dict[str, tuple[str, ...]]:
-    return {name: p.shape for name, p in cell.params.items()}
+    """The trained parameters (views of a weight used again, weight=, are not)."""
+    return {name: p.shape for name, p in cell.trained_params.items()}
 
 
 def node(cell: ir.Cell, name: str):
@@ -80,6 +81,8 @@ EXPECTED_PARAMS.update({
     # Shen et al. 2019: the LSTM's four maps and the two master gates' (f~ as mf, i~ as mi)
     "on_lstm": {name: shape for g in ("f", "i", "o", "g", "mf", "mi") for name, shape in (
         (f"W_{g}x", IH), (f"W_{g}h", HH), (f"b_{g}", H))},
+    # W - W^T - gamma I: one trained W (W_hh), read again transposed (weight=W_hh.T)
+    "antisymmetric_rnn": {"W_hh": HH, "W_hx": IH, "b_h": H},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
@@ -113,7 +116,7 @@ def test_builtin_cell_builds(name):
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}
-    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias"}
+    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias", "view"}
     for p in cell.params.values():  # a layer norm's parameters are named after it
         prefix = {"ln_gain": "alpha_", "ln_bias": "beta_"}.get(p.role)
         assert prefix is None or p.name.startswith(prefix) and p.shape == H

@@ -178,14 +178,18 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
     cell = d.cell
     steps = back.step_equations(eqs.order)
     grads = back.parameter_gradients()
-    values = forward_values(d, params, x[:, 0], {s: v[0] for s, v in zip(module.STATES, state0,
-                                                                         strict=True)})
+    # a weight used again (weight=W or W.T) is a view of it, whose gradient adds into W's
+    views = {v.name: v for v in cell.views}
+    params_all = {**params, **{v.name: params[v.source].T if v.transpose else params[v.source]
+                               for v in views.values()}}
+    values = forward_values(d, params_all, x[:, 0], {s: v[0] for s, v in zip(module.STATES, state0,
+                                                                             strict=True)})
     assert np.allclose(values[T][cell.output], outputs[T - 1, 0])
 
     new_of = dict(zip(cell.updates.values(), cell.state_names, strict=True))
     adjoints_later: dict = {}
     dx_eq = np.zeros_like(x[:, 0])
-    dparams_eq = {p: np.zeros_like(v) for p, v in params.items()}
+    dparams_eq = {p: np.zeros_like(v) for p, v in params_all.items()}
     for t in range(T, 0, -1):
         env = {**values[t], **later(values[min(t + 1, T)]), **adjoints_later}
         for node in dict.fromkeys([cell.output, *cell.updates.values()]):  # the seeds
@@ -208,10 +212,13 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
                           if k.startswith("d:") and not k.endswith(LATER)}
 
     # the initial states' gradients: the t+1 part of each state's equation, at t = 0
-    env0 = {**params, **later(values[1]), **adjoints_later}
+    env0 = {**params_all, **later(values[1]), **adjoints_later}
     for k, s in enumerate(module.STATES):
         got = sum((evaluate(term, env0) for term in back.carried(s)), 0.0)
         assert np.allclose(got, d_state0[k][0], rtol=1e-9, atol=1e-11), s
     assert np.allclose(dx_eq, dx[:, 0], rtol=1e-9, atol=1e-11)
+    for v in views.values():
+        dparams_eq[v.source] = dparams_eq[v.source] + (dparams_eq.pop(v.name).T if v.transpose
+                                                       else dparams_eq.pop(v.name))
     for p in params:
         assert np.allclose(dparams_eq[p], d_params[p], rtol=1e-9, atol=1e-11), p
