@@ -127,6 +127,13 @@ class Cell:
     # one weight per operand, then the bias. Lets documentation name them as the code does.
     call_params: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
     torch_layout: TorchLayout | None = None
+    # every input sequence in declaration order; inputs[0] is `input`, the main one (a
+    # stacked layer's input), the rest are read as given by every layer (conditioning)
+    inputs: list[Leaf] = field(default_factory=list)
+
+    @property
+    def extra_inputs(self) -> list[Leaf]:
+        return self.inputs[1:]
 
     def node(self, name: str) -> Node:
         return self._index()[name]

@@ -25,6 +25,8 @@ def render_plan(plan: Plan) -> str:
     out = [f"cell {cell.name}: {terminal_text(cell.description)}", ""]
     out.append("sizes:  " + ", ".join(cell.sizes))
     out.append(f"input:  {cell.input.label} [{cell.input.size}]")
+    for leaf in cell.extra_inputs:  # read as given by every layer and direction
+        out.append(f"input:  {leaf.label} [{leaf.size}] (not stacked: every layer reads it)")
     out.append("states: " + ", ".join(f"{s.label} [{s.size}]" for s in cell.states))
     out.append(f"output: {cell.output_label}")
     out.append("")

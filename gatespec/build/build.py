@@ -66,9 +66,6 @@ class _Builder:
         if not cf.inputs:
             raise CheckError("the cell declares no input: add a line `input x`",
                              Span(cf.path, 1, 1, cf.source))
-        if len(cf.inputs) > 1:
-            raise CheckError("a cell reads exactly one input sequence; declare one `input`",
-                             cf.inputs[1].span)
         if not cf.states:
             raise CheckError("the cell declares no state: add a line `state h`",
                              Span(cf.path, 1, 1, cf.source))
@@ -76,6 +73,8 @@ class _Builder:
         self.leaf_labels = {d.name for d in (*cf.inputs, *cf.states)}
         decl = cf.inputs[0]
         self._declare(decl, "input", decl.name)
+        for decl in cf.inputs[1:]:  # a further input has a size of its own name by default
+            self._declare(decl, decl.name, decl.name, main=False)
         for decl in cf.states:
             self._declare(decl, "hidden", decl.name + "_prev")
         self.input_leaf = ir.Leaf(cf.inputs[0].name, cf.inputs[0].name,
@@ -93,8 +92,9 @@ class _Builder:
         if problem:
             raise CheckError(problem, span)
 
-    def _declare(self, decl: ast.VarDecl, default_size: str, node_name: str) -> None:
-        self._check_name(decl.name, decl.span, is_input=default_size == "input")
+    def _declare(self, decl: ast.VarDecl, default_size: str, node_name: str,
+                 main: bool = True) -> None:
+        self._check_name(decl.name, decl.span, is_input=main and default_size == "input")
         if decl.name in self.defs:
             raise CheckError(f"'{decl.name}' is declared twice", decl.span)
         if decl.size is not None:
@@ -131,7 +131,7 @@ class _Builder:
                     raise CheckError(
                         f"'{t.name}' is a state: write its update as {t.name}' = ...", t.span)
                 if t.name in inputs:
-                    raise CheckError(f"'{t.name}' is the input and cannot be assigned", t.span)
+                    raise CheckError(f"'{t.name}' is an input and cannot be assigned", t.span)
                 if t.name in self.defs:
                     raise CheckError(f"'{t.name}' is defined twice", t.span,
                                      note=f"first definition at line {self.defs[t.name].span.line}")
@@ -410,7 +410,7 @@ class _Builder:
     # -- whole-cell checks ---------------------------------------------------------------
     def _toposort(self) -> list[ir.Node]:
         leaf_names = {d.node for d in self.defs.values() if d.node.endswith("_prev")}
-        leaf_names.add(self.cf.inputs[0].name)
+        leaf_names.update(d.name for d in self.cf.inputs)
         order = {n.name: k for k, n in enumerate(self.nodes)}
         by_name = {n.name: n for n in self.nodes}
         done: set[str] = set(leaf_names)
@@ -449,10 +449,10 @@ class _Builder:
         out = self._output_def()
         used.add(out.node)
         used.update(d.node for label, d in self.defs.items() if label.endswith("'"))
-        x = self.cf.inputs[0]
-        if x.name not in used:
-            raise CheckError(f"input '{x.name}' is never used", x.span,
-                             note=self._vanished(x.name))
+        for x in self.cf.inputs:
+            if x.name not in used:
+                raise CheckError(f"input '{x.name}' is never used", x.span,
+                                 note=self._vanished(x.name))
         for stmt in self.cf.statements:
             d = self.defs[stmt.target.label]
             if d.node not in used:
@@ -473,7 +473,8 @@ class _Builder:
             return self.defs[self.cf.states[0].name + "'"]
         if out.name in {d.name for d in self.cf.states}:
             return self.defs[out.name + "'"]
-        if out.name in self.defs and not out.name.endswith("'") and out.name != self.cf.inputs[0].name:
+        if out.name in self.defs and not out.name.endswith("'") and out.name not in {
+                d.name for d in self.cf.inputs}:
             return self.defs[out.name]
         raise CheckError(f"output '{out.name}' is not a state or an intermediate", out.span,
                          note=_suggest(out.name, [d.name for d in self.cf.states]))
@@ -492,6 +493,7 @@ class _Builder:
             params[name] = ir.Param(p.name, shape, p.role, p.owner, p.line)
         x = cf.inputs[0]
         self._check_sizes_fixed(size_of, size_of[x.name], params)
+        inputs = [ir.Leaf(d.name, d.name, size_of[d.name], "input") for d in cf.inputs]
         states = [ir.Leaf(d.name + "_prev", d.name, size_of[d.name + "_prev"], "state")
                   for d in cf.states]
         out_def = self._output_def()
@@ -506,13 +508,14 @@ class _Builder:
             path=cf.path,
             source_sha256=hashlib.sha256(cf.source.encode("utf-8")).hexdigest(),
             sizes=[s for s in sz.names if s in _used_sizes(size_of, params)],
-            input=ir.Leaf(x.name, x.name, size_of[x.name], "input"),
+            input=inputs[0],
+            inputs=inputs,
             states=states,
             updates={d.name: d.name + "_new" for d in cf.states},
             output=out_def.node,
             output_label=out_label,
             params=params,
-            nodes=[*[ir.Leaf(x.name, x.name, size_of[x.name], "input")], *states, *nodes],
+            nodes=[*inputs, *states, *nodes],
             latex={k: v for k, (v, _) in cf.latex.items()},
             call_params=self.call_params,
         )
