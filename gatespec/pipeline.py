@@ -10,7 +10,7 @@ from gatespec.derive import derive
 from gatespec.emit import emit_numpy, emit_torch
 from gatespec.emit.docs import DOC_TARGETS
 from gatespec.emit.emit import emit_cpp, emit_cuda, emit_jax, emit_onnx, emit_triton
-from gatespec.errors import UsageError
+from gatespec.errors import CheckError, UsageError
 from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
@@ -41,6 +41,22 @@ def plan_for(spec: str) -> Plan:
     return _plan(*load_source(spec))
 
 
+# targets whose generated loops read one input sequence only, so far
+ONE_INPUT_TARGETS = ("triton", "cuda", "cpp", "onnx", "jax")
+
+
+def _refuse_extra_inputs(plan: Plan, text: str, path: str, target: str) -> None:
+    """A cell with further input sequences, for a target that does not take them yet: the
+    user's error at the second input, not a module that would read the wrong thing."""
+    if plan.cell.extra_inputs and target in ONE_INPUT_TARGETS:
+        decl = parse(text, path).inputs[1]
+        raise CheckError(
+            f"the {target} target reads one input sequence so far; this cell reads "
+            f"{len(plan.cell.inputs)} ({', '.join(leaf.label for leaf in plan.cell.inputs)})",
+            decl.span, note="generate the numpy or torch target (the torch module runs it "
+            "with impl='torch', 'scan' or 'autograd')")
+
+
 def _plan(text: str, path: str) -> Plan:
     return schedule(derive(build(parse(text, path))))
 
@@ -57,6 +73,7 @@ def generate_text(text: str, path: str, target: str = "numpy") -> dict[str, str]
 
         return doc_files(text, path, target)
     plan = _plan(text, path)
+    _refuse_extra_inputs(plan, text, path, target)
     source_name = Path(plan.cell.path).name
     if target == "numpy":
         return {f"{plan.cell.name}_numpy.py": emit_numpy(plan, source_name)}

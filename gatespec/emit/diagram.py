@@ -80,9 +80,10 @@ class _Graph:
     def build(self) -> str:
         lines = self.lines
         self.where: dict[str, str] = {}  # label the statements read (x, h, i, c') -> graph node
-        x = self.cell.input.label
-        left = [self.node(self.value(x, "t"), shape="plaintext")]
-        self.where[x] = left[0]
+        left = []
+        for leaf in self.cell.inputs:
+            left.append(self.node(self.value(leaf.label, "t"), shape="plaintext"))
+            self.where[leaf.label] = left[-1]
         for s in self.cell.states:
             self.where[s.label] = self.node(self.value(s.label, "t−1"), shape="plaintext")
             left.append(self.where[s.label])

@@ -101,6 +101,9 @@ def _signature(eqs: CellEquations) -> dict:
     output = eqs.derived.node(cell.output)
     return {
         "input": names.var(cell.input.label, 0),
+        # further input sequences: "Inputs $x_t$, $c_t$"
+        "word": "Inputs" if cell.extra_inputs else "Input",
+        "inputs": [names.var(leaf.label, 0) for leaf in cell.inputs],
         "input_size": cell.input.size,
         "states": [{"previous": names.var(s.label, -1), "new": names.var(s.label, 0),
                     "size": s.size} for s in cell.states],
