@@ -42,7 +42,7 @@ def plan_for(spec: str) -> Plan:
 
 
 # targets whose generated loops read one input sequence only, so far
-ONE_INPUT_TARGETS = ("triton", "cuda", "cpp", "onnx", "jax")
+ONE_INPUT_TARGETS = ("onnx", "jax")
 
 
 def _refuse_extra_inputs(plan: Plan, text: str, path: str, target: str) -> None:

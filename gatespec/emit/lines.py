@@ -20,6 +20,10 @@ from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, LayerNormOp, Plan
 class ModuleLines:
     """Builds every printed line of the module for one plan."""
 
+    # how a packed x's parts are taken (_packed_size_lines): views, which array libraries
+    # read at any strides; kernels that index rows by a fixed stride get copies
+    split_copy = ""
+
     def __init__(self, plan: Plan, dialect: Dialect, rows: bool = False):
         self.plan = plan
         # rows: each step computes only its active rows [:bt] of a batch sorted by decreasing
@@ -145,8 +149,8 @@ class ModuleLines:
             start = end
         lines.append("_packed = x")  # what the cache keeps as "x"
         for leaf, cols in spans[1:]:
-            lines.append(f"{leaf.name} = x[..., {cols}]")
-        lines.append(f"x = x[..., {spans[0][1]}]")
+            lines.append(f"{leaf.name} = x[..., {cols}]{self.split_copy}")
+        lines.append(f"x = x[..., {spans[0][1]}]{self.split_copy}")
         return lines
 
     def caches_x(self) -> bool:

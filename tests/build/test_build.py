@@ -71,12 +71,18 @@ EXPECTED_PARAMS.update({
     "sru": {"W_ux": HH, **_x("f", HH), "w_fc": H, **_x("r", HH), "w_rc": H},
     "slstm": _xh("zifo"),
     # layer norms: a gain alpha per layernorm(), a bias beta unless bias=false
+    # the decoder of Cho et al. 2014 (appendix A.1.2): every gate reads the context c
+    # (W_rc, W_zc, the candidate's W_nc beside W_nh, inside the reset), biases added
+    "gru_cond": {"W_rx": IH, "W_rh": HH, "W_rc": ("hidden", "context"), "b_r": H,
+                 "W_zx": IH, "W_zh": HH, "W_zc": ("hidden", "context"), "b_z": H,
+                 "W_nx": IH, "b_n": H, "W_nh": HH, "W_nc": ("hidden", "context")},
     "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
         (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
         (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
-EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
+EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"],
+                  "gru_cond": ["input", "hidden", "context"]}
 EXPECTED_OUTPUT = {"sru": "h"}  # an intermediate: the highway output is not a state
 
 
@@ -104,6 +110,8 @@ def test_builtin_cell_builds(name):
     assert cell.sizes == EXPECTED_SIZES.get(name, ["input", "hidden"])
     x_size = "hidden" if name == "sru" else "input"
     assert cell.input == ir.Leaf("x", "x", x_size, "input")
+    extras = [ir.Leaf("c", "c", "context", "input")] if name == "gru_cond" else []
+    assert cell.inputs == [cell.input, *extras]
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}
