@@ -41,8 +41,15 @@ def plan_for(spec: str) -> Plan:
     return _plan(*load_source(spec))
 
 
-# targets whose generated loops read one input sequence only, so far
-ONE_INPUT_TARGETS = ("onnx", "jax")
+# targets whose generated code reads one input sequence only, so far
+ONE_INPUT_TARGETS = ("onnx",)
+
+
+def refuses(spec: str, target: str) -> bool:
+    """Whether `target` refuses this cell (a construct it does not take yet): `generate
+    --all` leaves such a built-in cell out for that target, and says so."""
+    text, path = load_source(spec)
+    return target in ONE_INPUT_TARGETS and len(parse(text, path).inputs) > 1
 
 
 def _refuse_extra_inputs(plan: Plan, text: str, path: str, target: str) -> None:
@@ -53,8 +60,8 @@ def _refuse_extra_inputs(plan: Plan, text: str, path: str, target: str) -> None:
         raise CheckError(
             f"the {target} target reads one input sequence so far; this cell reads "
             f"{len(plan.cell.inputs)} ({', '.join(leaf.label for leaf in plan.cell.inputs)})",
-            decl.span, note="generate the numpy or torch target (the torch module runs it "
-            "with impl='torch', 'scan' or 'autograd')")
+            decl.span, note="the other targets take several: numpy, torch, triton, cuda, "
+            "cpp and jax")
 
 
 def _plan(text: str, path: str) -> Plan:
