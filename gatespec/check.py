@@ -66,12 +66,16 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     # further input sequences (keyword arguments), drawn after the rest
     extra_sizes = getattr(module, "EXTRA_INPUTS", {})
     e1 = {name: rng.normal(size=(T, B, sizes[s])) for name, s in extra_sizes.items()}
+    # masks of zoneout() and dropout(): drawn once, then fixed (constants to the gradient)
+    if hasattr(module, "MASKS"):
+        drawn = module._masks(None, rng, (T, B), sizes, np.dtype(np.float64))
+        e1["masks"] = dict(zip(module.MASKS, (np.array(m) for m in drawn), strict=True))
     # Larger weights than the default initialisation make every nonlinearity matter; a
     # cell that overflows there (exp of a growing state) is checked on smaller data.
     for scale in DATA_SCALES:
         params = {k: v * 2.0 * scale for k, v in base.items()}
         x, state0 = x1 * scale, tuple(s * scale for s in s1)
-        extras = {name: v * scale for name, v in e1.items()}
+        extras = {name: v if name == "masks" else v * scale for name, v in e1.items()}
         with np.errstate(all="ignore"):
             outputs, final, cache = module.forward(x, state0, params, **extras)
         # the outputs, and what the steps saved: a value that left its function's domain
@@ -117,7 +121,8 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     dx, d_state0, d_params, *d_extras = module.backward(g_out, g_fin, cache, params)
     arrays = {"x": (x, dx)}
     for name, value in extras.items():
-        arrays[name] = (value, d_extras[0][name])
+        if name != "masks":
+            arrays[name] = (value, d_extras[0][name])
     for name, s, d in zip(module.STATES, state0, d_state0, strict=True):
         arrays[f"{name}0"] = (s, d)
     for name in module.PARAMS:
@@ -148,7 +153,8 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     step_error = 0.0
     for t in range(T):
         out_t, state = module.step(x[t], state, params,
-                                   **{name: v[t] for name, v in extras.items()})
+                                   **{name: ({k: m[t] for k, m in v.items()} if name == "masks"
+                                             else v[t]) for name, v in extras.items()})
         step_error = max(step_error, float(np.abs(out_t - outputs[t]).max()))
     step_error /= max(float(np.abs(outputs).max()), 1.0)  # relative to large outputs
     worst_name = max(errors, key=errors.get)

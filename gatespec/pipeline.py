@@ -11,7 +11,7 @@ from gatespec.emit import emit_numpy, emit_torch
 from gatespec.emit.docs import DOC_TARGETS
 from gatespec.emit.emit import emit_cpp, emit_cuda, emit_jax, emit_onnx, emit_triton
 from gatespec.errors import CheckError, UsageError
-from gatespec.parse import parse
+from gatespec.parse import ast, parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "generate_text", "load_source", "parse", "plan_for"]
@@ -48,20 +48,29 @@ ONE_INPUT_TARGETS = ("onnx",)
 def refuses(spec: str, target: str) -> bool:
     """Whether `target` refuses this cell (a construct it does not take yet): `generate
     --all` leaves such a built-in cell out for that target, and says so."""
-    text, path = load_source(spec)
-    return target in ONE_INPUT_TARGETS and len(parse(text, path).inputs) > 1
+    return target in ONE_INPUT_TARGETS and build(parse(*load_source(spec))).packed
 
 
 def _refuse_extra_inputs(plan: Plan, text: str, path: str, target: str) -> None:
     """A cell with further input sequences, for a target that does not take them yet: the
     user's error at the second input, not a module that would read the wrong thing."""
-    if plan.cell.extra_inputs and target in ONE_INPUT_TARGETS:
-        decl = parse(text, path).inputs[1]
-        raise CheckError(
-            f"the {target} target reads one input sequence so far; this cell reads "
-            f"{len(plan.cell.inputs)} ({', '.join(leaf.label for leaf in plan.cell.inputs)})",
-            decl.span, note="the other targets take several: numpy, torch, triton, cuda, "
-            "cpp and jax")
+    cell = plan.cell
+    if cell.packed and target in ONE_INPUT_TARGETS:
+        cf = parse(text, path)
+        if cell.extra_inputs:
+            raise CheckError(
+                f"the {target} target reads one input sequence so far; this cell reads "
+                f"{len(cf.inputs)} ({', '.join(d.name for d in cf.inputs)})",
+                cf.inputs[1].span, note="the other targets take several: numpy, torch, "
+                "triton, cuda, cpp and jax")
+        mask = cell.masks[0]
+        call = next(n for stmt in cf.statements if stmt.span.line == mask.line
+                    for n in ast.walk(stmt.value)
+                    if isinstance(n, ast.Call) and n.func == mask.kind)
+        raise CheckError(f"the {target} target has no stochastic masks yet ({mask.kind}())",
+                         call.span, note="an ONNX graph is for inference, where a mask is its "
+                         "expectation: export a copy of the cell with this call replaced by it "
+                         "(zoneout: (1 - rate) * new + rate * old; dropout: the value)")
 
 
 def _plan(text: str, path: str) -> Plan:

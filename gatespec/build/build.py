@@ -21,7 +21,7 @@ from gatespec.derive.functions import ARITY, LANGUAGE_FUNCTIONS, OUT_OF_RANGE, f
 from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
 
-STRUCTURAL = ("linear", "diag", "layernorm")
+STRUCTURAL = ("linear", "diag", "layernorm", "zoneout", "dropout")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class _Builder:
         self.defs: dict[str, _Def] = {}  # user label (h, h', i) -> definition
         self.taken: set[str] = set()  # every IR node name
         self.call_params: dict[tuple[int, int], tuple[str, ...]] = {}
+        self.masks: list[tuple[ir.Mask, int]] = []  # with the size variable of each
 
     # -- declarations ---------------------------------------------------------------
     def run(self) -> ir.Cell:
@@ -268,6 +269,10 @@ class _Builder:
             return self._diag(c)
         if c.func == "layernorm":
             return self._layernorm(c)
+        if c.func == "zoneout":
+            return self._zoneout(c)
+        if c.func == "dropout":
+            return self._dropout(c)
         if c.func not in ARITY:
             raise CheckError(f"unknown function '{c.func}'", c.span,
                              note=_suggest(c.func, [*ARITY, *STRUCTURAL]))
@@ -388,6 +393,67 @@ class _Builder:
                                beta if bias else None))
         return ir.symbol(name), size
 
+    # -- stochastic masks ---------------------------------------------------------------
+    def _zoneout(self, c: ast.Call):
+        """zoneout(new, old, rate): each unit keeps `new` with probability 1 - rate, else
+        `old` (Krueger et al. 2017; Haste's mask, 1 for new): m*new + (1 - m)*old."""
+        if c.kwargs:
+            raise CheckError("zoneout() takes no keyword arguments", c.kwargs[0].span)
+        if len(c.args) != 3:
+            raise CheckError(f"zoneout() takes 3 operands (new, old, rate), got {len(c.args)}",
+                             c.span)
+        new, new_size = self._expr(c.args[0])
+        old, old_size = self._expr(c.args[1])
+        size = self.sizes.unify(new_size, old_size, _span_of(c.args[1]),
+                                "the operands of zoneout()")
+        if size is SCALAR:
+            raise CheckError("zoneout() needs a vector: its new and old values are constants",
+                             c.span)
+        if new == old:
+            raise CheckError("zoneout() of a value and itself: the mask would change nothing",
+                             _span_of(c.args[1]))
+        m = self._mask(c, "zoneout", self._rate(c, c.args[2]), "step", size)
+        return m * new + (1 - m) * old, size
+
+    def _dropout(self, c: ast.Call):
+        """dropout(v, rate, per=sequence|step): v*m, m = Bernoulli(1 - rate) / (1 - rate)
+        (inverted dropout), one mask per sequence (Gal & Ghahramani 2016) or per step."""
+        per = "sequence"
+        for k, kw in enumerate(c.kwargs):
+            if kw.name != "per":
+                raise CheckError(f"dropout() has no option '{kw.name}'; it takes "
+                                 "`per=sequence` or `per=step`", kw.span)
+            if k > 0:
+                raise CheckError("dropout() is given per= twice", kw.span)
+            if not (isinstance(kw.value, ast.Var) and kw.value.name in ("sequence", "step")
+                    and not kw.value.primed):
+                raise CheckError("per= takes sequence (one mask for all steps) or step (a "
+                                 "new mask every step)", _span_of(kw.value))
+            per = kw.value.name
+        if len(c.args) != 2:
+            raise CheckError(f"dropout() takes 2 operands (value, rate), got {len(c.args)}",
+                             c.span)
+        value, size = self._vector(c.args[0], "the operand of dropout()")
+        m = self._mask(c, "dropout", self._rate(c, c.args[1]), per, size)
+        return value * m, size
+
+    def _rate(self, c: ast.Call, a: ast.Expr) -> float:
+        value, size = self._expr(a)
+        if value.free_symbols or size is not SCALAR:
+            raise CheckError(f"the rate of {c.func}() must be a constant number in [0, 1)",
+                             _span_of(a))
+        if not 0 <= value < 1:
+            raise CheckError(f"the rate of {c.func}() must be in [0, 1), got "
+                             f"{_number_text(value)}", _span_of(a),
+                             note="the probability of dropping a unit (zoneout: of keeping "
+                             "its old value); 1 would drop every one")
+        return float(value)
+
+    def _mask(self, c: ast.Call, kind: str, rate: float, per: str, size) -> sympy.Symbol:
+        name = self._fresh(f"mask_{self.owner}")
+        self.masks.append((ir.Mask(name, "", kind, rate, per, self.owner, c.span.line), size))
+        return ir.symbol(name)
+
     def _diag(self, c: ast.Call):
         a = c.args[0]
         value, size = self._vector(a, "the operand of diag()", varies=False)
@@ -411,6 +477,7 @@ class _Builder:
     def _toposort(self) -> list[ir.Node]:
         leaf_names = {d.node for d in self.defs.values() if d.node.endswith("_prev")}
         leaf_names.update(d.name for d in self.cf.inputs)
+        leaf_names.update(m.name for m, _ in self.masks)
         order = {n.name: k for k, n in enumerate(self.nodes)}
         by_name = {n.name: n for n in self.nodes}
         done: set[str] = set(leaf_names)
@@ -494,6 +561,8 @@ class _Builder:
         x = cf.inputs[0]
         self._check_sizes_fixed(size_of, size_of[x.name], params)
         inputs = [ir.Leaf(d.name, d.name, size_of[d.name], "input") for d in cf.inputs]
+        masks = [ir.Mask(**{**m.__dict__, "size": sz.resolve(v)}) for m, v in self.masks]
+        inputs += [ir.Leaf(m.name, m.name, m.size, "input") for m in masks]
         states = [ir.Leaf(d.name + "_prev", d.name, size_of[d.name + "_prev"], "state")
                   for d in cf.states]
         out_def = self._output_def()
@@ -510,6 +579,7 @@ class _Builder:
             sizes=[s for s in sz.names if s in _used_sizes(size_of, params)],
             input=inputs[0],
             inputs=inputs,
+            masks=masks,
             states=states,
             updates={d.name: d.name + "_new" for d in cf.states},
             output=out_def.node,

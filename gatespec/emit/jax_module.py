@@ -87,7 +87,7 @@ def jax_context(plan: Plan, source_name: str) -> dict:
     inputs_out = [*forward_xs, *(r for r in residuals if r in made and r not in forward_xs)]
     forward_setup = prune(
         ["T, B = x.shape[:2]", "dtype = x.dtype",
-         *(lines.size_only_lines() if cell.extra_inputs else lines.size_lines()), *param_loads,
+         *(lines.size_only_lines() if cell.packed else lines.size_lines()), *param_loads,
          *lines.stack_lines()],
         [*static_forward, *loop_forward, *new_values, "T"])
 

@@ -103,7 +103,7 @@ class ModuleLines:
     def size_lines(self, backward: bool = False) -> list[str]:
         """Sizes read off the arguments, so the module works for any sizes. The backward
         pass has x only when it is cached; else it reads the input's size off a parameter."""
-        if self.cell.extra_inputs:
+        if self.cell.packed:
             return self._packed_size_lines(backward)
         lines = []
         for size in self.cell.sizes:
@@ -156,7 +156,7 @@ class ModuleLines:
     def caches_x(self) -> bool:
         """Whether the cache keeps x: the backward reads it, or only it gives its size (as a
         reference, no copy). A packed x (see _packed_size_lines) holds every input."""
-        if self.cell.extra_inputs:
+        if self.cell.packed:
             return (any(leaf.name in self.plan.saved_static for leaf in self.cell.inputs)
                     or self.cell.input.size not in {s for p in self.cell.params.values()
                                                     for s in p.shape})
@@ -451,7 +451,7 @@ class ModuleLines:
         inputs = {leaf.name for leaf in self.cell.inputs}
         entries = [(s, s) for s in self.plan.saved_static if s not in inputs]
         if self.caches_x():
-            entries.insert(0, ("x", "_packed" if self.cell.extra_inputs else "x"))
+            entries.insert(0, ("x", "_packed" if self.cell.packed else "x"))
         entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
         entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]
         for op in self.plan.layernorms:
@@ -503,7 +503,7 @@ class ModuleLines:
     def reference_lines(self) -> list[str]:
         """One time step straight from the cell IR (before any scheduling), for autograd."""
         printer = CodePrinter(self.dx.functions, {leaf.name: f"{leaf.name}[t]"
-                                                  for leaf in self.cell.extra_inputs}
+                                                  for leaf in self.cell.inputs[1:]}
                               | {self.cell.input.name: "x[t]"})
         lines = []
         for node in self.cell.nodes:

@@ -157,7 +157,8 @@ class _Scheduler:
         gemm_level = {g.operand: g.level for g in gemms}
         # Nodes whose adjoints this context computes: its members, plus leaves and
         # static values read here (their loop part goes to a buffer).
-        needed = [n.name for n in self.d.nodes if (
+        masks = {m.name for m in self.cell.masks}  # constants to the gradient: no adjoint
+        needed = [n.name for n in self.d.nodes if n.name not in masks and (
             self.context_of(n.name) == ctx and not isinstance(n, ir.Leaf)
             or isinstance(n, ir.Leaf) and n.kind == ("input" if ctx == STATIC else "state")
             or ctx == LOOP and n.name in self.d.static
