@@ -482,8 +482,9 @@ def backward(d_outputs, d_final_state, cache, params, scan=None):
         dx = _zero_padding(dx, steps)[:, unsort]
         d_state0 = tuple(d[unsort] for d in d_state0)
     sizes = cache["sizes"]
+    # the packed gradient: x's, the further inputs'
     ends = np.cumsum([sizes[INPUT_SIZE], *(sizes[s] for s in EXTRA_INPUTS.values())])
-    dx, *d_inputs = np.split(dx, ends[:-1], axis=-1)
+    dx, *d_inputs, _ = np.split(dx, ends, axis=-1)
     return (dx, d_state0, {name: d_params[name] for name in PARAMS},
             dict(zip(EXTRA_INPUTS, d_inputs, strict=True)))
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gatespec.check import load_module
@@ -66,14 +67,26 @@ def sizes_of(module, params) -> dict:
 
 
 def _split_by_params(module, packed, params):
+    """(x, further inputs, masks) of a packed x, the masks as the masks= argument."""
     sizes = sizes_of(module, params)
-    rest = sum(sizes[s] for s in extra_input_sizes(module).values())
-    return split_packed(module, packed, {**sizes, module.INPUT_SIZE: packed.shape[-1] - rest})
+    masks = {name: spec[0] for name, spec in getattr(module, "MASKS", {}).items()}
+    rest = sum(sizes[s] for s in (*extra_input_sizes(module).values(), *masks.values()))
+    sizes = {**sizes, module.INPUT_SIZE: packed.shape[-1] - rest}
+    mask_width = sum(sizes[s] for s in masks.values())
+    x, extras = split_packed(module, packed[..., :packed.shape[-1] - mask_width], sizes)
+    if masks:
+        start, given = packed.shape[-1] - mask_width, {}
+        for name, size in masks.items():
+            given[name] = np.ascontiguousarray(packed[..., start:start + sizes[size]])
+            start += sizes[size]
+        extras["masks"] = given
+    return x, extras
 
 
 def packed_forward(module, x, state0, params, **kw):
     """A NumPy module's forward() on a packed x (reference_cells' convention for cells with
-    further inputs: every input side by side), the parts passed as its keyword arguments."""
+    further inputs and masks: every input, then every mask, side by side), the parts passed
+    as its keyword arguments."""
     x, extras = _split_by_params(module, x, params)
     return module.forward(x, state0, params, **kw, **extras)
 

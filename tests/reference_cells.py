@@ -28,6 +28,11 @@ Conventions
   last axis, in declaration order (x first), as the generated modules pack them
   inside; ``dx`` is the gradient of that packed array. ``split_inputs`` cuts one
   into its parts.
+* Masks of zoneout() and dropout() (``lstm_zoneout``): ``MASKS`` maps each mask's
+  name to its size, and the masks come last in the packed ``x``, as given arrays
+  (the generated modules take them as ``masks=``). The functions are linear in a
+  mask, so any real values test them; ``dx`` holds their gradients too (the generated
+  modules treat masks as constants and return none).
 """
 
 from typing import ClassVar
@@ -67,6 +72,7 @@ class _Cell:
     OUTPUT: ClassVar[str] = ""
     INPUT_SIZE: ClassVar[str] = "input"
     EXTRA_INPUTS: ClassVar[dict[str, str]] = {}  # further inputs packed after x: name -> size
+    MASKS: ClassVar[dict[str, str]] = {}  # masks packed after them: name -> size
     STATE_SIZES: ClassVar[tuple[str, ...] | None] = None  # None: every state is `hidden`
 
     def state_sizes(self):
@@ -999,6 +1005,53 @@ class GRUCond(_Cell):
         return np.concatenate([dx, dc], axis=-1), (dh,)
 
 
+class LSTMZoneout(_Cell):
+    """LSTM with zoneout on c and h (Krueger et al. 2017), Haste's masks (1 keeps the new
+    value); x is [x_t, d^c_t, d^h_t] side by side.
+
+    i, f, g, o as in the LSTM; c~ = f⊙c + i⊙g
+    c_t = d^c⊙c~ + (1−d^c)⊙c
+    h_t = d^h⊙(o⊙tanh(c~)) + (1−d^h)⊙h        (tanh of the candidate, not of c_t)
+    """
+
+    name = "lstm_zoneout"
+    PARAMS: ClassVar[Shapes] = _lstm_params(peephole=False)
+    STATES = ("h", "c")
+    OUTPUT = "h"
+    MASKS: ClassVar[dict[str, str]] = {"mask_c": "hidden", "mask_h": "hidden"}
+
+    def step(self, xm, state, p):
+        h, c = state
+        n_in, n = p["W_ix"].shape[1], p["W_ix"].shape[0]
+        x, dc, dh = xm[:, :n_in], xm[:, n_in:n_in + n], xm[:, n_in + n:]
+        pre = _lin_gates(p, x, h, "ifgo")
+        i, f, o = sigmoid(pre["i"]), sigmoid(pre["f"]), sigmoid(pre["o"])
+        g = np.tanh(pre["g"])
+        cand = f * c + i * g
+        tc = np.tanh(cand)
+        c_t = dc * cand + (1.0 - dc) * c
+        h_t = dh * (o * tc) + (1.0 - dh) * h
+        return (h_t, c_t), (x, h, c, i, f, g, o, cand, tc, dc, dh)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, i, f, g, o, cand, tc, dc, dh = cache
+        d_mask_h = dh_t * (o * tc - h)
+        d_mask_c = dc_t * (cand - c)
+        d_new_h = dh_t * dh  # reaches o ⊙ tanh(c~)
+        d_cand = dc_t * dc + d_new_h * o * (1.0 - tc**2)
+        da = {
+            "i": d_cand * g * i * (1.0 - i),
+            "f": d_cand * c * f * (1.0 - f),
+            "g": d_cand * i * (1.0 - g**2),
+            "o": d_new_h * tc * o * (1.0 - o),
+        }
+        dx, dh_prev = _lin_gates_back(p, grads, x, h, da)
+        dh_prev += dh_t * (1.0 - dh)
+        dc_prev = dc_t * (1.0 - dc) + d_cand * f
+        return np.concatenate([dx, d_mask_c, d_mask_h], axis=-1), (dh_prev, dc_prev)
+
+
 CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
@@ -1019,6 +1072,7 @@ CELLS = {
     "slstm": SLSTM(),
     "lstm_layernorm": LSTMLayerNorm(),
     "gru_cond": GRUCond(),
+    "lstm_zoneout": LSTMZoneout(),
 }
 
 
@@ -1035,7 +1089,8 @@ def dims(cell, N, H):
     sizes = problem_sizes(N, H)
     states = tuple(sizes[s] for s in cell.state_sizes())
     out = states[cell.STATES.index(cell.OUTPUT)] if cell.OUTPUT in cell.STATES else H
-    width = sizes[cell.INPUT_SIZE] + sum(sizes[s] for s in cell.EXTRA_INPUTS.values())
+    width = sizes[cell.INPUT_SIZE] + sum(sizes[s] for s in (*cell.EXTRA_INPUTS.values(),
+                                                            *cell.MASKS.values()))
     return width, states, out
 
 

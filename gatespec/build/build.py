@@ -452,6 +452,7 @@ class _Builder:
     def _mask(self, c: ast.Call, kind: str, rate: float, per: str, size) -> sympy.Symbol:
         name = self._fresh(f"mask_{self.owner}")
         self.masks.append((ir.Mask(name, "", kind, rate, per, self.owner, c.span.line), size))
+        self.call_params[(c.span.line, c.span.column)] = (name,)  # the documents name it
         return ir.symbol(name)
 
     def _diag(self, c: ast.Call):

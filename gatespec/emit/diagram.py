@@ -158,6 +158,15 @@ class _Graph:
             for w, a in zip(weights, c.args, strict=True):
                 self.edge(self.expr(a), box, _sub(w))
             return box
+        if c.func in ("zoneout", "dropout"):  # the mask and its rate; the rate is no value
+            (mask,) = self.cell.call_params[(c.span.line, c.span.column)]
+            spec = next(m for m in self.cell.masks if m.name == mask)
+            detail = f"rate {spec.rate:g}" + (f", per {spec.per}" if c.func == "dropout" else "")
+            box = self.node(f"{c.func}<BR/>{dot_html(detail)}", shape="box", style="dashed")
+            for a, label in zip(c.args, ("new", "old") if c.func == "zoneout" else (None,),
+                                strict=False):
+                self.edge(self.expr(a), box, label)
+            return box
         if c.func == "layernorm":  # between the linear map and the activation
             params = self.cell.call_params[(c.span.line, c.span.column)]
             box = self.node("LN<BR/>" + ", ".join(_sub(p) for p in params), shape="box")

@@ -76,6 +76,8 @@ EXPECTED_PARAMS.update({
     "gru_cond": {"W_rx": IH, "W_rh": HH, "W_rc": ("hidden", "context"), "b_r": H,
                  "W_zx": IH, "W_zh": HH, "W_zc": ("hidden", "context"), "b_z": H,
                  "W_nx": IH, "b_n": H, "W_nh": HH, "W_nc": ("hidden", "context")},
+    # Krueger et al. 2017: the LSTM's parameters; zoneout adds masks, which are no parameters
+    "lstm_zoneout": _xh("ifgo"),
     "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
         (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
         (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},

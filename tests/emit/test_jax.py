@@ -48,6 +48,12 @@ def data(module, seed=0, T=3, B=2):
     return params, x, tuple(state0), rng
 
 
+def params_size(module, params, size):
+    """The number of a size name, read off the parameters."""
+    return next(params[k].shape[shape.index(size)] for k, shape in module.PARAMS.items()
+                if size in shape)
+
+
 def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, float]:
     """For each impl, the largest difference from the NumPy target over the outputs, the
     final state and every gradient (of outputs and final state both weighted at random)."""
@@ -59,7 +65,12 @@ def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, 
     # further input sequences (a context): keyword arguments of both, differentiated
     extras = extra_inputs(ours, small_sizes(ours, hidden=4, input_=3, other=2), *x.shape[:2],
                           lambda shape: np.random.default_rng(1).standard_normal(shape))
-    out, final, cache_ = reference.forward(x, state0, params, **extras)
+    # masks of zoneout() and dropout(): drawn once, given to both (constants to the gradient)
+    masks = {} if not hasattr(ours, "MASKS") else {"masks": {
+        name: (np.random.default_rng(2).random((*x.shape[:2], params_size(ours, params, size)))
+               >= rate) / (1.0 if kind == "zoneout" else 1 - rate)
+        for name, (size, kind, rate, _) in ours.MASKS.items()}}
+    out, final, cache_ = reference.forward(x, state0, params, **extras, **masks)
     d_out = rng.standard_normal(out.shape)
     d_final = tuple(rng.standard_normal(s.shape) for s in final)
     dx, d_state0, d_params, *d_extras = reference.backward(d_out, d_final, cache_, params)
@@ -67,7 +78,7 @@ def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, 
     worst = {}
     for impl in impls:
         def run(x, state0, params, extras, impl=impl):
-            return ours.forward(x, state0, params, impl=impl, **extras)
+            return ours.forward(x, state0, params, impl=impl, **extras, **masks)
 
         (o, f), vjp = jax.vjp(run, jnp.asarray(x), tuple(map(jnp.asarray, state0)),
                               {k: jnp.asarray(v) for k, v in params.items()},

@@ -148,7 +148,10 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
                    for s in module.STATES)
     extras = {name: rng.normal(size=(T, 1, sizes[size]))
               for name, size in getattr(module, "EXTRA_INPUTS", {}).items()}
-    outputs, final, cache = module.forward(x, state0, params, **extras)
+    masks = {name: (rng.random((T, 1, sizes[size])) >= rate) / (1.0 if kind == "zoneout" else 1 - rate)
+             for name, (size, kind, rate, _) in getattr(module, "MASKS", {}).items()}
+    outputs, final, cache = module.forward(x, state0, params, **extras,
+                                           **({"masks": masks} if masks else {}))
     g_out = rng.normal(size=outputs.shape)
     g_fin = tuple(rng.normal(size=f.shape) for f in final)
     dx, d_state0, d_params, *d_extras = module.backward(g_out, g_fin, cache, params)
@@ -160,7 +163,7 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
     grads = back.parameter_gradients()
     values = forward_values(d, params, x[:, 0], {s: v[0] for s, v in zip(module.STATES, state0,
                                                                          strict=True)},
-                            {k: v[:, 0] for k, v in extras.items()})
+                            {k: v[:, 0] for k, v in {**extras, **masks}.items()})
     assert np.allclose(values[T][cell.output], outputs[T - 1, 0])
 
     new_of = dict(zip(cell.updates.values(), cell.state_names, strict=True))

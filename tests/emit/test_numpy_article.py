@@ -41,7 +41,9 @@ def test_matches_reference_float64(name, seed):
     d_fin = tuple(rng.normal(size=s.shape) for s in fin)
     dx, ds0, dp = packed_backward(mod, d_out, d_fin, cache, params)
     r_dx, r_ds0, r_dp = cell.backward(x, state0, params, d_out, d_fin)
-    assert _rel(dx, r_dx) <= 1e-10
+    # a reference's packed dx holds the masks' gradients too (lstm_zoneout): the modules
+    # treat masks as constants
+    assert _rel(dx, r_dx[..., :dx.shape[-1]]) <= 1e-10
     for a, b in zip(ds0, r_ds0, strict=True):
         assert _rel(a, b) <= 1e-10
     assert set(dp) == set(r_dp)
