@@ -45,7 +45,9 @@ def small_sizes(module, hidden=5, input_=4, other=3):
 def input_width(module, sizes):
     """The width of the x that a module's internal _forward (and a kernel backend's forward)
     takes: x and the further input sequences (EXTRA_INPUTS) side by side, as it packs them."""
-    return sizes[module.INPUT_SIZE] + sum(sizes[s] for s in extra_input_sizes(module).values())
+    masks = [spec[0] for spec in getattr(module, "MASKS", {}).values()]  # packed last
+    return sizes[module.INPUT_SIZE] + sum(sizes[s] for s in (*extra_input_sizes(module).values(),
+                                                              *masks))
 
 
 def extra_inputs(module, sizes, T, B, draw) -> dict:
@@ -131,13 +133,16 @@ def layer_grads(layer, x, state, impl, extras=None):
 
     layer.impl = impl
     extras = extras or {}
+    if "MASKS" in type(layer).forward.__globals__:  # the same masks for each impl
+        extras = {**extras, "generator": torch.Generator().manual_seed(11)}
     out, final = layer(x, state, **extras)
     finals = (final,) if isinstance(final, torch.Tensor) else final
     gen = torch.Generator().manual_seed(7)
     loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
     for f in finals:
         loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
-    leaves = [x, *extras.values(), *(state if isinstance(state, tuple) else (state,)),
+    leaves = [x, *(v for k, v in extras.items() if k != "generator"),
+              *(state if isinstance(state, tuple) else (state,)),
               *layer.parameters()]
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     return out, finals, [torch.zeros_like(v) if g is None else g

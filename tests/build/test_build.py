@@ -113,7 +113,13 @@ def test_builtin_cell_builds(name):
     x_size = "hidden" if name == "sru" else "input"
     assert cell.input == ir.Leaf("x", "x", x_size, "input")
     extras = [ir.Leaf("c", "c", "context", "input")] if name == "gru_cond" else []
-    assert cell.inputs == [cell.input, *extras]
+    assert cell.extra_inputs == extras
+    # zoneout on c and h (Krueger et al. 2017): one mask each, per step, rates from the file
+    masks = [("mask_c", "hidden", "zoneout", 0.5, "step"),
+             ("mask_h", "hidden", "zoneout", 0.05, "step")] if name == "lstm_zoneout" else []
+    assert [(m.name, m.size, m.kind, m.rate, m.per) for m in cell.masks] == masks
+    assert cell.inputs == [cell.input, *extras,
+                           *(ir.Leaf(m[0], m[0], m[1], "input") for m in masks)]
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}

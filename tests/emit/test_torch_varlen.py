@@ -130,6 +130,8 @@ def test_packed_matches_each_sequence_alone(name):
     autograd, which masks whole rows instead of running the active ones (impl="autograd")."""
     both = torch_module(name).INPUT_SIZE == "input"
     mod, layer, sizes = _make(name, num_layers=2, bidirectional=both)
+    if hasattr(mod, "MASKS"):  # drawn masks differ between the runs: their expectation
+        layer.eval()
     lengths, T = [2, 4, 1], 4
     B, k = len(lengths), 4 if both else 2
     x = torch.randn(T, B, sizes["input"], dtype=F64, requires_grad=True)
