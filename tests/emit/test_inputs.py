@@ -147,3 +147,35 @@ def test_jax_interface():
     with pytest.raises(ValueError, match=r"c must be a \(T, B, context\) = \(4, 2, 5\) float32"):
         mod.forward(jnp.asarray(x, jnp.float32), None, params32,
                     c=jnp.asarray(c[..., :4], jnp.float32))
+
+
+@pytest.mark.slow
+def test_compile_and_export_with_a_context_and_masks():
+    """torch.compile (fullgraph, AOT tracing through the fake ops) and torch.export of
+    gru_cond with its context, and of lstm_zoneout in eval mode: the expectation) and in
+    training mode with given masks, against the eager autograd reference."""
+    torch, mod, layer = _torch()
+    x, c = torch.randn(5, 2, 3, dtype=torch.float64), torch.randn(5, 2, 5, dtype=torch.float64)
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    layer.impl = "torch"
+    got, _ = compiled(x, c=c)
+    layer.impl = "autograd"
+    expected, _ = layer(x, c=c)
+    assert (got - expected).abs().max() < 1e-12
+    layer.impl = "torch"
+    program = torch.export.export(layer, (x,), {"c": c})
+    assert (program.module()(x, c=c)[0] - expected).abs().max() < 1e-12
+
+    zmod = torch_module("lstm_zoneout")
+    zoned = module_class(zmod)(3, 4, dtype=torch.float64).eval()
+    program = torch.export.export(zoned, (x,))
+    zoned.impl = "autograd"
+    assert (program.module()(x)[0] - zoned(x)[0]).abs().max() < 1e-12
+    zoned.train()
+    masks = {k: [(torch.rand(5, 2, 4) > 0.5).double()] for k in zmod.MASKS}
+    zoned.impl = "torch"
+    torch._dynamo.reset()
+    got = torch.compile(zoned, fullgraph=True, backend="aot_eager")(x, masks=masks)[0]
+    zoned.impl = "autograd"
+    assert (got - zoned(x, masks=masks)[0]).abs().max() < 1e-12
