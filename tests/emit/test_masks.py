@@ -86,9 +86,9 @@ def test_numpy_evaluation_reads_the_expectation(masked):
     exact = mod.step(x[0], state, params, masks=fixed)[1][1]
     np.testing.assert_array_equal(exact, mod.step(x[0], state, params)[1][1])
     draws = np.array([mod.step(x[0], state, params, masks=fixed, rng=rng)[1][1]
-                      for _ in range(4000)])
+                      for _ in range(2000)])
     # within 5 standard errors of the mean, unit by unit
-    assert (np.abs(draws.mean(axis=0) - exact) < 5 * draws.std(axis=0) / np.sqrt(4000)).all()
+    assert (np.abs(draws.mean(axis=0) - exact) < 5 * draws.std(axis=0) / np.sqrt(2000)).all()
 
 
 def test_numpy_given_masks_against_the_hand_written_reference():

@@ -310,6 +310,17 @@ def test_a_second_input_sequence_is_refused_at_its_declaration(tmp_path, capsys)
     assert not (tmp_path / "gru_cond_onnx.py").exists() and (tmp_path / "gru_onnx.py").exists()
 
 
+def test_stochastic_masks_are_refused_at_the_call():
+    """zoneout() and dropout() draw masks the ONNX target has no way to take yet."""
+    with pytest.raises(CheckError) as info:
+        generate("lstm_zoneout", "onnx")
+    err = info.value
+    assert err.message == "the onnx target has no stochastic masks yet (zoneout())"
+    assert err.render().splitlines()[1:3] == ["    c' = zoneout(cbar, c, 0.5)",
+                                              " " * 9 + "^~~~~~~"]
+    assert "export a copy of the cell with this call replaced by it" in err.note
+
+
 # -- the torch module -------------------------------------------------------------------
 
 @pytest.fixture
