@@ -10,9 +10,7 @@ import reference_cells as ref
 from conftest import require_torch
 from helpers import module_class, numpy_module, torch_module
 
-from gatespec.pipeline import generate_text
-
-# both kinds of dropout and a zoneout, on paths of three sizes
+# dropout per sequence on a recurrent path, per step on an input-only value, zoneout of a state
 CELL = """cell masked
 input x
 state h, c
