@@ -63,13 +63,21 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     base = module.init_params(sizes, rng)
     x1 = rng.normal(size=(T, B, sizes[module.INPUT_SIZE]))
     s1 = tuple(0.5 * rng.normal(size=(B, sizes[module.STATE_SIZES[s]])) for s in module.STATES)
+    # further input sequences (keyword arguments), drawn after the rest
+    extra_sizes = getattr(module, "EXTRA_INPUTS", {})
+    e1 = {name: rng.normal(size=(T, B, sizes[s])) for name, s in extra_sizes.items()}
+    # masks of zoneout() and dropout(): drawn once, then fixed (constants to the gradient)
+    if hasattr(module, "MASKS"):
+        drawn = module._masks(None, rng, (T, B), sizes, np.dtype(np.float64))
+        e1["masks"] = dict(zip(module.MASKS, (np.array(m) for m in drawn), strict=True))
     # Larger weights than the default initialisation make every nonlinearity matter; a
     # cell that overflows there (exp of a growing state) is checked on smaller data.
     for scale in DATA_SCALES:
         params = {k: v * 2.0 * scale for k, v in base.items()}
         x, state0 = x1 * scale, tuple(s * scale for s in s1)
+        extras = {name: v if name == "masks" else v * scale for name, v in e1.items()}
         with np.errstate(all="ignore"):
-            outputs, final, cache = module.forward(x, state0, params)
+            outputs, final, cache = module.forward(x, state0, params, **extras)
         # the outputs, and what the steps saved: a value that left its function's domain
         # at a step no output shows (a state after the last read of it) spoils gradients
         saved = [a for a in cache.values() if isinstance(a, np.ndarray)]
@@ -86,7 +94,7 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
 
     def run() -> list[np.ndarray]:
         with np.errstate(all="ignore"):  # a perturbed run may overflow; the errors say so
-            out, fin, _ = module.forward(x, state0, params)
+            out, fin, _ = module.forward(x, state0, params, **extras)
         return [out, *fin]
 
     weights = [g_out, *g_fin]
@@ -110,8 +118,11 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
             numeric[idx] = difference(up, down, step)
         return numeric
 
-    dx, d_state0, d_params = module.backward(g_out, g_fin, cache, params)
+    dx, d_state0, d_params, *d_extras = module.backward(g_out, g_fin, cache, params)
     arrays = {"x": (x, dx)}
+    for name, value in extras.items():
+        if name != "masks":
+            arrays[name] = (value, d_extras[0][name])
     for name, s, d in zip(module.STATES, state0, d_state0, strict=True):
         arrays[f"{name}0"] = (s, d)
     for name in module.PARAMS:
@@ -141,7 +152,9 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     state = state0
     step_error = 0.0
     for t in range(T):
-        out_t, state = module.step(x[t], state, params)
+        out_t, state = module.step(x[t], state, params,
+                                   **{name: ({k: m[t] for k, m in v.items()} if name == "masks"
+                                             else v[t]) for name, v in extras.items()})
         step_error = max(step_error, float(np.abs(out_t - outputs[t]).max()))
     step_error /= max(float(np.abs(outputs).max()), 1.0)  # relative to large outputs
     worst_name = max(errors, key=errors.get)

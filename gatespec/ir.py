@@ -135,6 +135,28 @@ def is_param_name(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Mask:
+    """A stochastic mask: an input sequence the generated code draws itself (or is given),
+    one value per step, row and unit. zoneout(new, old, rate) reads m*new + (1 - m)*old
+    with m ~ Bernoulli(1 - rate) (Haste's convention: 1 keeps the new value); dropout(v,
+    rate) reads v*m with m = Bernoulli(1 - rate) / (1 - rate). Either is linear in m, so
+    the expectation over masks, for evaluation, is the value at m = E[m]."""
+
+    name: str  # the leaf, `mask_c`
+    size: str
+    kind: str  # "zoneout" | "dropout"
+    rate: float  # in [0, 1)
+    per: str  # "step": a new mask every step; "sequence": one per sequence, for every step
+    owner: str
+    line: int
+
+    @property
+    def mean(self) -> float:
+        """E[m]: what evaluation reads in place of a drawn mask."""
+        return 1.0 - self.rate if self.kind == "zoneout" else 1.0
+
+
+@dataclass(frozen=True)
 class TorchLayout:
     """Where each parameter sits in an equivalent torch.nn layer (see build/layouts.py)."""
 
@@ -164,6 +186,22 @@ class Cell:
     # one weight per operand, then the bias. Lets documentation name them as the code does.
     call_params: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
     torch_layout: TorchLayout | None = None
+    # every input sequence in declaration order; inputs[0] is `input`, the main one (a
+    # stacked layer's input), the rest are read as given by every layer (conditioning);
+    # then the masks of zoneout() and dropout(), in the order of the calls
+    inputs: list[Leaf] = field(default_factory=list)
+    masks: list[Mask] = field(default_factory=list)
+
+    @property
+    def extra_inputs(self) -> list[Leaf]:
+        """The further input sequences the user declared (masks are not among them)."""
+        masks = {m.name for m in self.masks}
+        return [leaf for leaf in self.inputs[1:] if leaf.name not in masks]
+
+    @property
+    def packed(self) -> bool:
+        """Whether the generated code reads one packed x: every input and mask side by side."""
+        return len(self.inputs) > 1
 
     def node(self, name: str) -> Node:
         return self._index()[name]

@@ -25,6 +25,15 @@ def render_plan(plan: Plan) -> str:
     out = [f"cell {cell.name}: {terminal_text(cell.description)}", ""]
     out.append("sizes:  " + ", ".join(cell.sizes))
     out.append(f"input:  {cell.input.label} [{cell.input.size}]")
+    for leaf in cell.extra_inputs:  # read as given by every layer and direction
+        out.append(f"input:  {leaf.label} [{leaf.size}] (not stacked: every layer reads it)")
+    for m in cell.masks:  # drawn by the generated code, an input sequence inside it
+        keep = f"{1 - m.rate:g}"
+        what = (f"1 (keeps the new value) w.p. {keep}" if m.kind == "zoneout"
+                else f"1/{keep} w.p. {keep}")
+        out.append(f"mask:   {m.name} [{m.size}] {m.kind}(rate={m.rate:g}) on the line of "
+                   f"{m.owner}, one per {m.per}: {what}, else 0; evaluation reads "
+                   f"E[m] = {m.mean:g}")
     out.append("states: " + ", ".join(f"{s.label} [{s.size}]" for s in cell.states))
     out.append(f"output: {cell.output_label}")
     out.append("")

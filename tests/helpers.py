@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gatespec.check import load_module
@@ -41,26 +42,108 @@ def small_sizes(module, hidden=5, input_=4, other=3):
     return sizes
 
 
+def input_width(module, sizes):
+    """The width of the x that a module's internal _forward (and a kernel backend's forward)
+    takes: x and the further input sequences (EXTRA_INPUTS) side by side, as it packs them."""
+    masks = [spec[0] for spec in getattr(module, "MASKS", {}).values()]  # packed last
+    return sizes[module.INPUT_SIZE] + sum(sizes[s] for s in (*extra_input_sizes(module).values(),
+                                                              *masks))
+
+
+def extra_inputs(module, sizes, T, B, draw) -> dict:
+    """Random further input sequences for a generated module, {name: draw((T, B, size))}."""
+    return {name: draw((T, B, sizes[s])) for name, s in extra_input_sizes(module).items()}
+
+
+def extra_input_sizes(module) -> dict:
+    """The further input sequences of a generated module, name -> size name ({} for most)."""
+    return getattr(module, "EXTRA_INPUTS", {})
+
+
+def sizes_of(module, params) -> dict:
+    """The size numbers that a generated module's parameters fix, by size name."""
+    sizes = {}
+    for name, shape in module.PARAMS.items():
+        sizes.update(zip(shape, params[name].shape, strict=True))
+    return sizes
+
+
+def _split_by_params(module, packed, params):
+    """(x, further inputs, masks) of a packed x, the masks as the masks= argument."""
+    sizes = sizes_of(module, params)
+    masks = {name: spec[0] for name, spec in getattr(module, "MASKS", {}).items()}
+    rest = sum(sizes[s] for s in (*extra_input_sizes(module).values(), *masks.values()))
+    sizes = {**sizes, module.INPUT_SIZE: packed.shape[-1] - rest}
+    mask_width = sum(sizes[s] for s in masks.values())
+    x, extras = split_packed(module, packed[..., :packed.shape[-1] - mask_width], sizes)
+    if masks:
+        start, given = packed.shape[-1] - mask_width, {}
+        for name, size in masks.items():
+            given[name] = np.ascontiguousarray(packed[..., start:start + sizes[size]])
+            start += sizes[size]
+        extras["masks"] = given
+    return x, extras
+
+
+def packed_forward(module, x, state0, params, **kw):
+    """A NumPy module's forward() on a packed x (reference_cells' convention for cells with
+    further inputs and masks: every input, then every mask, side by side), the parts passed
+    as its keyword arguments."""
+    x, extras = _split_by_params(module, x, params)
+    return module.forward(x, state0, params, **kw, **extras)
+
+
+def packed_step(module, x_t, state, params):
+    """A NumPy module's step() on one step of a packed x."""
+    x_t, extras = _split_by_params(module, x_t, params)
+    return module.step(x_t, state, params, **extras)
+
+
+def packed_backward(module, *args, **kw):
+    """A NumPy module's backward() with the input gradients packed as packed_forward's x."""
+    import numpy as np
+
+    dx, d_state0, d_params, *d_extras = module.backward(*args, **kw)
+    if d_extras:
+        dx = np.concatenate([dx, *(d_extras[0][k] for k in extra_input_sizes(module))], axis=-1)
+    return dx, d_state0, d_params
+
+
+def split_packed(module, packed, sizes):
+    """A packed x (input_width wide) -> (x, {name: further input}); works on arrays and tensors."""
+    parts, start = [], 0
+    for size in [module.INPUT_SIZE, *extra_input_sizes(module).values()]:
+        parts.append(packed[..., start:start + sizes[size]])
+        start += sizes[size]
+    return parts[0], dict(zip(extra_input_sizes(module), parts[1:], strict=True))
+
+
 @cache
 def triton_module(spec: str):
     (name, text), = generate(spec, "triton").items()
     return load_module(text, name[:-3])
 
 
-def layer_grads(layer, x, state, impl):
-    """Outputs, final states and the gradients (input, initial states, every parameter) of a
-    fixed random projection of them, with the layer run by `impl`. A leaf the loss does not
-    reach (a state whose previous value is never read) gets a zero gradient."""
+def layer_grads(layer, x, state, impl, extras=None):
+    """Outputs, final states and the gradients (input, the further inputs `extras` (a dict,
+    keyword arguments of the layer), initial states, every parameter) of a fixed random
+    projection of them, with the layer run by `impl`. A leaf the loss does not reach (a
+    state whose previous value is never read) gets a zero gradient."""
     import torch
 
     layer.impl = impl
-    out, final = layer(x, state)
+    extras = extras or {}
+    if "MASKS" in type(layer).forward.__globals__:  # the same masks for each impl
+        extras = {**extras, "generator": torch.Generator().manual_seed(11)}
+    out, final = layer(x, state, **extras)
     finals = (final,) if isinstance(final, torch.Tensor) else final
     gen = torch.Generator().manual_seed(7)
     loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
     for f in finals:
         loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
-    leaves = [x, *(state if isinstance(state, tuple) else (state,)), *layer.parameters()]
+    leaves = [x, *(v for k, v in extras.items() if k != "generator"),
+              *(state if isinstance(state, tuple) else (state,)),
+              *layer.parameters()]
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     return out, finals, [torch.zeros_like(v) if g is None else g
                          for v, g in zip(leaves, grads, strict=True)]

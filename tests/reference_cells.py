@@ -23,6 +23,16 @@ Conventions
   then ``output_of`` returns it and ``step_back`` takes its gradient as
   ``d_out``.  ``valid_state0`` maps a random initial state into the cell's
   domain (``slstm`` needs a positive normaliser n).
+* Further input sequences (``gru_cond`` reads x and a context c): ``EXTRA_INPUTS``
+  maps each name to its size, and ``x`` is then every input side by side on the
+  last axis, in declaration order (x first), as the generated modules pack them
+  inside; ``dx`` is the gradient of that packed array. ``split_inputs`` cuts one
+  into its parts.
+* Masks of zoneout() and dropout() (``lstm_zoneout``): ``MASKS`` maps each mask's
+  name to its size, and the masks come last in the packed ``x``, as given arrays
+  (the generated modules take them as ``masks=``). The functions are linear in a
+  mask, so any real values test them; ``dx`` holds their gradients too (the generated
+  modules treat masks as constants and return none).
 """
 
 from typing import ClassVar
@@ -47,6 +57,12 @@ def _lin_back(p, g, name, v, da):
     return da @ p[name]
 
 
+def split_inputs(cell, packed, sizes):
+    """A packed input (x, then EXTRA_INPUTS in order, on the last axis) -> [x, *extras]."""
+    widths = [sizes[cell.INPUT_SIZE], *(sizes[s] for s in cell.EXTRA_INPUTS.values())]
+    return np.split(packed, np.cumsum(widths)[:-1], axis=-1)
+
+
 class _Cell:
     """Generic time loop; subclasses define ``step`` and ``step_back``."""
 
@@ -55,6 +71,8 @@ class _Cell:
     STATES: ClassVar[tuple[str, ...]] = ()
     OUTPUT: ClassVar[str] = ""
     INPUT_SIZE: ClassVar[str] = "input"
+    EXTRA_INPUTS: ClassVar[dict[str, str]] = {}  # further inputs packed after x: name -> size
+    MASKS: ClassVar[dict[str, str]] = {}  # masks packed after them: name -> size
     STATE_SIZES: ClassVar[tuple[str, ...] | None] = None  # None: every state is `hidden`
 
     def state_sizes(self):
@@ -1090,6 +1108,108 @@ class MLSTM(_Cell):
         return dx, (dh, dc_tot * f)
 
 
+class GRUCond(_Cell):
+    """Conditioned GRU: the decoder of Cho et al. 2014 (appendix A.1.2), with biases, reading
+    the context c_t at every step (x is [x_t, c_t] side by side).
+
+    r = σ(W_rx x + W_rh h + W_rc c + b_r)
+    z = σ(W_zx x + W_zh h + W_zc c + b_z)
+    n = tanh(W_nx x + b_n + r⊙(W_nh h + W_nc c))
+    h_t = z⊙h + (1−z)⊙n
+    """
+
+    name = "gru_cond"
+    PARAMS: ClassVar[Shapes] = {
+        **{f"{k}": v for g in "rz" for k, v in (
+            (f"W_{g}x", ("hidden", "input")), (f"W_{g}h", ("hidden", "hidden")),
+            (f"W_{g}c", ("hidden", "context")), (f"b_{g}", ("hidden",)))},
+        "W_nx": ("hidden", "input"),
+        "b_n": ("hidden",),
+        "W_nh": ("hidden", "hidden"),
+        "W_nc": ("hidden", "context"),
+    }
+    STATES = ("h",)
+    OUTPUT = "h"
+    EXTRA_INPUTS: ClassVar[dict[str, str]] = {"c": "context"}
+
+    def step(self, xc, state, p):
+        (h,) = state
+        n_in = p["W_rx"].shape[1]
+        x, c = xc[:, :n_in], xc[:, n_in:]
+        r = sigmoid(_lin(p, "W_rx", x) + _lin(p, "W_rh", h) + _lin(p, "W_rc", c) + p["b_r"])
+        z = sigmoid(_lin(p, "W_zx", x) + _lin(p, "W_zh", h) + _lin(p, "W_zc", c) + p["b_z"])
+        m = _lin(p, "W_nh", h) + _lin(p, "W_nc", c)
+        n = np.tanh(_lin(p, "W_nx", x) + p["b_n"] + r * m)
+        h_t = z * h + (1.0 - z) * n
+        return (h_t,), (x, c, h, r, z, m, n)
+
+    def step_back(self, dstate, cache, p, g):
+        (dh_t,) = dstate
+        x, c, h, r, z, m, n = cache
+        dh = dh_t * z
+        da_z = dh_t * (h - n) * z * (1.0 - z)
+        da_n = dh_t * (1.0 - z) * (1.0 - n**2)
+        g["b_n"] += da_n.sum(0)
+        dx = _lin_back(p, g, "W_nx", x, da_n)
+        dm = da_n * r
+        dh += _lin_back(p, g, "W_nh", h, dm)
+        dc = _lin_back(p, g, "W_nc", c, dm)
+        da_r = da_n * m * r * (1.0 - r)
+        for k, d in (("r", da_r), ("z", da_z)):
+            g[f"b_{k}"] += d.sum(0)
+            dx += _lin_back(p, g, f"W_{k}x", x, d)
+            dh += _lin_back(p, g, f"W_{k}h", h, d)
+            dc += _lin_back(p, g, f"W_{k}c", c, d)
+        return np.concatenate([dx, dc], axis=-1), (dh,)
+
+
+class LSTMZoneout(_Cell):
+    """LSTM with zoneout on c and h (Krueger et al. 2017), Haste's masks (1 keeps the new
+    value); x is [x_t, d^c_t, d^h_t] side by side.
+
+    i, f, g, o as in the LSTM; c~ = f⊙c + i⊙g
+    c_t = d^c⊙c~ + (1−d^c)⊙c
+    h_t = d^h⊙(o⊙tanh(c~)) + (1−d^h)⊙h        (tanh of the candidate, not of c_t)
+    """
+
+    name = "lstm_zoneout"
+    PARAMS: ClassVar[Shapes] = _lstm_params(peephole=False)
+    STATES = ("h", "c")
+    OUTPUT = "h"
+    MASKS: ClassVar[dict[str, str]] = {"mask_c": "hidden", "mask_h": "hidden"}
+
+    def step(self, xm, state, p):
+        h, c = state
+        n_in, n = p["W_ix"].shape[1], p["W_ix"].shape[0]
+        x, dc, dh = xm[:, :n_in], xm[:, n_in:n_in + n], xm[:, n_in + n:]
+        pre = _lin_gates(p, x, h, "ifgo")
+        i, f, o = sigmoid(pre["i"]), sigmoid(pre["f"]), sigmoid(pre["o"])
+        g = np.tanh(pre["g"])
+        cand = f * c + i * g
+        tc = np.tanh(cand)
+        c_t = dc * cand + (1.0 - dc) * c
+        h_t = dh * (o * tc) + (1.0 - dh) * h
+        return (h_t, c_t), (x, h, c, i, f, g, o, cand, tc, dc, dh)
+
+    def step_back(self, dstate, cache, p, grads):
+        dh_t, dc_t = dstate
+        x, h, c, i, f, g, o, cand, tc, dc, dh = cache
+        d_mask_h = dh_t * (o * tc - h)
+        d_mask_c = dc_t * (cand - c)
+        d_new_h = dh_t * dh  # reaches o ⊙ tanh(c~)
+        d_cand = dc_t * dc + d_new_h * o * (1.0 - tc**2)
+        da = {
+            "i": d_cand * g * i * (1.0 - i),
+            "f": d_cand * c * f * (1.0 - f),
+            "g": d_cand * i * (1.0 - g**2),
+            "o": d_new_h * tc * o * (1.0 - o),
+        }
+        dx, dh_prev = _lin_gates_back(p, grads, x, h, da)
+        dh_prev += dh_t * (1.0 - dh)
+        dc_prev = dc_t * (1.0 - dc) + d_cand * f
+        return np.concatenate([dx, d_mask_c, d_mask_h], axis=-1), (dh_prev, dc_prev)
+
+
 CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
@@ -1112,12 +1232,15 @@ CELLS = {
     "on_lstm": ONLSTM(),
     "mlstm": MLSTM(),
     "antisymmetric_rnn": AntisymmetricRNN(),
+    "gru_cond": GRUCond(),
+    "lstm_zoneout": LSTMZoneout(),
 }
 
 
 def problem_sizes(N, H):
-    """Size numbers of a test problem: input N, hidden H and proj H - 1 (differs from H)."""
-    return {"input": N, "hidden": H, "proj": max(H - 1, 1)}
+    """Size numbers of a test problem: input N, hidden H, proj H - 1 (differs from H) and
+    context N + 1 (differs from both)."""
+    return {"input": N, "hidden": H, "proj": max(H - 1, 1), "context": N + 1}
 
 
 def dims(cell, N, H):
@@ -1127,7 +1250,9 @@ def dims(cell, N, H):
     sizes = problem_sizes(N, H)
     states = tuple(sizes[s] for s in cell.state_sizes())
     out = states[cell.STATES.index(cell.OUTPUT)] if cell.OUTPUT in cell.STATES else H
-    return sizes[cell.INPUT_SIZE], states, out
+    width = sizes[cell.INPUT_SIZE] + sum(sizes[s] for s in (*cell.EXTRA_INPUTS.values(),
+                                                            *cell.MASKS.values()))
+    return width, states, out
 
 
 def init_params(cell, N, H, rng, dtype=np.float64):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, require_module, require_torch
 from helpers import (
+    extra_inputs,
     layer_grads,
     module_class,
     numpy_module,
@@ -32,7 +33,7 @@ from gatespec.build import build
 from gatespec.check import finite_difference_check, sizes_for
 from gatespec.errors import CheckError
 from gatespec.parse import parse
-from gatespec.pipeline import generate
+from gatespec.pipeline import generate, refuses
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 CORPUS = sorted(p.stem for p in CORPUS_DIR.glob("*.gate"))
@@ -70,6 +71,8 @@ def _layer(name, torch):
     # a state of the input's size changes size from layer to layer (the next layer's input
     # is this one's output): one layer only
     stackable = stackable and "input" not in mod.STATE_SIZES.values()
+    # likewise a further input of x's size: every layer reads it, at layer 0's size
+    stackable = stackable and mod.INPUT_SIZE not in getattr(mod, "EXTRA_INPUTS", {}).values()
     torch.manual_seed(0)
     layer = module_class(mod)(sizes["input"], sizes["hidden"], *extra, dtype=torch.float64,
                               num_layers=2 if stackable else 1, bidirectional=both)
@@ -85,12 +88,15 @@ def test_torch_derived_backward_matches_autograd(name):
     state = tuple(torch.randn(layer.num_layers * directions, 3, sizes[mod.STATE_SIZES[s]],
                               dtype=torch.float64, requires_grad=True) for s in mod.STATES)
     state = state[0] if len(state) == 1 else state
-    out_f, fin_f, g_f = layer_grads(layer, x, state, "torch")
-    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd")
+    # further inputs: every layer reads them; masks: drawn alike for both (layer_grads)
+    extras = extra_inputs(mod, sizes, 5, 3, lambda shape: torch.randn(
+        shape, dtype=torch.float64, requires_grad=True))
+    out_f, fin_f, g_f = layer_grads(layer, x, state, "torch", extras)
+    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd", extras)
     assert _rel(out_f, out_a) <= 1e-12
     for a, b in zip(fin_f, fin_a, strict=True):
         assert _rel(a, b) <= 1e-12
-    names = ["x", *mod.STATES, *(n for n, _ in layer.named_parameters())]
+    names = ["x", *extras, *mod.STATES, *(n for n, _ in layer.named_parameters())]
     errors = {n: _rel(a, b) for n, a, b in zip(names, g_f, g_a, strict=True)}
     assert max(errors.values()) <= 1e-10, errors
 
@@ -106,7 +112,14 @@ def test_numpy_matches_torch(name):
     params = {k: 2.0 * v for k, v in npm.init_params({s: sizes[s] for s in npm.SIZES}, rng).items()}
     x = rng.normal(size=(4, 3, sizes[npm.INPUT_SIZE]))
     state0 = tuple(0.5 * rng.normal(size=(3, sizes[npm.STATE_SIZES[s]])) for s in npm.STATES)
-    out, final, cache_np = npm.forward(x, state0, params)
+    # further inputs and drawn masks: keyword arguments of NumPy's forward, packed into
+    # torch's x (the fused op's input), in that order
+    extras = extra_inputs(npm, sizes, 4, 3, lambda shape: rng.normal(size=shape))
+    masks = {} if not hasattr(npm, "MASKS") else dict(zip(npm.MASKS, map(np.array, npm._masks(
+        None, rng, (4, 3), sizes, np.dtype(np.float64)))))
+    out, final, cache_np = npm.forward(x, state0, params, **extras,
+                                       **({"masks": masks} if masks else {}))
+    x = np.concatenate([x, *extras.values(), *masks.values()], axis=-1)
 
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(a))
@@ -122,10 +135,11 @@ def test_numpy_matches_torch(name):
 
     d_out = rng.normal(size=out.shape)
     d_fin = tuple(rng.normal(size=f.shape) for f in final)
-    dx, d_state0, d_params = npm.backward(d_out, d_fin, cache_np, params)
+    dx, d_state0, d_params, *d_extras = npm.backward(d_out, d_fin, cache_np, params)
+    dx = np.concatenate([dx, *(d_extras[0].values() if d_extras else ())], axis=-1)
     dx_t, d_state0_t, d_params_t = tm._backward(t(d_out), tuple(t(d) for d in d_fin), cache_t,
                                                 tparams)
-    pairs = {"x": (dx_t, dx), **{k: (d_params_t[k], d_params[k]) for k in npm.PARAMS}}
+    pairs = {"x": (dx_t[..., :dx.shape[-1]], dx), **{k: (d_params_t[k], d_params[k]) for k in npm.PARAMS}}
     for s, a, b in zip(npm.STATES, d_state0_t, d_state0, strict=True):
         pairs[f"{s}0"] = (a, b)
     errors = {k: float(np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1e-300))
@@ -202,7 +216,8 @@ def test_triton_variable_lengths_match_each_sequence_alone():
 def test_generated_code_passes_ruff(name, tmp_path):
     files = {}
     for target in ("numpy", "torch", "triton", "cuda", "onnx", "jax"):
-        files.update(generate(spec(name), target))
+        if not refuses(spec(name), target):  # ONNX: no second input or mask yet
+            files.update(generate(spec(name), target))
     for filename, text in files.items():
         if filename.endswith(".py"):
             (tmp_path / filename).write_text(text)

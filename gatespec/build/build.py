@@ -22,7 +22,7 @@ from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
 from gatespec.parse.limits import MAX_EXPONENT
 
-STRUCTURAL = ("linear", "diag", "clip", *ir.ROW_KINDS)
+STRUCTURAL = ("linear", "diag", "clip", "zoneout", "dropout", *ir.ROW_KINDS)
 
 
 @dataclass
@@ -69,6 +69,7 @@ class _Builder:
         self.taken: set[str] = set()  # every IR node name
         self.call_params: dict[tuple[int, int], tuple[str, ...]] = {}
         self.refs: list[_Ref] = []
+        self.masks: list[tuple[ir.Mask, int]] = []  # with the size variable of each
 
     # -- declarations ---------------------------------------------------------------
     def run(self) -> ir.Cell:
@@ -82,9 +83,6 @@ class _Builder:
         if not cf.inputs:
             raise CheckError("the cell declares no input: add a line `input x`",
                              Span(cf.path, 1, 1, cf.source))
-        if len(cf.inputs) > 1:
-            raise CheckError("a cell reads exactly one input sequence; declare one `input`",
-                             cf.inputs[1].span)
         if not cf.states:
             raise CheckError("the cell declares no state: add a line `state h`",
                              Span(cf.path, 1, 1, cf.source))
@@ -92,6 +90,8 @@ class _Builder:
         self.leaf_labels = {d.name for d in (*cf.inputs, *cf.states)}
         decl = cf.inputs[0]
         self._declare(decl, "input", decl.name)
+        for decl in cf.inputs[1:]:  # a further input has a size of its own name by default
+            self._declare(decl, decl.name, decl.name, main=False)
         for decl in cf.states:
             self._declare(decl, "hidden", decl.name + "_prev")
         self.input_leaf = ir.Leaf(cf.inputs[0].name, cf.inputs[0].name,
@@ -110,8 +110,9 @@ class _Builder:
         if problem:
             raise CheckError(problem, span)
 
-    def _declare(self, decl: ast.VarDecl, default_size: str, node_name: str) -> None:
-        self._check_name(decl.name, decl.span, is_input=default_size == "input")
+    def _declare(self, decl: ast.VarDecl, default_size: str, node_name: str,
+                 main: bool = True) -> None:
+        self._check_name(decl.name, decl.span, is_input=main and default_size == "input")
         if decl.name in self.defs:
             raise CheckError(f"'{decl.name}' is declared twice", decl.span)
         if decl.size is not None:
@@ -148,7 +149,7 @@ class _Builder:
                     raise CheckError(
                         f"'{t.name}' is a state: write its update as {t.name}' = ...", t.span)
                 if t.name in inputs:
-                    raise CheckError(f"'{t.name}' is the input and cannot be assigned", t.span)
+                    raise CheckError(f"'{t.name}' is an input and cannot be assigned", t.span)
                 if t.name in self.defs:
                     raise CheckError(f"'{t.name}' is defined twice", t.span,
                                      note=f"first definition at line {self.defs[t.name].span.line}")
@@ -317,6 +318,10 @@ class _Builder:
             return self._row(c)
         if c.func == "clip":
             return self._clip(c)
+        if c.func == "zoneout":
+            return self._zoneout(c)
+        if c.func == "dropout":
+            return self._dropout(c)
         if c.func not in ARITY:
             raise CheckError(f"unknown function '{c.func}'", c.span,
                              note=_suggest(c.func, [*ARITY, *STRUCTURAL]))
@@ -553,6 +558,68 @@ class _Builder:
                          self.owner))
         return ir.symbol(name), size
 
+    # -- stochastic masks ---------------------------------------------------------------
+    def _zoneout(self, c: ast.Call):
+        """zoneout(new, old, rate): each unit keeps `new` with probability 1 - rate, else
+        `old` (Krueger et al. 2017; Haste's mask, 1 for new): m*new + (1 - m)*old."""
+        if c.kwargs:
+            raise CheckError("zoneout() takes no keyword arguments", c.kwargs[0].span)
+        if len(c.args) != 3:
+            raise CheckError(f"zoneout() takes 3 operands (new, old, rate), got {len(c.args)}",
+                             c.span)
+        new, new_size = self._expr(c.args[0])
+        old, old_size = self._expr(c.args[1])
+        size = self.sizes.unify(new_size, old_size, _span_of(c.args[1]),
+                                "the operands of zoneout()")
+        if size is SCALAR:
+            raise CheckError("zoneout() needs a vector: its new and old values are constants",
+                             c.span)
+        if new == old:
+            raise CheckError("zoneout() of a value and itself: the mask would change nothing",
+                             _span_of(c.args[1]))
+        m = self._mask(c, "zoneout", self._rate(c, c.args[2]), "step", size)
+        return m * new + (1 - m) * old, size
+
+    def _dropout(self, c: ast.Call):
+        """dropout(v, rate, per=sequence|step): v*m, m = Bernoulli(1 - rate) / (1 - rate)
+        (inverted dropout), one mask per sequence (Gal & Ghahramani 2016) or per step."""
+        per = "sequence"
+        for k, kw in enumerate(c.kwargs):
+            if kw.name != "per":
+                raise CheckError(f"dropout() has no option '{kw.name}'; it takes "
+                                 "`per=sequence` or `per=step`", kw.span)
+            if k > 0:
+                raise CheckError("dropout() is given per= twice", kw.span)
+            if not (isinstance(kw.value, ast.Var) and kw.value.name in ("sequence", "step")
+                    and not kw.value.primed):
+                raise CheckError("per= takes sequence (one mask for all steps) or step (a "
+                                 "new mask every step)", _span_of(kw.value))
+            per = kw.value.name
+        if len(c.args) != 2:
+            raise CheckError(f"dropout() takes 2 operands (value, rate), got {len(c.args)}",
+                             c.span)
+        value, size = self._vector(c.args[0], "the operand of dropout()")
+        m = self._mask(c, "dropout", self._rate(c, c.args[1]), per, size)
+        return value * m, size
+
+    def _rate(self, c: ast.Call, a: ast.Expr) -> float:
+        value, size = self._expr(a)
+        if value.free_symbols or size is not SCALAR:
+            raise CheckError(f"the rate of {c.func}() must be a constant number in [0, 1)",
+                             _span_of(a))
+        if not 0 <= value < 1:
+            raise CheckError(f"the rate of {c.func}() must be in [0, 1), got "
+                             f"{_number_text(value)}", _span_of(a),
+                             note="the probability of dropping a unit (zoneout: of keeping "
+                             "its old value); 1 would drop every one")
+        return float(value)
+
+    def _mask(self, c: ast.Call, kind: str, rate: float, per: str, size) -> sympy.Symbol:
+        name = self._fresh(f"mask_{self.owner}")
+        self.masks.append((ir.Mask(name, "", kind, rate, per, self.owner, c.span.line), size))
+        self.call_params[(c.span.line, c.span.column)] = (name,)  # the documents name it
+        return ir.symbol(name)
+
     def _diag(self, c: ast.Call):
         a = c.args[0]
         value, size = self._vector(a, "the operand of diag()", varies=False)
@@ -575,7 +642,8 @@ class _Builder:
     # -- whole-cell checks ---------------------------------------------------------------
     def _toposort(self) -> list[ir.Node]:
         leaf_names = {d.node for d in self.defs.values() if d.node.endswith("_prev")}
-        leaf_names.add(self.cf.inputs[0].name)
+        leaf_names.update(d.name for d in self.cf.inputs)
+        leaf_names.update(m.name for m, _ in self.masks)
         order = {n.name: k for k, n in enumerate(self.nodes)}
         by_name = {n.name: n for n in self.nodes}
         done: set[str] = set(leaf_names)
@@ -614,10 +682,10 @@ class _Builder:
         out = self._output_def()
         used.add(out.node)
         used.update(d.node for label, d in self.defs.items() if label.endswith("'"))
-        x = self.cf.inputs[0]
-        if x.name not in used:
-            raise CheckError(f"input '{x.name}' is never used", x.span,
-                             note=self._vanished(x.name))
+        for x in self.cf.inputs:
+            if x.name not in used:
+                raise CheckError(f"input '{x.name}' is never used", x.span,
+                                 note=self._vanished(x.name))
         for stmt in self.cf.statements:
             d = self.defs[stmt.target.label]
             if d.node not in used:
@@ -638,7 +706,8 @@ class _Builder:
             return self.defs[self.cf.states[0].name + "'"]
         if out.name in {d.name for d in self.cf.states}:
             return self.defs[out.name + "'"]
-        if out.name in self.defs and not out.name.endswith("'") and out.name != self.cf.inputs[0].name:
+        if out.name in self.defs and not out.name.endswith("'") and out.name not in {
+                d.name for d in self.cf.inputs}:
             return self.defs[out.name]
         raise CheckError(f"output '{out.name}' is not a state or an intermediate", out.span,
                          note=_suggest(out.name, [d.name for d in self.cf.states]))
@@ -657,6 +726,9 @@ class _Builder:
             params[name] = replace(p, shape=shape)
         x = cf.inputs[0]
         self._check_sizes_fixed(size_of, size_of[x.name], params)
+        inputs = [ir.Leaf(d.name, d.name, size_of[d.name], "input") for d in cf.inputs]
+        masks = [ir.Mask(**{**m.__dict__, "size": sz.resolve(v)}) for m, v in self.masks]
+        inputs += [ir.Leaf(m.name, m.name, m.size, "input") for m in masks]
         states = [ir.Leaf(d.name + "_prev", d.name, size_of[d.name + "_prev"], "state")
                   for d in cf.states]
         out_def = self._output_def()
@@ -671,13 +743,15 @@ class _Builder:
             path=cf.path,
             source_sha256=hashlib.sha256(cf.source.encode("utf-8")).hexdigest(),
             sizes=[s for s in sz.names if s in _used_sizes(size_of, params)],
-            input=ir.Leaf(x.name, x.name, size_of[x.name], "input"),
+            input=inputs[0],
+            inputs=inputs,
+            masks=masks,
             states=states,
             updates={d.name: d.name + "_new" for d in cf.states},
             output=out_def.node,
             output_label=out_label,
             params=params,
-            nodes=[*[ir.Leaf(x.name, x.name, size_of[x.name], "input")], *states, *nodes],
+            nodes=[*inputs, *states, *nodes],
             latex={k: v for k, (v, _) in cf.latex.items()},
             call_params=self.call_params,
         )

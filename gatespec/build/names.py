@@ -23,11 +23,12 @@ _GENERATED = frozenset(
     """np torch math tl triton F x t T B params cache state state0 outputs final_state
     d_outputs d_final_state dx d_state0 d_params sizes rng dtype shape name k impl
     self input_size hidden_size device save_t keep_cache out prev
-    lengths batch_sizes bt steps jax jnp keep residuals""".split()
+    lengths batch_sizes bt steps jax jnp keep residuals masks generator""".split()
 )
 
 # Prefixes and suffixes gatespec uses for the names it makes (weights, products, adjoints).
-_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "d_", "m_", "mm_", "s_", "size_", "_")
+_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "d_", "m_", "mm_", "s_", "size_", "_",
+             "mask_")
 _SUFFIXES = ("_prev", "_new", "_next", "_all", "_gemm", "_ln", "_xhat", "_rstd",
              "_smax")
 

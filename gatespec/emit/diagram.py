@@ -80,9 +80,10 @@ class _Graph:
     def build(self) -> str:
         lines = self.lines
         self.where: dict[str, str] = {}  # label the statements read (x, h, i, c') -> graph node
-        x = self.cell.input.label
-        left = [self.node(self.value(x, "t"), shape="plaintext")]
-        self.where[x] = left[0]
+        left = []
+        for leaf in self.cell.inputs:
+            left.append(self.node(self.value(leaf.label, "t"), shape="plaintext"))
+            self.where[leaf.label] = left[-1]
         for s in self.cell.states:
             self.where[s.label] = self.node(self.value(s.label, "t−1"), shape="plaintext")
             left.append(self.where[s.label])
@@ -162,6 +163,15 @@ class _Graph:
             for w, a in zip(weights, c.args, strict=True):
                 p = self.cell.params[w]  # a view (weight=) is labelled as its weight
                 label = _sub(p.source) + ("<SUP>T</SUP>" if p.transpose else "") if p.role == "view" else _sub(w)
+                self.edge(self.expr(a), box, label)
+            return box
+        if c.func in ("zoneout", "dropout"):  # the mask and its rate; the rate is no value
+            (mask,) = self.cell.call_params[(c.span.line, c.span.column)]
+            spec = next(m for m in self.cell.masks if m.name == mask)
+            detail = f"rate {spec.rate:g}" + (f", per {spec.per}" if c.func == "dropout" else "")
+            box = self.node(f"{c.func}<BR/>{dot_html(detail)}", shape="box", style="dashed")
+            for a, label in zip(c.args, ("new", "old") if c.func == "zoneout" else (None,),
+                                strict=False):
                 self.edge(self.expr(a), box, label)
             return box
         if c.func in ir.ROW_KINDS:  # between the linear map and the activation

@@ -25,6 +25,7 @@ class Dialect:
     empty_fmt: str = ""
     zeros_fmt: str = ""
     concat_fmt: str = ""
+    concat_last_fmt: str = ""  # along the last axis
     sum01_fmt: str = ""
     zeros_like_fmt: str = ""
     matmul_all_fmt: str = ""
@@ -43,6 +44,9 @@ class Dialect:
 
     def concat(self, names: list[str]) -> str:
         return self.concat_fmt.format(items=", ".join(names))
+
+    def concat_last(self, names: list[str]) -> str:
+        return self.concat_last_fmt.format(items=", ".join(names))
 
     def sum01(self, expr: str) -> str:
         return self.sum01_fmt.format(expr)
@@ -234,6 +238,7 @@ NUMPY = Dialect(
     empty_fmt="np.empty(({shape}), dtype)",
     zeros_fmt="np.zeros(({shape}), dtype)",
     concat_fmt="np.concatenate([{items}])",
+    concat_last_fmt="np.concatenate([{items}], axis=-1)",
     sum01_fmt="{}.sum(axis=(0, 1))",
     zeros_like_fmt="np.zeros_like({})",
     matmul_all_fmt="_mm({}, {})",
@@ -305,6 +310,7 @@ TORCH = Dialect(
     empty_fmt="torch.empty(({shape}), dtype=dtype, device=device)",
     zeros_fmt="torch.zeros(({shape}), dtype=dtype, device=device)",
     concat_fmt="torch.cat([{items}])",
+    concat_last_fmt="torch.cat([{items}], -1)",
     sum01_fmt="{}.sum(dim=(0, 1))",
     zeros_like_fmt="torch.zeros_like({})",
     matmul_all_fmt="({} @ {})",
@@ -350,6 +356,7 @@ JAX = Dialect(
     helper_needs={"_cumax": ["_softmax"]},
     zeros_fmt="jnp.zeros(({shape}), dtype)",
     concat_fmt="jnp.concatenate([{items}])",
+    concat_last_fmt="jnp.concatenate([{items}], axis=-1)",
     sum01_fmt="{}.sum(axis=(0, 1))",
     zeros_like_fmt="jnp.zeros_like({})",
     matmul_all_fmt="({} @ {})",

@@ -95,6 +95,9 @@ def emit_torch(plan: Plan, source_name: str) -> str:
         state_prev_names=", ".join(prev) + ("," if single else ""),
         state_new_names=", ".join(new) + ("," if single else ""),
         reference_lines=lines.reference_lines(),
+        # a packed x (further inputs) is split before the steps
+        reference_setup=(prune_assignments(lines.size_lines(), lines.reference_lines())
+                         if cell.packed else []),
         cache_keys=tuple_text([k for k, _ in context["cache_entries"]]),
         **_fake_shapes(lines, plan),
         state_doc=("state is h_0 (num_layers * directions, B, size), and so is h_n"

@@ -140,7 +140,19 @@ class JaxLines(ModuleLines):
 
     def reference_lines(self) -> list[str]:
         lines = super().reference_lines()
+        for leaf in self.cell.inputs[1:]:  # a scan body's names are their step's values
+            lines = [re.sub(rf"\b{leaf.name}\[t\]", leaf.name, line) for line in lines]
         return [line.replace("x[t]", "x") for line in lines]
+
+    def split_lines(self) -> list[str]:
+        """A packed x's parts (see ModuleLines._packed_size_lines), without the sizes."""
+        if not self.cell.packed:
+            return []
+        return [line for line in self.size_lines()
+                if not line.startswith(("size_", "_packed"))]
+
+    def size_only_lines(self, backward: bool = False) -> list[str]:
+        return [line for line in self.size_lines(backward) if line.startswith("size_")]
 
     # -- scans -------------------------------------------------------------------------
     def static_names(self) -> list[str]:

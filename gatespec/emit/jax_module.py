@@ -62,15 +62,20 @@ def jax_context(plan: Plan, source_name: str) -> dict:
     backward_xs = lines.backward_xs(back_body)
     static_backward = lines.ops_lines(plan.static_backward, loop=False, backward=True)
     weight_grad_lines = lines.weight_grad_lines() + view_fold_lines(cell)
-    input_grad = (lines.dx.zeros(f"T, B, {lines.size_var(cell.input.size)}")
-                  if plan.input_grad == 0 else lines.print(lines.printer(False), plan.input_grad))
+    grads = [lines.dx.zeros(f"T, B, {lines.size_var(leaf.size)}") if e == 0
+             else lines.print(lines.printer(False), e)
+             for leaf, e in zip(cell.inputs, [plan.input_grad, *plan.extra_input_grads],
+                                strict=True)]
+    # a cell with further inputs runs on a packed x: its gradient is packed alike
+    input_grad = grads[0] if len(grads) == 1 else lines.dx.concat_last(grads)
     after = [*static_backward, *weight_grad_lines, input_grad]
     view_lines = prune(lines.view_lines(), after)
     backward_body = [*back_body, *(src for _, src in backward_xs), *view_lines, *after]
 
     # what the forward pass keeps for the backward pass: what the backward reads
     candidates = ["x"] if lines.caches_x() else []
-    candidates += [n for n in plan.saved_static if n != cell.input.name]
+    candidates += [n for n in plan.saved_static if n != cell.input.name
+                   and not (n in {leaf.name for leaf in cell.inputs} and lines.caches_x())]
     candidates += [f"{s}_all" for s in plan.saved_states]
     candidates += [src for _, src in saves if src.endswith("_all")]
     for op in plan.row_ops:
@@ -83,14 +88,16 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         [*backward_body, "T"])
     residuals = [k for k in dict.fromkeys(candidates)
                  if f'{k} = residuals["{k}"]' in backward_setup]
-    static_forward = prune(static_forward, [body_text, *residuals])
+    # the parts of a packed x, where the input-only work starts (for all steps or one)
+    static_forward = prune([*lines.split_lines(), *static_forward], [body_text, *residuals])
     # what the input-only work hands on: the scan's inputs, then the residuals it makes
     made = {t.strip() for line in static_forward if not line.startswith("#")
             for t in line.split(" = ")[0].split(",")}
     inputs_out = [*forward_xs, *(r for r in residuals if r in made and r not in forward_xs)]
     forward_setup = prune(
         ["T, B = x.shape[:2]", "dtype = x.dtype",
-         *lines.size_lines(), *param_loads, *lines.stack_lines()],
+         *(lines.size_only_lines() if cell.packed else lines.size_lines()), *param_loads,
+         *lines.stack_lines()],
         [*static_forward, *loop_forward, *new_values, "T"])
 
     params = [{"name": p.name, "role": _role_text(p),
@@ -98,6 +105,7 @@ def jax_context(plan: Plan, source_name: str) -> dict:
                "shape_tuple": tuple_text(list(p.shape))} for p in cell.trained_params.values()]
     reference_lines = lines.reference_lines()
     reference_printer = CodePrinter(lines.dx.functions, {cell.input.name: "x"})
+    reference_split = lines.split_lines()
     return {
         "version": VERSION,
         "cell": cell,
@@ -152,7 +160,9 @@ def jax_context(plan: Plan, source_name: str) -> dict:
                                                  ir.symbol(cell.updates[s.label]))
                                      for s in cell.states]),
         "reference_out": lines.print(reference_printer, ir.symbol(cell.output)),
-        "reference_loads": prune(["dtype = x.dtype", *param_loads], [*reference_lines]),
+        "reference_loads": prune(["dtype = x.dtype", *lines.size_only_lines(), *param_loads],
+                                 [*reference_lines, *reference_split]),
+        "reference_split": prune(reference_split, reference_lines),
         "flax": _flax_layout(cell),
         "size_fields": [s for s in cell.sizes if s != cell.input.size],
     }

@@ -39,6 +39,8 @@ class Kernel:
 class KernelLines(ModuleLines):
     """ModuleLines whose per-step blocks are kernel launches."""
 
+    split_copy = ".contiguous()"
+
     def __init__(self, plan: Plan, quote_names: bool = False):
         super().__init__(plan, TORCH)
         self.quote_names = quote_names  # the CUDA driver names kernels by string

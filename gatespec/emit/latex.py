@@ -109,12 +109,29 @@ def _named_map(call, eqs: CellEquations) -> dict:
             "params": ", ".join(f"${ln.weight(p, eqs.cell.params)}$" for p in params)}
 
 
+def _mask_text(symbol: str, m) -> str:
+    """One sentence on a mask, in LaTeX maths and plain words."""
+    keep = f"{1 - m.rate:g}"
+    if m.kind == "zoneout":
+        value = f"1 (keep the new value) with probability {keep}, else 0"
+    else:
+        value = f"$1/{keep}$ with probability {keep}, else 0"
+    when = "drawn anew at every step" if m.per == "step" else "drawn once per sequence"
+    return (f"${symbol}$ is a random mask of {m.kind}() (rate {m.rate:g}): each unit is "
+            f"{value}, {when}; evaluation reads its expectation, {m.mean:g}")
+
+
 def _signature(eqs: CellEquations) -> dict:
     """The cell's vectors, for the sentence that introduces the equations."""
     cell, names = eqs.cell, eqs.forward.names
     output = eqs.derived.node(cell.output)
     return {
         "input": names.var(cell.input.label, 0),
+        # further input sequences: "Inputs $x_t$, $c_t$"
+        "word": "Inputs" if cell.extra_inputs else "Input",
+        "inputs": [names.var(leaf.label, 0) for leaf in [cell.input, *cell.extra_inputs]],
+        # zoneout() and dropout(): what each mask is, and what evaluation reads
+        "masks": [_mask_text(names.var(m.name, 0), m) for m in cell.masks],
         "input_size": cell.input.size,
         "states": [{"previous": names.var(s.label, -1), "new": names.var(s.label, 0),
                     "size": s.size} for s in cell.states],

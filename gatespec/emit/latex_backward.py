@@ -357,8 +357,8 @@ class BackwardEquations:
             for call in self.named_calls:
                 if call.owner == self._label(name):
                     out.append(StepEquation(self.call_ref(call), self.terms(call.matmuls[0])))
-        x = self.cell.input.name
-        out.append(StepEquation(self.adjoint(x), self.terms(x)))
+        for leaf in [self.cell.input, *self.cell.extra_inputs]:  # masks have no gradient
+            out.append(StepEquation(self.adjoint(leaf.name), self.terms(leaf.name)))
         return out
 
     def parameter_gradients(self) -> list[ParamGradient]:

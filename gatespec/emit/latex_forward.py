@@ -99,6 +99,16 @@ class ForwardPrinter:
         if c.func in ir.ROW_KINDS:  # LN_{α,β}(u): its parameters as subscripts
             params = self._params(c) if ir.ROW_KINDS[c.func].scaled else ()
             return ln.layer_norm(params, self.expr(c.args[0]), c.func), ATOM
+        if c.func in ("zoneout", "dropout"):  # the mask as a vector of the step
+            (mask,) = self._params(c)
+            m = self.names.var(mask, 0)
+            values = []
+            for a in c.args[:2 if c.func == "zoneout" else 1]:
+                text, prec = self._print(a)
+                values.append(f"({text})" if prec <= PROD or prec == UNARY else text)
+            if c.func == "dropout":
+                return rf"{values[0]} \odot {m}", PROD
+            return rf"{m} \odot {values[0]} + (1 - {m}) \odot {values[1]}", SUM
         return ln.function(c.func, [self.expr(a) for a in c.args]), ATOM
 
     def _linear(self, c: ast.Call) -> tuple[str, float]:

@@ -20,6 +20,10 @@ from gatespec.schedule import STATIC, BlockOp, Gemm, GemmOp, Plan, RowOp
 class ModuleLines:
     """Builds every printed line of the module for one plan."""
 
+    # how a packed x's parts are taken (_packed_size_lines): views, which array libraries
+    # read at any strides; kernels that index rows by a fixed stride get copies
+    split_copy = ""
+
     def __init__(self, plan: Plan, dialect: Dialect, rows: bool = False):
         self.plan = plan
         # rows: each step computes only its active rows [:bt] of a batch sorted by decreasing
@@ -86,7 +90,7 @@ class ModuleLines:
         if kind == "loop":
             return f"{name}_all"
         if kind == "input":
-            return "x"
+            return "x" if name == self.cell.input.name else name
         return name
 
     def state_label(self, name: str) -> str:
@@ -99,6 +103,8 @@ class ModuleLines:
     def size_lines(self, backward: bool = False) -> list[str]:
         """Sizes read off the arguments, so the module works for any sizes. The backward
         pass has x only when it is cached; else it reads the input's size off a parameter."""
+        if self.cell.packed:
+            return self._packed_size_lines(backward)
         lines = []
         for size in self.cell.sizes:
             if size == self.cell.input.size and (not backward or self.caches_x()):
@@ -113,11 +119,53 @@ class ModuleLines:
                 raise EmitError(f"size {size} cannot be read off any parameter")
         return lines
 
+    def _packed_size_lines(self, backward: bool) -> list[str]:
+        """A cell with further inputs runs on one packed x, every input sequence side by side
+        on the last axis in declaration order (the fused op, the kernels and the cache see
+        one input): sizes come off the parameters, the main input's off the rest of x's
+        width, then each input is a view of x. (Build has checked that every further
+        input's size is the main input's or a parameter's.)"""
+        fixed = {s for p in self.cell.params.values() for s in p.shape}
+        lines = []
+        for size in self.cell.sizes:
+            p = next((p for p in self.cell.params.values() if size in p.shape), None)
+            if p is not None:
+                lines.append(f'{self.size_var(size)} = params["{p.name}"]'
+                             f".shape[{p.shape.index(size)}]")
+        main = self.cell.input.size
+        if backward and not self.caches_x():
+            return lines
+        if main not in fixed:
+            same = sum(leaf.size == main for leaf in self.cell.inputs)
+            rest = "".join(f" - {self.size_var(leaf.size)}" for leaf in self.cell.inputs
+                           if leaf.size != main)
+            width = f"(x.shape[-1]{rest})" if rest else "x.shape[-1]"
+            lines.append(f"{self.size_var(main)} = {width}" + (f" // {same}" if same > 1 else ""))
+        start = sympy.Integer(0)
+        spans = []
+        for leaf in self.cell.inputs:
+            end = start + ir.symbol(self.size_var(leaf.size))
+            spans.append((leaf, f"{_plain(start)}:{_plain(end)}"))
+            start = end
+        lines.append("_packed = x")  # what the cache keeps as "x"
+        for leaf, cols in spans[1:]:
+            lines.append(f"{leaf.name} = x[..., {cols}]{self.split_copy}")
+        lines.append(f"x = x[..., {spans[0][1]}]{self.split_copy}")
+        return lines
+
     def caches_x(self) -> bool:
         """Whether the cache keeps x: the backward reads it, or only it gives its size (as a
-        reference, no copy)."""
+        reference, no copy). A packed x (see _packed_size_lines) holds every input."""
+        if self.cell.packed:
+            return (any(leaf.name in self.plan.saved_static for leaf in self.cell.inputs)
+                    or self.cell.input.size not in {s for p in self.cell.params.values()
+                                                    for s in p.shape})
         return (self.cell.input.name in self.plan.saved_static
                 or not any(self.cell.input.size in p.shape for p in self.cell.params.values()))
+
+    def packed_input_grad(self, grads: list[str]) -> str:
+        """The gradient of a packed x: each input's, side by side."""
+        return self.dx.concat_last(grads)
 
     def stack_lines(self, backward: bool = False) -> list[str]:
         lines = []
@@ -405,9 +453,10 @@ class ModuleLines:
         return "outputs"
 
     def cache_entries(self) -> list[tuple[str, str]]:
-        entries = [(s, s) for s in self.plan.saved_static if s != self.cell.input.name]
+        inputs = {leaf.name for leaf in self.cell.inputs}
+        entries = [(s, s) for s in self.plan.saved_static if s not in inputs]
         if self.caches_x():
-            entries.insert(0, ("x", "x"))
+            entries.insert(0, ("x", "_packed" if self.cell.packed else "x"))
         entries += [(f"{s}_all", f"{s}_all") for s in self.plan.saved_states]
         entries += [(f"{n}_all", f"{n}_all") for n in self.plan.saved_loop]
         for op in self.plan.row_ops:
@@ -422,9 +471,11 @@ class ModuleLines:
         from parameters alone, so each has the (T, B, width) of the input)."""
         steps, shapes = "T, B", []
         if self.caches_x():
-            shapes.append(("x", f"{steps}, {self.size_var(self.cell.input.size)}"))
+            width = " + ".join(self.size_var(leaf.size) for leaf in self.cell.inputs)
+            shapes.append(("x", f"{steps}, {width}"))
+        inputs = {leaf.name for leaf in self.cell.inputs}
         shapes += [(s, f"{steps}, {self.size_of_node(s)}") for s in self.plan.saved_static
-                   if s != self.cell.input.name]
+                   if s not in inputs]
         sizes = {s.label: s.size for s in self.cell.states}
         shapes += [(f"{s}_all", f"T + 1, B, {self.size_var(sizes[s])}")
                    for s in self.plan.saved_states]
@@ -456,7 +507,9 @@ class ModuleLines:
 
     def reference_lines(self) -> list[str]:
         """One time step straight from the cell IR (before any scheduling), for autograd."""
-        printer = CodePrinter(self.dx.functions, {self.cell.input.name: "x[t]"})
+        printer = CodePrinter(self.dx.functions, {leaf.name: f"{leaf.name}[t]"
+                                                  for leaf in self.cell.inputs[1:]}
+                              | {self.cell.input.name: "x[t]"})
         lines = []
         for node in self.cell.nodes:
             if isinstance(node, ir.MatMul):

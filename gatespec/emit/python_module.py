@@ -79,6 +79,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
             [*lines.size_lines(), *param_loads, *lines.stack_lines()],
             [*lines.forward_allocs(), *lines.forward_cache_allocs(), *static_forward,
              *loop_forward, *forward_saves, *scan_forward, lines.outputs_expr(),
+             *(v for _, v in lines.cache_entries()),
              f"state0 = {lines.size_var(cell.states[0].size)}"],
         ) + lines.forward_allocs(),
         "forward_cache_allocs": lines.forward_cache_allocs(),
@@ -159,7 +160,12 @@ def _role_text(p) -> str:
 
 
 def _input_grad(lines: ModuleLines, plan: Plan) -> str:
-    e = plan.input_grad
+    grads = [_one_input_grad(lines, leaf, e) for leaf, e in
+             zip(plan.cell.inputs, [plan.input_grad, *plan.extra_input_grads], strict=True)]
+    return grads[0] if len(grads) == 1 else lines.packed_input_grad(grads)
+
+
+def _one_input_grad(lines: ModuleLines, leaf, e) -> str:
     if e == 0:
-        return lines.dx.zeros(f"T, B, {lines.size_var(plan.cell.input.size)}")
+        return lines.dx.zeros(f"T, B, {lines.size_var(leaf.size)}")
     return lines.print(lines.printer(False, True), e)

@@ -123,6 +123,8 @@ class Plan:
     param_products: dict[str, list[tuple[str, str]]]
     carries: dict[str, sympy.Expr]  # state label -> its previous value's adjoint (or 0)
     input_grad: sympy.Expr  # adjoint of the input sequence, in the static context
+    # adjoints of the further input sequences (cell.extra_inputs), in the static context
+    extra_input_grads: list[sympy.Expr] = field(default_factory=list)
     views: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # see alias.py
     row_ops: list[RowOp] = field(default_factory=list)  # forward ops, both contexts
 
@@ -136,7 +138,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         d = self.derived
-        kinds: dict[str, str] = {d.cell.input.name: "input"}
+        kinds: dict[str, str] = {leaf.name: "input" for leaf in d.cell.inputs}
         for s in d.cell.states:
             kinds[s.name] = "state_prev"
         for new in d.cell.updates.values():

@@ -157,7 +157,8 @@ class _Scheduler:
         gemm_level = {g.operand: g.level for g in gemms}
         # Nodes whose adjoints this context computes: its members, plus leaves and
         # static values read here (their loop part goes to a buffer).
-        needed = [n.name for n in self.d.nodes if (
+        masks = {m.name for m in self.cell.masks}  # constants to the gradient: no adjoint
+        needed = [n.name for n in self.d.nodes if n.name not in masks and (
             self.context_of(n.name) == ctx and not isinstance(n, ir.Leaf)
             or isinstance(n, ir.Leaf) and n.kind == ("input" if ctx == STATIC else "state")
             or ctx == LOOP and n.name in self.d.static
@@ -308,10 +309,10 @@ class _Scheduler:
                    for s in cell.states}
 
         ex_s, pos_s, pex_s = self.backward(STATIC, lv_static, g_static)
-        x = cell.input.name
+        xs = [leaf.name for leaf in cell.inputs]
         static_backward = self.make_blocks(STATIC, lv_static, g_static, ex_s, pos_s, pex_s,
-                                           [adjoint(x)])
-        input_grad = adjoint(x) if x in pos_s else ex_s.get(x, sympy.Integer(0))
+                                           [adjoint(x) for x in xs])
+        input_grads = [adjoint(x) if x in pos_s else ex_s.get(x, sympy.Integer(0)) for x in xs]
 
         loop_buffers: list[tuple[str, str]] = []
         for op in loop_backward:
@@ -329,7 +330,7 @@ class _Scheduler:
         carries = {k: v.xreplace(alias) for k, v in carries.items()}
         loop_alias, alias = alias, {}
         static_backward = propagate_copies(static_backward, alias)
-        input_grad = input_grad.xreplace(alias)
+        input_grads = [g.xreplace(alias) for g in input_grads]
         param_grads: dict[str, list[sympy.Expr]] = {}
         for p, param in cell.params.items():
             if param.role in ("bias", "diag"):
@@ -363,7 +364,8 @@ class _Scheduler:
             param_grads=param_grads,
             param_products=self.param_products,
             carries=carries,
-            input_grad=input_grad,
+            input_grad=input_grads[0],
+            extra_input_grads=input_grads[1:],
         )
         plan.row_ops = self.row_ops(STATIC, lv_static) + self.row_ops(LOOP, lv_loop)
         adjoints = {op.node.name: op.adjoint for op in [*loop_backward, *static_backward]

@@ -72,6 +72,13 @@ EXPECTED_PARAMS.update({
     "sru": {"W_ux": HH, **_x("f", HH), "w_fc": H, **_x("r", HH), "w_rc": H},
     "slstm": _xh("zifo"),
     # layer norms: a gain alpha per layernorm(), a bias beta unless bias=false
+    # the decoder of Cho et al. 2014 (appendix A.1.2): every gate reads the context c
+    # (W_rc, W_zc, the candidate's W_nc beside W_nh, inside the reset), biases added
+    "gru_cond": {"W_rx": IH, "W_rh": HH, "W_rc": ("hidden", "context"), "b_r": H,
+                 "W_zx": IH, "W_zh": HH, "W_zc": ("hidden", "context"), "b_z": H,
+                 "W_nx": IH, "b_n": H, "W_nh": HH, "W_nc": ("hidden", "context")},
+    # Krueger et al. 2017: the LSTM's parameters; zoneout adds masks, which are no parameters
+    "lstm_zoneout": _xh("ifgo"),
     "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
         (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
         (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},
@@ -85,7 +92,8 @@ EXPECTED_PARAMS.update({
     "antisymmetric_rnn": {"W_hh": HH, "W_hx": IH, "b_h": H},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
-EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
+EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"],
+                  "gru_cond": ["input", "hidden", "context"]}
 EXPECTED_OUTPUT = {"sru": "h"}  # an intermediate: the highway output is not a state
 
 
@@ -113,6 +121,14 @@ def test_builtin_cell_builds(name):
     assert cell.sizes == EXPECTED_SIZES.get(name, ["input", "hidden"])
     x_size = "hidden" if name == "sru" else "input"
     assert cell.input == ir.Leaf("x", "x", x_size, "input")
+    extras = [ir.Leaf("c", "c", "context", "input")] if name == "gru_cond" else []
+    assert cell.extra_inputs == extras
+    # zoneout on c and h (Krueger et al. 2017): one mask each, per step, rates from the file
+    masks = [("mask_c", "hidden", "zoneout", 0.5, "step"),
+             ("mask_h", "hidden", "zoneout", 0.05, "step")] if name == "lstm_zoneout" else []
+    assert [(m.name, m.size, m.kind, m.rate, m.per) for m in cell.masks] == masks
+    assert cell.inputs == [cell.input, *extras,
+                           *(ir.Leaf(m[0], m[0], m[1], "input") for m in masks)]
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}

@@ -151,10 +151,13 @@ UPDATES = [
     case("state_assigned_without_prime_besides_update", src(*HEAD, GOOD_H, "h = 2"),
          "'h' is a state", 5, 1, "h ="),
     case("input_assigned", src(*HEAD, "x = 1", GOOD_H),
-         "'x' is the input and cannot be assigned", 4, 1, "x ="),
+         "'x' is an input and cannot be assigned", 4, 1, "x ="),
     case("input_assigned_other_name", src("cell c", "input u", "state h", "u = 1",
                                           "h' = tanh(linear(u, h))"),
-         "'u' is the input and cannot be assigned", 4, 1, "u ="),
+         "'u' is an input and cannot be assigned", 4, 1, "u ="),
+    case("further_input_assigned", src("cell c", "input x, u", "state h", "u = 1",
+                                       "h' = tanh(linear(x, u, h))"),
+         "'u' is an input and cannot be assigned", 4, 1, "u ="),
 ]
 
 PRIMES = [
@@ -316,12 +319,27 @@ DUPLICATES = [
          "'h' is declared twice", 4, 7, "h"),
     case("state_named_like_input", src("cell c", "input h", "state h", "h' = tanh(linear(h))"),
          "'h' is declared twice", 3, 7, "h"),
-    case("two_input_lines", src("cell c", "input x", "input y", "state h",
-                                "h' = tanh(linear(x, y, h))"),
-         "a cell reads exactly one input sequence", 3, 7, "y"),
-    case("two_inputs_on_one_line", src("cell c", "input x, y", "state h",
-                                       "h' = tanh(linear(x, y, h))"),
-         "a cell reads exactly one input sequence", 2, 10, "y"),
+    # further input sequences: each is declared once, read, sized, and never the output
+    case("further_input_unused", src("cell c", "input x, u[ctx]", "state h", GOOD_H),
+         "input 'u' is never used", 2, 10, "u[ctx]"),
+    case("further_input_unused_own_line", src("cell c", "input x", "input y", "state h",
+                                              GOOD_H),
+         "input 'y' is never used", 3, 7, "y"),
+    case("further_input_twice", src("cell c", "input x, u, u", "state h",
+                                    "h' = tanh(linear(x, u, h))"),
+         "'u' is declared twice", 2, 13, "u"),
+    case("further_input_named_x", src("cell c", "input u, x", "state h",
+                                      "h' = tanh(linear(u, x, h))"),
+         "'x' clashes with a name in the generated code", 2, 10, "x"),
+    case("further_input_size_mismatch", src("cell c", "input x, u[ctx]", "state h",
+                                            "h' = tanh(linear(x, h)) + h * u"),
+         "size mismatch in '*': 'hidden' against 'ctx'", 4, 29, "*"),
+    case("further_input_as_output", src("cell c", "input x, u[hidden]", "state h",
+                                        "output u", "h' = tanh(linear(x, h)) * u"),
+         "output 'u' is not a state or an intermediate", 4, 8, "u"),
+    case("further_input_primed", src("cell c", "input x, u[hidden]", "state h",
+                                     "u' = u", "h' = tanh(linear(x, h)) * u"),
+         "'u'' updates 'u', which is not a state (the input)", 4, 1, "u'"),
     case("same_parameter_twice", src(*HEAD, "n = tanh(linear(x) + linear(x))", "h' = n * h"),
          "this would create parameter 'W_nx' a second time", 4, 29, "x))",
          "first created at line 4, column 17"),
@@ -396,8 +414,49 @@ LAYERNORM = [
          "cycle within one step: h' -> h'", 4, 1, "h'"),
 ]
 
+# zoneout(new, old, rate) and dropout(v, rate, per=sequence|step): a constant rate in
+# [0, 1), the operands of one size, per= one of two words
+MASKS = [
+    case("zoneout_rate_reads_a_value", src(*HEAD, "h' = zoneout(tanh(linear(x, h)), h, x)"),
+         "the rate of zoneout() must be a constant number in [0, 1)", 4, 37, "x)"),
+    case("zoneout_rate_one", src(*HEAD, "h' = zoneout(tanh(linear(x, h)), h, 1)"),
+         "the rate of zoneout() must be in [0, 1), got 1", 4, 37, "1)",
+         "1 would drop every one"),
+    case("dropout_rate_negative", src(*HEAD, "h' = tanh(linear(x, dropout(h, -0.1)))"),
+         "the rate of dropout() must be in [0, 1), got -1/10", 4, 32, "-0.1"),
+    case("dropout_rate_folds_to_one", src(*HEAD, "h' = tanh(linear(x, dropout(h, 0.5 + 0.5)))"),
+         "the rate of dropout() must be in [0, 1), got 1", 4, 32, "0.5 +"),
+    case("zoneout_two_operands", src(*HEAD, "h' = zoneout(tanh(linear(x, h)), h)"),
+         "zoneout() takes 3 operands (new, old, rate), got 2", 4, 6, "zoneout"),
+    case("zoneout_keyword", src(*HEAD, "h' = zoneout(tanh(linear(x, h)), h, 0.1, per=step)"),
+         "zoneout() takes no keyword arguments", 4, 42, "per"),
+    case("zoneout_of_itself", src(*HEAD, "h' = tanh(linear(x, h)) + zoneout(h, h, 0.1)"),
+         "zoneout() of a value and itself", 4, 38, "h, 0.1"),
+    case("zoneout_sizes", src("cell c", "input x", "state h", "h' = zoneout(x, h, 0.1) + "
+                              "tanh(linear(h))"),
+         "size mismatch in the operands of zoneout(): 'input' against 'hidden'", 4, 17, "h,"),
+    case("zoneout_of_constants", src(*HEAD, "h' = tanh(linear(x, h)) + zoneout(1, 2, 0.1)"),
+         "zoneout() needs a vector", 4, 27, "zoneout"),
+    case("dropout_per_unknown", src(*HEAD, "h' = tanh(linear(x, dropout(h, 0.1, per=time)))"),
+         "per= takes sequence (one mask for all steps) or step", 4, 41, "time"),
+    case("dropout_option_unknown", src(*HEAD, "h' = tanh(linear(x, dropout(h, 0.1, p=0.2)))"),
+         "dropout() has no option 'p'", 4, 37, "p=0.2"),
+    case("dropout_per_twice", src(*HEAD, "h' = tanh(linear(x, dropout(h, 0.1, per=step, "
+                                         "per=step)))"),
+         "dropout() is given per= twice", 4, 47, "per=step)"),
+    case("dropout_one_operand", src(*HEAD, "h' = tanh(linear(x, dropout(h)))"),
+         "dropout() takes 2 operands (value, rate), got 1", 4, 21, "dropout"),
+    case("dropout_of_a_constant", src(*HEAD, "h' = tanh(linear(x, h)) + dropout(2, 0.1)"),
+         "the operand of dropout() must be a vector, not a constant", 4, 35, "2,"),
+    case("zoneout_misspelt", src(*HEAD, "h' = zonout(tanh(linear(x, h)), h, 0.1)"),
+         "unknown function 'zonout'", 4, 6, "zonout", "did you mean 'zoneout'?"),
+    case("mask_prefix_is_reserved", src(*HEAD, "mask_h = tanh(linear(x, h))", "h' = mask_h"),
+         "'mask_h' starts with 'mask_', which gatespec uses for generated names", 4, 1,
+         "mask_h"),
+]
+
 ALL = NAMES + ARITY + KEYWORDS + UPDATES + PRIMES + CYCLES + UNUSED + SIZES + NAME_RULES
-ALL += DUPLICATES + OUTPUT_AND_DECLARATIONS + LAYERNORM
+ALL += DUPLICATES + OUTPUT_AND_DECLARATIONS + LAYERNORM + MASKS
 
 
 @pytest.mark.parametrize("source, message, line, column, at, note", ALL)

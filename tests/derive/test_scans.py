@@ -70,8 +70,9 @@ def test_builtin_verdicts():
 
 # -- every verdict, checked by running one step of the generated NumPy code -----------------
 
-def _one_step(module, sizes, params, x, states):
-    _, final, _ = module.forward(x[None], tuple(s.copy() for s in states), params, False)
+def _one_step(module, sizes, params, x, states, extras):
+    _, final, _ = module.forward(x[None], tuple(s.copy() for s in states), params, False,
+                                 **{k: v[None] for k, v in extras.items()})
     return final
 
 
@@ -84,18 +85,21 @@ def _numerical_verdict(spec: str) -> dict[str, tuple[bool, bool, bool]]:
     params = {k: 2 * v for k, v in module.init_params(sizes, rng).items()}
     x = rng.normal(size=(2, sizes[module.INPUT_SIZE])) * 2
     base = [rng.normal(size=(2, sizes[module.STATE_SIZES[s]])) * 2 for s in module.STATES]
+    # further input sequences (a context): fixed, as x is
+    extras = {k: np.random.default_rng(1).normal(size=(2, sizes[s])) * 2
+              for k, s in getattr(module, "EXTRA_INPUTS", {}).items()}
     out = {}
     for k, label in enumerate(module.STATES):
         a, b = rng.normal(size=base[k].shape) * 2, rng.normal(size=base[k].shape) * 2
         mix = rng.uniform(0.2, 0.8)
 
         def at(v, k=k):
-            return _one_step(module, sizes, params, x, [*base[:k], v, *base[k + 1:]])[k]
+            return _one_step(module, sizes, params, x, [*base[:k], v, *base[k + 1:]], extras)[k]
         affine = np.allclose(at(mix * a + (1 - mix) * b), mix * at(a) + (1 - mix) * at(b),
                              rtol=1e-9, atol=1e-9)
         others = [rng.normal(size=s.shape) * 2 if j != k else s for j, s in enumerate(base)]
-        alone = np.allclose(_one_step(module, sizes, params, x, others)[k],
-                            _one_step(module, sizes, params, x, base)[k], rtol=1e-12, atol=1e-12)
+        alone = np.allclose(_one_step(module, sizes, params, x, others, extras)[k],
+                            _one_step(module, sizes, params, x, base, extras)[k], rtol=1e-12, atol=1e-12)
         bumped = base[k].copy()
         bumped[:, 0] += 1.0  # one unit: an element-wise update changes that unit only
         diagonal = np.array_equal(at(bumped)[:, 1:], at(base[k])[:, 1:])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, require_torch
-from helpers import layer_grads, module_class, small_sizes
+from helpers import extra_inputs, input_width, layer_grads, module_class, small_sizes
 
 from gatespec import cells
 from gatespec.pipeline import generate
@@ -74,7 +74,8 @@ def _data(ops, dtype, T=4, B=3, seed=0):
     gen = torch.Generator().manual_seed(seed)
     params = {k: 0.5 * torch.randn(*(sizes[s] for s in shape), generator=gen, dtype=dtype)
               for k, shape in ops.PARAMS.items()}
-    x = torch.randn(T, B, sizes[ops.INPUT_SIZE], generator=gen, dtype=dtype)
+    # the packed x of the backends: further inputs and masks side by side with x
+    x = torch.randn(T, B, input_width(ops, sizes), generator=gen, dtype=dtype)
     state0 = [0.5 * torch.randn(B, sizes[ops.STATE_SIZES[s]], generator=gen, dtype=dtype)
               for s in ops.STATES]
     if "n" in ops.STATES and "m" in ops.STATES:  # sLSTM's normaliser is positive
@@ -135,6 +136,7 @@ def check_gradcheck(ops, cpp):
         return (0.5 * torch.randn(*shape, generator=gen, dtype=F64)).requires_grad_()
 
     x = rand(3, 2, sizes[ops.INPUT_SIZE])
+    extras = extra_inputs(ops, sizes, 3, 2, lambda shape: rand(*shape))
     state0 = [rand(2, sizes[ops.STATE_SIZES[s]]) for s in ops.STATES]
     params = [rand(*(sizes[s] for s in shape)) for shape in ops.PARAMS.values()]
     if "n" in ops.STATES and "m" in ops.STATES:
@@ -143,12 +145,15 @@ def check_gradcheck(ops, cpp):
     n = len(state0)
     assert ops._backend("cpp", x) is cpp  # the sibling beside the torch module
 
+    k = len(extras)
+
     def fused(x, *tensors):  # the layer's autograd path: the custom operators, impl="cpp"
-        outputs, final = ops.run_layer(x, tensors[:n], dict(zip(ops.PARAMS, tensors[n:],
-                                                                strict=True)), "cpp")
+        outputs, final = ops.run_layer(x, tensors[k:k + n], dict(zip(ops.PARAMS, tensors[k + n:],
+                                                                     strict=True)), "cpp",
+                                       **dict(zip(extras, tensors[:k], strict=True)))
         return outputs, *final
 
-    return torch.autograd.gradcheck(fused, (x, *state0, *params))
+    return torch.autograd.gradcheck(fused, (x, *extras.values(), *state0, *params))
 
 
 def check_against_autograd(ops):
@@ -164,8 +169,10 @@ def check_against_autograd(ops):
     state = tuple(torch.randn(layer.num_layers, 3, sizes[ops.STATE_SIZES[s]], dtype=F64,
                               requires_grad=True) for s in ops.STATES)
     state = state[0] if len(state) == 1 else state
-    out_c, fin_c, g_c = layer_grads(layer, x, state, "cpp")
-    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd")
+    extras = extra_inputs(ops, sizes, 5, 3, lambda shape: torch.randn(
+        shape, dtype=F64, requires_grad=True))
+    out_c, fin_c, g_c = layer_grads(layer, x, state, "cpp", extras)
+    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd", extras)
     return max(_rel(out_c, out_a), *(_rel(a, b) for a, b in zip(fin_c, fin_a, strict=True)),
                *(_rel(a, b) for a, b in zip(g_c, g_a, strict=True)))
 

@@ -7,7 +7,7 @@ from functools import cache
 import numpy as np
 import pytest
 from conftest import ROOT, require_module
-from helpers import numpy_module, small_sizes
+from helpers import extra_inputs, numpy_module, small_sizes
 
 from gatespec import cells
 from gatespec.check import load_module
@@ -48,6 +48,12 @@ def data(module, seed=0, T=3, B=2):
     return params, x, tuple(state0), rng
 
 
+def params_size(module, params, size):
+    """The number of a size name, read off the parameters."""
+    return next(params[k].shape[shape.index(size)] for k, shape in module.PARAMS.items()
+                if size in shape)
+
+
 def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, float]:
     """For each impl, the largest difference from the NumPy target over the outputs, the
     final state and every gradient (of outputs and final state both weighted at random)."""
@@ -56,24 +62,33 @@ def errors_against_numpy(spec: str, impls=("derived", "autodiff")) -> dict[str, 
 
     ours, reference = jax_module(spec), numpy_module(spec)
     params, x, state0, rng = data(ours)
-    out, final, cache_ = reference.forward(x, state0, params)
+    # further input sequences (a context): keyword arguments of both, differentiated
+    extras = extra_inputs(ours, small_sizes(ours, hidden=4, input_=3, other=2), *x.shape[:2],
+                          lambda shape: np.random.default_rng(1).standard_normal(shape))
+    # masks of zoneout() and dropout(): drawn once, given to both (constants to the gradient)
+    masks = {} if not hasattr(ours, "MASKS") else {"masks": {
+        name: (np.random.default_rng(2).random((*x.shape[:2], params_size(ours, params, size)))
+               >= rate) / (1.0 if kind == "zoneout" else 1 - rate)
+        for name, (size, kind, rate, _) in ours.MASKS.items()}}
+    out, final, cache_ = reference.forward(x, state0, params, **extras, **masks)
     d_out = rng.standard_normal(out.shape)
     d_final = tuple(rng.standard_normal(s.shape) for s in final)
-    dx, d_state0, d_params = reference.backward(d_out, d_final, cache_, params)
-    expected = (out, final, dx, d_state0, d_params)
+    dx, d_state0, d_params, *d_extras = reference.backward(d_out, d_final, cache_, params)
+    expected = (out, final, dx, d_state0, d_params, *d_extras)
     worst = {}
     for impl in impls:
-        def run(x, state0, params, impl=impl):
-            return ours.forward(x, state0, params, impl=impl)
+        def run(x, state0, params, extras, impl=impl):
+            return ours.forward(x, state0, params, impl=impl, **extras, **masks)
 
         (o, f), vjp = jax.vjp(run, jnp.asarray(x), tuple(map(jnp.asarray, state0)),
-                              {k: jnp.asarray(v) for k, v in params.items()})
-        gx, gs, gp = vjp((jnp.asarray(d_out), tuple(map(jnp.asarray, d_final))))
-        got = (o, f, gx, gs, gp)
+                              {k: jnp.asarray(v) for k, v in params.items()},
+                              {k: jnp.asarray(v) for k, v in extras.items()})
+        gx, gs, gp, ge = vjp((jnp.asarray(d_out), tuple(map(jnp.asarray, d_final))))
+        got = (o, f, gx, gs, gp, *([ge] if extras else []))
         leaves = zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True)
         worst[impl] = max(float(np.abs(np.asarray(a) - b).max()) for a, b in leaves)
         if impl == "derived":  # forward only runs the input-only work inside the scan
-            o, f = run(x, state0, params)
+            o, f = run(x, state0, params, extras)
             leaves = zip(jax.tree.leaves((o, f)), jax.tree.leaves((out, final)), strict=True)
             worst["forward only"] = max(float(np.abs(np.asarray(a) - b).max())
                                         for a, b in leaves)

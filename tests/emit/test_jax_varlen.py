@@ -6,7 +6,7 @@ the Flax layer's seq_lengths against flax.linen.RNN's, and the refusals of bad l
 import numpy as np
 import pytest
 from conftest import require_module
-from helpers import numpy_module
+from helpers import extra_inputs, numpy_module, small_sizes
 from test_jax import data, jax_module, x64  # noqa: F401 (a fixture)
 
 from gatespec import cells
@@ -25,19 +25,21 @@ def case(module, seed=0):
     return params, np.where(padded, np.nan, x), state0, rng, padded
 
 
-def run_jax(module, impl, x, state0, params, d_out, d_final, lengths=LENGTHS):
+def run_jax(module, impl, x, state0, params, d_out, d_final, lengths=LENGTHS, extras=None):
     """Outputs, final state and the gradients of <outputs, d_out> + <final, d_final>,
-    all under one jax.jit with lengths traced."""
+    all under one jax.jit with lengths traced; extras: further input sequences (gru_cond's
+    context), given, not differentiated here."""
     import jax
     import jax.numpy as jnp
 
     @jax.jit
-    def run(x, state0, params, lengths, d_out, d_final):
-        (o, f), vjp = jax.vjp(lambda x, s, p: module.forward(x, s, p, lengths, impl),
+    def run(x, state0, params, lengths, d_out, d_final, extras):
+        (o, f), vjp = jax.vjp(lambda x, s, p: module.forward(x, s, p, lengths, impl, **extras),
                               x, state0, params)
         return o, f, *vjp((d_out, d_final))
 
-    as_jax = jax.tree.map(jnp.asarray, (x, state0, params, lengths, d_out, d_final))
+    as_jax = jax.tree.map(jnp.asarray, (x, state0, params, lengths, d_out, d_final,
+                                        extras or {}))
     return jax.tree.map(np.asarray, run(*as_jax))
 
 
@@ -46,17 +48,22 @@ def run_jax(module, impl, x, state0, params, d_out, d_final, lengths=LENGTHS):
 def test_lengths_equal_numpy_and_each_sequence_alone(spec):
     ours, reference = jax_module(spec), numpy_module(spec)
     params, x, state0, rng, padded = case(ours)
+    # further inputs, NaN past each length as x (never read there)
+    extras = extra_inputs(ours, small_sizes(ours, hidden=4, input_=3, other=2), T,
+                          len(LENGTHS), lambda shape: np.where(
+                              padded, np.nan, np.random.default_rng(1).standard_normal(shape)))
     out, final, cache = reference.forward(np.where(padded, 0.0, x), state0, params,
-                                          lengths=LENGTHS)
+                                          lengths=LENGTHS, **{k: np.where(padded, 0.0, v)
+                                                              for k, v in extras.items()})
     d_out = np.where(padded, np.nan, rng.standard_normal(out.shape))
     d_final = tuple(rng.standard_normal(s.shape) for s in final)
-    dx, d_state0, d_params = reference.backward(np.where(padded, 0.0, d_out), d_final, cache,
-                                                params)
+    dx, d_state0, d_params, *_ = reference.backward(np.where(padded, 0.0, d_out), d_final,
+                                                    cache, params)
     expected = (out, final, dx, d_state0, d_params)
     jax = require_module("jax")
     results = {}
     for impl in ("derived", "autodiff"):
-        got = run_jax(ours, impl, x, state0, params, d_out, d_final)
+        got = run_jax(ours, impl, x, state0, params, d_out, d_final, extras=extras)
         results[impl] = got
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
             assert a.dtype == np.float64
@@ -70,7 +77,8 @@ def test_lengths_equal_numpy_and_each_sequence_alone(spec):
         one = slice(b, b + 1)
         o1, f1, gx1, gs1, gp1 = run_jax(ours, "derived", x[:n, one], tuple(s[one] for s in state0),
                                         params, d_out[:n, one], tuple(g[one] for g in d_final),
-                                        lengths=None)
+                                        lengths=None,
+                                        extras={k: v[:n, one] for k, v in extras.items()})
         np.testing.assert_allclose(o[:n, b], o1[:, 0], rtol=0, atol=1e-12)
         assert not o[n:, b].any()  # zeros past the length
         np.testing.assert_allclose(gx[:n, b], gx1[:, 0], rtol=0, atol=1e-12)

@@ -71,13 +71,14 @@ def evaluate(e, env):
     raise AssertionError(f"cannot evaluate {type(e).__name__}")
 
 
-def forward_values(derived, params, x, state0):
-    """Every node's value at every step t = 1..T (index 0 unused)."""
+def forward_values(derived, params, x, state0, extras=None):
+    """Every node's value at every step t = 1..T (index 0 unused); extras: the further
+    input sequences by name."""
     cell = derived.cell
     values = [None]
     prev = dict(state0)
     for t in range(len(x)):
-        env = {**params, cell.input.name: x[t]}
+        env = {**params, cell.input.name: x[t], **{k: v[t] for k, v in (extras or {}).items()}}
         for s in cell.states:
             env[s.name] = prev[s.label]
         for n in derived.nodes:
@@ -168,10 +169,15 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
     x = rng.normal(size=(T, 1, sizes[module.INPUT_SIZE]))
     state0 = tuple(0.5 * rng.normal(size=(1, sizes[module.STATE_SIZES[s]]))
                    for s in module.STATES)
-    outputs, final, cache = module.forward(x, state0, params)
+    extras = {name: rng.normal(size=(T, 1, sizes[size]))
+              for name, size in getattr(module, "EXTRA_INPUTS", {}).items()}
+    masks = {name: (rng.random((T, 1, sizes[size])) >= rate) / (1.0 if kind == "zoneout" else 1 - rate)
+             for name, (size, kind, rate, _) in getattr(module, "MASKS", {}).items()}
+    outputs, final, cache = module.forward(x, state0, params, **extras,
+                                           **({"masks": masks} if masks else {}))
     g_out = rng.normal(size=outputs.shape)
     g_fin = tuple(rng.normal(size=f.shape) for f in final)
-    dx, d_state0, d_params = module.backward(g_out, g_fin, cache, params)
+    dx, d_state0, d_params, *d_extras = module.backward(g_out, g_fin, cache, params)
 
     eqs = cell_equations(*load_source(spec))
     d, back = eqs.derived, eqs.backward
@@ -183,12 +189,14 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
     params_all = {**params, **{v.name: params[v.source].T if v.transpose else params[v.source]
                                for v in views.values()}}
     values = forward_values(d, params_all, x[:, 0], {s: v[0] for s, v in zip(module.STATES, state0,
-                                                                             strict=True)})
+                                                                             strict=True)},
+                            {k: v[:, 0] for k, v in {**extras, **masks}.items()})
     assert np.allclose(values[T][cell.output], outputs[T - 1, 0])
 
     new_of = dict(zip(cell.updates.values(), cell.state_names, strict=True))
     adjoints_later: dict = {}
     dx_eq = np.zeros_like(x[:, 0])
+    d_extras_eq = {k: np.zeros_like(v[:, 0]) for k, v in extras.items()}
     dparams_eq = {p: np.zeros_like(v) for p, v in params_all.items()}
     for t in range(T, 0, -1):
         env = {**values[t], **later(values[min(t + 1, T)]), **adjoints_later}
@@ -202,6 +210,8 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
         for eq in steps:  # in the printed order: each reads only those before it
             env[eq.lhs.name] = sum((evaluate(term, env) for term in eq.terms), 0.0)
         dx_eq[t - 1] = env[f"d:{cell.input.name}"]
+        for k in extras:  # the printed equations of the further inputs' gradients
+            d_extras_eq[k][t - 1] = env[f"d:{k}"]
         for g in grads:
             summand = evaluate(g.summand, env)
             if g.operand is None:
@@ -220,5 +230,7 @@ def test_printed_backward_equations_give_the_generated_gradients(spec):
     for v in views.values():
         dparams_eq[v.source] = dparams_eq[v.source] + (dparams_eq.pop(v.name).T if v.transpose
                                                        else dparams_eq.pop(v.name))
+    for k in extras:
+        assert np.allclose(d_extras_eq[k], d_extras[0][k][:, 0], rtol=1e-9, atol=1e-11), k
     for p in params:
         assert np.allclose(dparams_eq[p], d_params[p], rtol=1e-9, atol=1e-11), p

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import numpy_module, small_sizes
+from helpers import extra_inputs, numpy_module, small_sizes
 
 from gatespec import cells
 
@@ -34,20 +34,29 @@ def test_lengths_match_each_sequence_alone(spec):
     mod = numpy_module(spec)
     rng, params, x, state0 = _case(mod)
     T, B = x.shape[:2]
-    out, final, cache = mod.forward(x, state0, params, lengths=LENGTHS)
+    # further input sequences (gru_cond's context), cut along with x
+    extras = extra_inputs(mod, small_sizes(mod, hidden=4, input_=3, other=3), T, B,
+                          lambda shape: np.random.default_rng(1).normal(size=shape))
+    out, final, cache = mod.forward(x, state0, params, lengths=LENGTHS, **extras)
     g_out = rng.normal(size=out.shape)
     g_fin = tuple(rng.normal(size=f.shape) for f in final)
-    dx, d_state0, d_params = mod.backward(g_out, g_fin, cache, params)
+    dx, d_state0, d_params, *d_extras = mod.backward(g_out, g_fin, cache, params)
     summed = {k: np.zeros_like(v) for k, v in params.items()}
     for b, n in enumerate(LENGTHS):
         one = slice(b, b + 1)
-        o1, f1, c1 = mod.forward(x[:n, one], tuple(s[one] for s in state0), params)
+        o1, f1, c1 = mod.forward(x[:n, one], tuple(s[one] for s in state0), params,
+                                 **{k: v[:n, one] for k, v in extras.items()})
         np.testing.assert_allclose(out[:n, b], o1[:, 0], rtol=1e-12, atol=1e-13)
         assert not out[n:, b].any()  # zeros past the length
         for a, f in zip(final, f1, strict=True):
             np.testing.assert_allclose(a[b], f[0], rtol=1e-12, atol=1e-13)
-        dx1, ds1, dp1 = mod.backward(g_out[:n, one], tuple(g[one] for g in g_fin), c1, params)
+        dx1, ds1, dp1, *de1 = mod.backward(g_out[:n, one], tuple(g[one] for g in g_fin), c1,
+                                           params)
         np.testing.assert_allclose(dx[:n, b], dx1[:, 0], rtol=1e-10, atol=1e-12)
+        for k in extras:
+            np.testing.assert_allclose(d_extras[0][k][:n, b], de1[0][k][:, 0], rtol=1e-10,
+                                       atol=1e-12)
+            assert not d_extras[0][k][n:, b].any()
         assert not dx[n:, b].any()  # nothing flows back from the padded steps
         for a, d in zip(d_state0, ds1, strict=True):
             np.testing.assert_allclose(a[b], d[0], rtol=1e-10, atol=1e-12)

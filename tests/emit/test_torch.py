@@ -3,7 +3,7 @@ equivalence with torch.nn.LSTM / GRU / RNN (weights copied with from_torch)."""
 
 import pytest
 from conftest import require_torch
-from helpers import layer_grads, module_class, small_sizes, torch_module
+from helpers import extra_inputs, layer_grads, module_class, small_sizes, torch_module
 
 from gatespec import cells
 
@@ -33,8 +33,10 @@ def test_derived_backward_matches_autograd(name):
     state = tuple(torch.randn(4 if both else 2, 3, sizes[mod.STATE_SIZES[s]], dtype=F64, requires_grad=True)
                   for s in mod.STATES)
     state = state[0] if len(state) == 1 else state
-    out_f, fin_f, g_f = layer_grads(layer, x, state, "torch")
-    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd")
+    extras = extra_inputs(mod, sizes, 5, 3, lambda shape: torch.randn(
+        shape, dtype=F64, requires_grad=True))
+    out_f, fin_f, g_f = layer_grads(layer, x, state, "torch", extras)
+    out_a, fin_a, g_a = layer_grads(layer, x, state, "autograd", extras)
     assert _rel(out_f, out_a) <= 1e-12
     for a, b in zip(fin_f, fin_a, strict=True):
         assert _rel(a, b) <= 1e-12
@@ -57,13 +59,16 @@ def test_gradcheck_fused_function(name):
     if "n" in mod.STATES and "m" in mod.STATES:  # sLSTM: the normaliser state must be positive
         state0[mod.STATES.index("n")] = (state0[mod.STATES.index("n")].detach().abs() + 0.5).requires_grad_()
     n = len(state0)
+    extras = extra_inputs(mod, sizes, 3, 2, lambda shape: rand(*shape))
+    k = len(extras)
 
     def fused(x, *tensors):
-        params_ = dict(zip(mod.PARAMS, tensors[n:], strict=True))
-        outputs, final = mod.run_layer(x, tensors[:n], params_, "torch")
+        params_ = dict(zip(mod.PARAMS, tensors[k + n:], strict=True))
+        outputs, final = mod.run_layer(x, tensors[k:k + n], params_, "torch",
+                                       **dict(zip(extras, tensors[:k], strict=True)))
         return outputs, *final
 
-    assert torch.autograd.gradcheck(fused, (x, *state0, *params))
+    assert torch.autograd.gradcheck(fused, (x, *extras.values(), *state0, *params))
 
 
 def _copy_case(name, torch_cls, kwargs, dtype, batch_first):

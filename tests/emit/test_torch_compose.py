@@ -8,7 +8,7 @@ import math
 
 import pytest
 from conftest import require_torch
-from helpers import module_class, small_sizes, torch_module
+from helpers import input_width, module_class, small_sizes, torch_module
 
 import gatespec
 from gatespec.check import load_module
@@ -347,7 +347,8 @@ def test_jit_trace_records_the_op_for_inference():
 def test_fake_shapes_are_the_real_ones(name):
     """What torch.compile and torch.export are told each op returns is what it returns."""
     mod, layer, sizes = _make(name)
-    x = torch.randn(3, 2, layer._layer_sizes[0]["input"], dtype=F64)
+    # the ops take x packed with the further inputs (gru_cond's context)
+    x = torch.randn(3, 2, input_width(mod, layer._layer_sizes[0]), dtype=F64)
     state0 = [torch.randn(2, sizes[mod.STATE_SIZES[s]], dtype=F64) for s in mod.STATES]
     params = list(layer.layer_params(0).values())
     with torch.no_grad():  # as the ops run their implementations: below autograd

@@ -9,7 +9,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers import small_sizes, torch_module, triton_module  # noqa: E402
+from helpers import input_width, small_sizes, torch_module, triton_module  # noqa: E402
 
 
 def check(name: str) -> float:
@@ -18,7 +18,7 @@ def check(name: str) -> float:
     gen = torch.Generator().manual_seed(0)
     params = {k: 0.5 * torch.randn(*(sizes[s] for s in shape), generator=gen)
               for k, shape in ops.PARAMS.items()}
-    x = torch.randn(3, 2, sizes[ops.INPUT_SIZE], generator=gen)
+    x = torch.randn(3, 2, input_width(ops, sizes), generator=gen)
     state0 = [0.5 * torch.randn(2, sizes[ops.STATE_SIZES[s]], generator=gen) for s in ops.STATES]
     if "n" in ops.STATES and "m" in ops.STATES:  # sLSTM's normaliser is positive
         state0[ops.STATES.index("n")] = state0[ops.STATES.index("n")].abs() + 0.5

@@ -13,7 +13,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers import small_sizes, torch_module, triton_module  # noqa: E402
+from helpers import input_width, small_sizes, torch_module, triton_module  # noqa: E402
 
 LENGTHS = [4, 2, 2, 1]  # sorted by decreasing length, as the module's forward sorts them
 
@@ -24,7 +24,7 @@ def inputs(ops, gen):
               for k, shape in ops.PARAMS.items()}
     T, B = LENGTHS[0], len(LENGTHS)
     # random everywhere, padding included: nothing may read the inactive positions
-    x = torch.randn(T, B, sizes[ops.INPUT_SIZE], generator=gen, dtype=torch.float64)
+    x = torch.randn(T, B, input_width(ops, sizes), generator=gen, dtype=torch.float64)
     state0 = tuple(0.5 * torch.randn(B, sizes[ops.STATE_SIZES[s]], generator=gen,
                                      dtype=torch.float64) for s in ops.STATES)
     return params, x, state0
