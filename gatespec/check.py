@@ -66,7 +66,8 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     # Larger weights than the default initialisation make every nonlinearity matter; a
     # cell that overflows there (exp of a growing state) is checked on smaller data.
     for scale in DATA_SCALES:
-        params = {k: v * 2.0 * scale for k, v in base.items()}
+        # np.asarray: a scalar parameter stays a 0-d array, which the differences perturb
+        params = {k: np.asarray(v * 2.0 * scale) for k, v in base.items()}
         x, state0 = x1 * scale, tuple(s * scale for s in s1)
         with np.errstate(all="ignore"):
             outputs, final, cache = module.forward(x, state0, params)

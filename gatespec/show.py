@@ -33,7 +33,8 @@ def render_plan(plan: Plan) -> str:
     out.append("parameters:")
     width = max((len(p) for p in cell.params), default=0)
     for p in cell.params.values():
-        out.append(f"  {p.name.ljust(width)}  ({', '.join(p.shape)})  {p.role} "
+        init = "" if p.init is None else f" starts at {p.init!r}"
+        out.append(f"  {p.name.ljust(width)}  ({', '.join(p.shape)})  {p.role}{init} "
                    f"(line {p.line}, {p.owner})")
     out.append("")
     out.append("names: x_prev = x_{t-1}, x_new = x_t for a state x; m_ab = W_ab @ b; "

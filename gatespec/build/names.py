@@ -27,7 +27,7 @@ _GENERATED = frozenset(
 )
 
 # Prefixes and suffixes gatespec uses for the names it makes (weights, products, adjoints).
-_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "d_", "m_", "mm_", "s_", "size_", "_")
+_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "gamma_", "d_", "m_", "mm_", "s_", "size_", "_")
 _SUFFIXES = ("_prev", "_new", "_next", "_all", "_gemm", "_ln", "_xhat", "_rstd")
 
 

@@ -7,7 +7,8 @@ from gatespec.emit.escape import py_str
 from gatespec.emit.jax_lines import JaxLines, prune
 from gatespec.emit.lines import _words
 from gatespec.emit.printer import CodePrinter
-from gatespec.emit.python_module import VERSION, _role_text, tuple_text
+from gatespec.emit.python_module import (VERSION, _role_text, constant_init, init_note,
+                                         tuple_text)
 from gatespec.schedule import Plan
 
 # flax.linen's cells with the function of a torch.nn layer, their gates in torch's order,
@@ -101,9 +102,8 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         "output": py_str(cell.output_label),
         "output_size": plan.derived.node(cell.output).size,
         "init_size": "hidden" if "hidden" in cell.sizes else cell.sizes[-1],
-        "constant_init": "{" + ", ".join(
-            f'{py_str(p.name)}: {1.0 if p.role == "ln_gain" else 0.0}'
-            for p in cell.params.values() if p.role in ("ln_gain", "ln_bias")) + "}",
+        "constant_init": constant_init(cell),
+        "init_note": init_note(cell),
         "helpers": lines.helpers(),
         "state_sizes": [lines.size_var(s.size) for s in cell.states],
         "param_loads": param_loads,

@@ -89,6 +89,9 @@ class ModuleLines:
             return "x"
         return name
 
+    def param_load(self, p: ir.Param) -> str:
+        return f'{p.name} = params["{p.name}"]'
+
     def state_label(self, name: str) -> str:
         for s in self.cell.states:
             if name in (s.name, self.cell.updates[s.label]):
@@ -359,6 +362,8 @@ class ModuleLines:
             sums += [self.dx.sum01(f"({self.kept_adjoint(k)} * {self.history(v)})")
                      for k, v in self.plan.param_products.get(p, [])]
             total = " + ".join(sums) if sums else self.dx.zeros_like(f'params["{p}"]')
+            if sums and self.cell.params[p].role == "scalar":  # broadcast over the units too
+                total = f"({total}).sum()"
             lines.append(f'd_params["{p}"] = {total}')
         return lines
 
