@@ -157,6 +157,9 @@ class _Graph:
             for w, a in zip(weights, c.args, strict=True):
                 self.edge(self.expr(a), box, _sub(w))
             return box
+        if c.func in ("bias", "scalar"):  # a learned parameter on its own: b_z, γ_h
+            (param,) = self.cell.call_params[(c.span.line, c.span.column)]
+            return self.node(_sub(param), shape="plaintext", fontsize="11")
         if c.func == "layernorm":  # between the linear map and the activation
             params = self.cell.call_params[(c.span.line, c.span.column)]
             box = self.node("LN<BR/>" + ", ".join(_sub(p) for p in params), shape="box")
