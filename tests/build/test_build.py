@@ -74,6 +74,9 @@ EXPECTED_PARAMS.update({
     "lstm_layernorm": {**{name: shape for g in "ifgo" for name, shape in (
         (f"W_{g}x", IH), (f"alpha_{g}x", H), (f"W_{g}h", HH), (f"alpha_{g}h", H),
         (f"beta_{g}h", H))}, "alpha_hc": H, "beta_hc": H},
+    # the paper's W, V (no bias), alpha, beta1, beta2, b and b_r: vectors of bias()
+    "delta_rnn": {"W_ux": IH, "W_vh": HH, "b_d1": H, "b_dv": H, "b_du": H, "b_z": H,
+                  "b_r": H},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"]}
@@ -107,7 +110,7 @@ def test_builtin_cell_builds(name):
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}
-    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias"}
+    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias", "unit_bias", "scalar"}
     for p in cell.params.values():  # a layer norm's parameters are named after it
         prefix = {"ln_gain": "alpha_", "ln_bias": "beta_"}.get(p.role)
         assert prefix is None or p.name.startswith(prefix) and p.shape == H
