@@ -22,6 +22,9 @@ CELLS = {
     "no_self": "input x\nstate h\nh' = tanh(linear(x))\n",
     "reads_previous": "input x\nstate h\nf = sigmoid(linear(x))\nh' = f * h + 1 - f\n"
                   "y = h * softplus(linear(x))\noutput y\n",
+    # a learned scalar as the coefficient: shape (), broadcast over batch and units
+    "scalar_decay": "input x\nstate h\nh' = scalar(init=0.9) * h + tanh(linear(x, bias=false) "
+                    "+ bias())\n",
 }
 
 
@@ -112,7 +115,7 @@ def test_cells_that_cannot_scan_say_why():
         code, file[:-3]).SCAN_REFUSAL
 
 
-@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states"])
+@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states", "scalar_decay"])
 def test_torch_layer_scans_by_default_and_equals_the_loop(name):
     torch = require_torch()
     module = _module(name, "torch") if name in CELLS else torch_module(name)
