@@ -126,8 +126,15 @@ class ForwardPrinter:
 
 
 def _scalar(e: ast.Expr) -> bool:
-    """A learned scalar, scalar(): it scales a vector as a number does."""
-    return isinstance(e, ast.Call) and e.func == "scalar"
+    """A learned scalar, scalar(), or numbers and scalars combined (1 - γ): it scales a
+    vector as a number does."""
+    if isinstance(e, ast.Call):
+        return e.func == "scalar"
+    if isinstance(e, ast.Neg):
+        return _scalar(e.operand)
+    if isinstance(e, ast.BinOp):
+        return (_scalar(e.left) or _constant(e.left)) and (_scalar(e.right) or _constant(e.right))
+    return False
 
 
 def _constant(e: ast.Expr) -> bool:
