@@ -90,6 +90,11 @@ class ModuleLines:
         return name
 
     def param_load(self, p: ir.Param) -> str:
+        if p.role == "scalar" and self.dx.name == "numpy":
+            # a view over the units: NumPy's ufuncs turn a 0-d array into a NumPy scalar,
+            # which the helpers' out= arguments cannot take (sigmoid(scalar()))
+            return (f'{p.name} = np.broadcast_to(params["{p.name}"], '
+                    f"({self.size_var(p.units)},))")
         return f'{p.name} = params["{p.name}"]'
 
     def state_label(self, name: str) -> str:
