@@ -7,8 +7,7 @@ from gatespec.emit.escape import py_str
 from gatespec.emit.jax_lines import JaxLines, prune
 from gatespec.emit.lines import _words
 from gatespec.emit.printer import CodePrinter
-from gatespec.emit.python_module import (VERSION, _role_text, constant_init, init_note,
-                                         tuple_text)
+from gatespec.emit.python_module import VERSION, _role_text, constant_init, init_note, tuple_text
 from gatespec.schedule import Plan
 
 # flax.linen's cells with the function of a torch.nn layer, their gates in torch's order,
