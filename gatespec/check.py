@@ -73,7 +73,8 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
     # Larger weights than the default initialisation make every nonlinearity matter; a
     # cell that overflows there (exp of a growing state) is checked on smaller data.
     for scale in DATA_SCALES:
-        params = {k: v * 2.0 * scale for k, v in base.items()}
+        # np.asarray: a scalar parameter stays a 0-d array, which the differences perturb
+        params = {k: np.asarray(v * 2.0 * scale) for k, v in base.items()}
         x, state0 = x1 * scale, tuple(s * scale for s in s1)
         extras = {name: v if name == "masks" else v * scale for name, v in e1.items()}
         with np.errstate(all="ignore"):
@@ -130,8 +131,10 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
 
     errors, unchecked = {}, 0
     for name, (value, analytic) in arrays.items():
-        analytic = np.asarray(analytic, dtype=float)
-        numeric = numeric_gradient(value, eps)
+        # flat: a scalar parameter's 0-d arrays would give NumPy scalars, which the masks
+        # below cannot assign to
+        analytic = np.asarray(analytic, dtype=float).reshape(-1)
+        numeric = numeric_gradient(value, eps).reshape(-1)
         # an entry whose step leaves the cell's domain (sqrt of a number near 0 turned
         # negative) has no finite difference: it is not compared, and the report counts it
         blind = ~np.isfinite(numeric) & np.isfinite(analytic)
@@ -140,7 +143,7 @@ def finite_difference_check(module: ModuleType, seed: int = 0, T: int = 4, B: in
         gap = np.abs(analytic - numeric)
         errors[name] = float(gap.max() / scale)
         if errors[name] > tol:  # perhaps only finite differences at their limit
-            wider = numeric_gradient(value, 2 * eps)
+            wider = numeric_gradient(value, 2 * eps).reshape(-1)
             blind |= ~np.isfinite(wider) & np.isfinite(analytic)
             change = np.where(blind, 0.0, np.abs(numeric - wider))
             gap[blind] = 0.0

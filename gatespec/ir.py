@@ -23,7 +23,10 @@ def symbol(name: str) -> sympy.Symbol:
 class Param:
     name: str
     shape: tuple[str, ...]  # size names: (rows, cols) for a matrix, (n,) for a vector
-    role: str  # "weight" | "bias" | "diag" | "ln_gain" | "ln_bias" | "rms_gain" | "rms_bias" | "view"
+    # "weight" | "bias" (of a linear()) | "diag" | "ln_gain" | "ln_bias" (layer norm) |
+    # "rms_gain" | "rms_bias" (RMS norm) | "unit_bias" (bias(), a per-unit vector on its
+    # own) | "scalar" (scalar(), shape ()) | "view" (see below)
+    role: str
     owner: str  # the variable whose line created it
     line: int
     # role "view": not a parameter of its own but another weight (`source`), transposed or
@@ -31,6 +34,10 @@ class Param:
     # added into the source's
     source: str | None = None
     transpose: bool = False
+    init: float | None = None  # a constant it starts at (bias(init=...), scalar()), else None
+    # a scalar's shape is (); `units` is the size of the values it multiplies or adds to,
+    # over which it broadcasts (what a kernel reads it at, unit by unit)
+    units: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,17 @@ def deps(node: Node) -> list[str]:
     return []
 
 
-PARAM_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_")
+PARAM_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "gamma_")
+
+# Parameters that appear as symbols in pointwise expressions: per-unit vectors, and scalars
+# that broadcast over the units. Their gradients are summed over time and batch (and, for a
+# scalar, over the units too).
+POINTWISE_ROLES = ("bias", "diag", "unit_bias", "scalar")
+
+
+def unit_size(p: Param) -> str:
+    """The size of the units a pointwise parameter is read at."""
+    return p.units if p.role == "scalar" else p.shape[0]
 
 
 # A state named like a prefix (`state b`) has the values b_prev and b_new: nodes, not

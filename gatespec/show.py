@@ -42,7 +42,8 @@ def render_plan(plan: Plan) -> str:
     out.append("parameters:")
     width = max((len(p) for p in cell.trained_params), default=0)
     for p in cell.trained_params.values():
-        out.append(f"  {p.name.ljust(width)}  ({', '.join(p.shape)})  {p.role} "
+        init = "" if p.init is None else f" starts at {p.init!r}"
+        out.append(f"  {p.name.ljust(width)}  ({', '.join(p.shape)})  {p.role}{init} "
                    f"(line {p.line}, {p.owner})")
     if cell.views:
         out.append("")

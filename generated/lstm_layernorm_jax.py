@@ -93,7 +93,8 @@ IMPLS = ("derived", "autodiff")
 
 
 def init_params(key, sizes, dtype=jnp.float32):
-    """Every parameter uniform in (-1/sqrt(hidden), 1/sqrt(hidden)), as torch.nn's RNN layers    (layer-norm gains and biases start at 1 and 0); key is a jax.random key."""
+    """Every parameter uniform in (-1/sqrt(hidden), 1/sqrt(hidden)), as torch.nn's RNN layers
+    (normalisation gains and biases start at 1 and 0); key is a jax.random key."""
     if not isinstance(sizes, dict) or sizes.keys() != set(SIZES):
         raise ValueError(f"sizes must be a dict with the keys {SIZES}, got {sizes!r}")
     for name, n in sizes.items():

@@ -166,7 +166,8 @@ def _check(args, params, sizes=None, dtype=None):
 
 
 def init_params(sizes, rng=None, dtype=np.float64):
-    """Every parameter uniform in (-1/sqrt(hidden), 1/sqrt(hidden)), as torch.nn's RNN layers    (layer-norm gains and biases start at 1 and 0)."""
+    """Every parameter uniform in (-1/sqrt(hidden), 1/sqrt(hidden)), as torch.nn's RNN layers
+    (normalisation gains and biases start at 1 and 0)."""
     if not isinstance(sizes, dict):
         raise TypeError(f"sizes must be a dict keyed as SIZES, got {type(sizes).__name__}")
     missing = [key for key in SIZES if key not in sizes]

@@ -1158,7 +1158,8 @@ class LSTMLayernorm(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        """Every parameter uniform in (-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.nn        (layer-norm gains and biases start at 1 and 0)."""
+        """Every parameter uniform in (-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.nn
+        (normalisation gains and biases start at 1 and 0)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for name, weight in self.named_parameters():
             base = name.rsplit("_l", 1)[0]

@@ -407,7 +407,8 @@ def _expr(draw, scope: _Scope, depth: int) -> str:
     if depth <= 0:
         return draw(_leaf(scope))
     kind = draw(st.sampled_from(("leaf", "binop", "binop", "act", "act", "neg", "minmax",
-                                 "diag", "ln", "row", "linear", "paren", "const_op")))
+                                 "diag", "ln", "row", "linear", "paren", "const_op", "bias",
+                                 "scalar")))
     if kind == "leaf":
         return draw(_leaf(scope))
     if kind == "binop":
@@ -435,6 +436,17 @@ def _expr(draw, scope: _Scope, depth: int) -> str:
         return f"layernorm({operand}{bias})"
     if kind == "row":  # no parameters: any operand, any number of times
         return f"{draw(st.sampled_from(('softmax', 'cumax')))}({draw(_expr(scope, depth - 1))})"
+    if kind == "bias":  # the line's one bias: none after a biased linear() or a bias()
+        operand = draw(_expr(scope, depth - 1))
+        if scope.biased:
+            return operand
+        scope.biased = True
+        init = draw(st.sampled_from(("", "init=1", "init=-0.5", "init=2e-3")))
+        return (f"{operand} + bias({init})" if draw(st.booleans())
+                else f"bias({init}) * {operand}")
+    if kind == "scalar":
+        init = draw(st.sampled_from(("", "init=0.5", "init=-1", "init=3")))
+        return f"scalar({init}) * {draw(_expr(scope, depth - 1))}"
     if kind == "linear":
         return draw(_linear(scope, depth - 1))
     if kind == "paren":
@@ -628,7 +640,8 @@ TOKENS = [b"'", b"(", b")", b",", b"=", b"#", b'"', b"\n", b"\r", b"\r\n", b"\t"
           b"\x0c", b"+", b"-", b"*", b"/", b"[", b"]", b"0", b"1e999", b"1e-999", b".", b"..",
           b"x", b"h", b"h'", b"c'", b"linear(", b"diag(", b"layernorm(", b"rmsnorm(",
           b"softmax(", b"cumax(", b"bias=false", b"bias=true", b"weight=W_hh.T", b"weight=",
-          b".T", b"sigmoid", b"max(", b"input ", b"state ", b"output ", b"cell ",
+          b".T", b"bias()", b"scalar(", b"init=", b"sigmoid", b"max(", b"input ", b"state ",
+          b"output ", b"cell ",
           b"latex ", b"equivalent torch.nn.LSTM gates i f g o", b"9" * 5000, b"a" * 300]
 
 

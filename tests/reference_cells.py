@@ -1210,6 +1210,52 @@ class LSTMZoneout(_Cell):
         return np.concatenate([dx, d_mask_c, d_mask_h], axis=-1), (dh_prev, dc_prev)
 
 
+class DeltaRNN(_Cell):
+    """Delta-RNN (Ororbia, Mikolov & Reitter 2017), written with the paper's names.
+
+    d1 = α⊙(V h)⊙(W x),  d2 = β1⊙(V h) + β2⊙(W x)
+    z = tanh(d1 + d2 + b),  r = σ(W x + b_r)
+    h_t = (1−r)⊙z + r⊙h          (outer activation: the identity)
+    gatespec's names: W = W_ux, V = W_vh, α = b_d1, β1 = b_dv, β2 = b_du, b = b_z, b_r = b_r.
+    """
+
+    name = "delta_rnn"
+    PARAMS: ClassVar[Shapes] = {
+        "W_ux": ("hidden", "input"), "W_vh": ("hidden", "hidden"), "b_d1": ("hidden",),
+        "b_dv": ("hidden",), "b_du": ("hidden",), "b_z": ("hidden",), "b_r": ("hidden",),
+    }
+    STATES = ("h",)
+    OUTPUT = "h"
+
+    def step(self, x, state, p):
+        (h,) = state
+        wx = _lin(p, "W_ux", x)
+        vh = _lin(p, "W_vh", h)
+        alpha, beta1, beta2 = p["b_d1"], p["b_dv"], p["b_du"]
+        z = np.tanh(alpha * vh * wx + beta1 * vh + beta2 * wx + p["b_z"])
+        r = sigmoid(wx + p["b_r"])
+        return ((1.0 - r) * z + r * h,), (x, h, wx, vh, z, r)
+
+    def step_back(self, dstate, cache, p, g):
+        (dh_t,) = dstate
+        x, h, wx, vh, z, r = cache
+        alpha, beta1, beta2 = p["b_d1"], p["b_dv"], p["b_du"]
+        dh = dh_t * r
+        dr = dh_t * (h - z)
+        da_z = dh_t * (1.0 - r) * (1.0 - z**2)  # through tanh
+        da_r = dr * r * (1.0 - r)  # through the sigmoid
+        g["b_z"] += da_z.sum(0)
+        g["b_r"] += da_r.sum(0)
+        g["b_d1"] += (da_z * vh * wx).sum(0)
+        g["b_dv"] += (da_z * vh).sum(0)
+        g["b_du"] += (da_z * wx).sum(0)
+        d_wx = da_z * (alpha * vh + beta2) + da_r  # W x feeds z twice and the gate
+        d_vh = da_z * (alpha * wx + beta1)
+        dx = _lin_back(p, g, "W_ux", x, d_wx)
+        dh += _lin_back(p, g, "W_vh", h, d_vh)
+        return dx, (dh,)
+
+
 CELLS = {
     "lstm": LSTM(),
     "gru": GRU(),
@@ -1234,6 +1280,7 @@ CELLS = {
     "antisymmetric_rnn": AntisymmetricRNN(),
     "gru_cond": GRUCond(),
     "lstm_zoneout": LSTMZoneout(),
+    "delta_rnn": DeltaRNN(),
 }
 
 

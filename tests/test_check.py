@@ -36,6 +36,9 @@ TINY = {
     "saturated": "f = sigmoid(linear(x) + 30)\na = tanh(linear(h) + 12)\n"
                  "h' = tanh(linear(x, h)) * f + a\n",
     "scaled": "a = 1e-9 * tanh(linear(x))\nh' = tanh(linear(x, h)) + a\n",
+    # a layer norm does not see a scalar that scales its whole operand: gradient 0, a 0-d
+    # array (the check's second look at it once failed on NumPy scalars)
+    "scalar_unseen": "h' = layernorm(scalar() * tanh(linear(x, h)))\n",
 }
 
 
@@ -85,3 +88,10 @@ def test_an_entry_whose_step_leaves_the_domain_is_counted_not_compared():
     assert result.unchecked == 1 and result.worst < 1e-6, result.errors
     wrong = finite_difference_check(with_wrong_gradient(EdgeOfDomain(), "W_hh", 1e-3), seed=1)
     assert wrong.worst_name == "W_hh" and wrong.worst > 1e-4
+
+
+def test_a_wrong_scalar_gradient_fails(tmp_path):
+    mod = _module(tmp_path, "leaky", "h' = scalar(init=0.5) * h + tanh(linear(x, h))\n")
+    assert finite_difference_check(mod, seed=1).worst < 1e-6
+    result = finite_difference_check(with_wrong_gradient(mod, "gamma_h", 1e-3), seed=1)
+    assert result.worst > 1e-4 and result.worst_name == "gamma_h", result.errors

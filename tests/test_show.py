@@ -1,6 +1,8 @@
 """`gatespec show` says where the epilogue fusion puts the input-only sums: the step's
 GEMM starts from them, so `i = sigmoid(m_ih)` reads s_i + W_ih h_prev, not W_ih h_prev."""
 
+from conftest import ROOT
+
 from gatespec.cli import main
 
 
@@ -37,3 +39,16 @@ def test_show_says_which_states_are_scanned_and_why_not():
     assert "  h: no, f reads h through the matrix W_fh, which mixes its units\n" in lstm
     assert ("  c: no, its update reads the state h, so its coefficients are not known before "
             "the loop\n") in lstm
+
+
+def test_show_lists_bias_and_scalar_with_roles_and_inits(capsys):
+    text = _show(str(ROOT / "tests" / "corpus" / "learned_params.gate"), capsys)
+    params = text.split("parameters:\n")[1].split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line for line in params}
+    assert rows["b_offset"].split()[1:4] == ["(hidden)", "unit_bias", "starts"]
+    assert "starts at -0.5 (line 9, offset)" in rows["b_offset"]
+    assert "unit_bias (line 10, g)" in rows["b_g"]  # no init: uniform, like other biases
+    assert rows["gamma_c1"].split()[1:] == ["()", "scalar", "starts", "at", "1.0", "(line",
+                                            "12,", "c)"]
+    assert "scalar starts at 0.5" in rows["gamma_c2"]
+    assert "scalar starts at -1.0" in rows["gamma_h"]

@@ -22,7 +22,8 @@ from gatespec.errors import CheckError, Span
 from gatespec.parse import ast
 from gatespec.parse.limits import MAX_EXPONENT
 
-STRUCTURAL = ("linear", "diag", "clip", "zoneout", "dropout", *ir.ROW_KINDS)
+STRUCTURAL = ("linear", "diag", "clip", "zoneout", "dropout", "bias", "scalar",
+              *ir.ROW_KINDS)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _Builder:
         self.call_params: dict[tuple[int, int], tuple[str, ...]] = {}
         self.refs: list[_Ref] = []
         self.masks: list[tuple[ir.Mask, int]] = []  # with the size variable of each
+        self.param_units: dict[str, int] = {}  # a scalar -> the size it broadcasts over
 
     # -- declarations ---------------------------------------------------------------
     def run(self) -> ir.Cell:
@@ -175,6 +177,9 @@ class _Builder:
         self.line = stmt.span.line
         self.operand_count = 0
         self.biased_linears = sum(1 for c in _calls(stmt.value, "linear") if _has_bias(c))
+        _refuse_second_bias(stmt)
+        self.scalars = sum(1 for _ in _calls(stmt.value, "scalar"))
+        self.scalar_count = 0
         first_node, params_before = len(self.nodes), set(self.params)
         expr, size = self._expr(stmt.value)
         self._refuse_vanished(stmt, expr, self.nodes[first_node:], params_before)
@@ -322,6 +327,8 @@ class _Builder:
             return self._zoneout(c)
         if c.func == "dropout":
             return self._dropout(c)
+        if c.func in ("bias", "scalar"):
+            return self._learned(c)
         if c.func not in ARITY:
             raise CheckError(f"unknown function '{c.func}'", c.span,
                              note=_suggest(c.func, [*ARITY, *STRUCTURAL]))
@@ -376,13 +383,13 @@ class _Builder:
         self._add(ir.Pointwise(name, name, size, value, kind="operand"))
         return name, _suffix(a, self.leaf_labels), size
 
-    def _vector(self, a: ast.Expr, what: str, varies: bool = True):
+    def _vector(self, a: ast.Expr, what: str, varies: bool = True, note: str | None = None):
         """The value and size of an operand that must be a vector (that varies: a linear
         map or layer norm of `h - h + 1` is a bias or nothing; diag() of it is a per-unit
         bias)."""
         value, size = self._expr(a)
         if size is SCALAR:
-            raise CheckError(f"{what} must be a vector, not a constant", _span_of(a))
+            raise CheckError(f"{what} must be a vector, not a constant", _span_of(a), note=note)
         if varies and not value.free_symbols:
             raise CheckError(f"{what} is a constant: its terms cancel", _span_of(a))
         return value, size
@@ -622,20 +629,63 @@ class _Builder:
 
     def _diag(self, c: ast.Call):
         a = c.args[0]
-        value, size = self._vector(a, "the operand of diag()", varies=False)
+        value, size = self._vector(a, "the operand of diag()", varies=False, note=(
+            "diag() weighs a value unit by unit; a learned per-unit vector on its own is "
+            "bias() (bias(init=1) starts it at 1)"))
         wname = f"w_{self.owner}{_suffix(a, self.leaf_labels)}"
         self._param(wname, "diag", (size,), c.span)
         self.call_params[(c.span.line, c.span.column)] = (wname,)
         return ir.symbol(wname) * value, size
 
-    def _param(self, name: str, role: str, shape: tuple, span: Span) -> None:
+    def _learned(self, c: ast.Call):
+        """bias(): a per-unit vector b_<owner>, its size taken from where it is used;
+        scalar(): one number gamma_<owner> (gamma_<owner>1, 2, ... when a line has several),
+        broadcast over the units and the batch."""
+        init = self._init_option(c)
+        if c.args:
+            raise CheckError(f"{c.func}() takes no operand, got {len(c.args)}", _span_of(c.args[0]),
+                             note="it is a learned parameter on its own; to weigh a value unit "
+                             "by unit write diag(v), to scale it write scalar() * v")
+        units = self.sizes.new()
+        if c.func == "bias":
+            name, role, shape = f"b_{self.owner}", "unit_bias", (units,)
+        else:
+            self.scalar_count += 1
+            name = f"gamma_{self.owner}" + (str(self.scalar_count) if self.scalars > 1 else "")
+            role, shape, init = "scalar", (), 1.0 if init is None else init
+        self._param(name, role, shape, c.span, init=init)
+        if role == "scalar":
+            self.param_units[name] = units
+        self.call_params[(c.span.line, c.span.column)] = (name,)
+        return ir.symbol(name), units
+
+    def _init_option(self, c: ast.Call) -> float | None:
+        """The `init=<number>` option of bias() and scalar(): the constant it starts at."""
+        init = None
+        for k, kw in enumerate(c.kwargs):
+            if kw.name != "init":
+                raise CheckError(f"{c.func}() has no option '{kw.name}'; it takes `init=<number>`",
+                                 kw.span)
+            if k > 0:
+                raise CheckError(f"{c.func}() is given init= twice", kw.span)
+            value, sign = kw.value, 1
+            if isinstance(value, ast.Neg):
+                value, sign = value.operand, -1
+            if not isinstance(value, ast.Number):
+                raise CheckError("init= takes a number, such as init=1 or init=-0.5",
+                                 _span_of(kw.value))
+            init = sign * float(value.value)
+        return init
+
+    def _param(self, name: str, role: str, shape: tuple, span: Span,
+               init: float | None = None) -> None:
         if name in self.params:
             first = self.param_spans[name]
             raise CheckError(
                 f"this would create parameter '{name}' a second time", span,
                 note=f"first created at line {first.line}, column {first.column}; "
                 "give the operand its own name with an intermediate statement")
-        self.params[name] = ir.Param(name, (), role, self.owner, self.line)
+        self.params[name] = ir.Param(name, (), role, self.owner, self.line, init=init)
         self.param_spans[name] = span
         self.param_sizes[name] = shape
 
@@ -723,7 +773,8 @@ class _Builder:
         params = {}
         for name, p in self.params.items():
             shape = tuple(sz.resolve(v) for v in self.param_sizes[name])
-            params[name] = replace(p, shape=shape)
+            units = sz.resolve(self.param_units[name]) if name in self.param_units else None
+            params[name] = replace(p, shape=shape, units=units)
         x = cf.inputs[0]
         self._check_sizes_fixed(size_of, size_of[x.name], params)
         inputs = [ir.Leaf(d.name, d.name, size_of[d.name], "input") for d in cf.inputs]
@@ -782,6 +833,26 @@ def _used_sizes(size_of: dict, params: dict) -> set[str]:
 
 def _calls(e: ast.Expr, func: str):
     return (n for n in ast.walk(e) if isinstance(n, ast.Call) and n.func == func)
+
+
+def _refuse_second_bias(stmt: ast.Assign) -> None:
+    """A line has one bias: a bias() beside a biased linear(), or a second bias(), would
+    name a second b_<owner> (or mean the same vector twice)."""
+    biases = sorted((c for c in ast.walk(stmt.value, keywords=False) if isinstance(c, ast.Call)
+                     and (c.func == "bias" or c.func == "linear" and _has_bias(c))),
+                    key=lambda c: (c.span.line, c.span.column))
+    if len(biases) < 2 or not any(c.func == "bias" for c in biases):
+        return
+    first, second = biases[:2]
+    owner = stmt.target.name
+    if first.func == "linear" or second.func == "linear":
+        note = (f"the line's one bias b_{owner} comes from linear(); drop bias(), or write "
+                "linear(..., bias=false) and keep bias()")
+    else:
+        note = (f"each bias() on this line would be b_{owner}: give the second a line of its "
+                f"own (`{owner}_b = bias()`) and use that name here")
+    raise CheckError(f"a second bias on the line of '{stmt.target.label}'", second.span,
+                     note=note)
 
 
 def _has_bias(c: ast.Call) -> bool:

@@ -27,8 +27,8 @@ _GENERATED = frozenset(
 )
 
 # Prefixes and suffixes gatespec uses for the names it makes (weights, products, adjoints).
-_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "d_", "m_", "mm_", "s_", "size_", "_",
-             "mask_")
+_PREFIXES = ("W_", "b_", "w_", "alpha_", "beta_", "gamma_", "d_", "m_", "mm_", "s_", "size_",
+             "_", "mask_")
 _SUFFIXES = ("_prev", "_new", "_next", "_all", "_gemm", "_ln", "_xhat", "_rstd",
              "_smax")
 

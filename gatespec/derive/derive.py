@@ -203,7 +203,7 @@ def _local_partials(d: Derived) -> None:
     for n in d.nodes:
         d.partials[n.name] = []
     for p, param in d.cell.params.items():
-        if param.role in ("bias", "diag"):
+        if param.role in ir.POINTWISE_ROLES:
             d.param_partials[p] = []
     for c in d.nodes:
         if not isinstance(c, ir.Pointwise):

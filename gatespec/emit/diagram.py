@@ -165,6 +165,9 @@ class _Graph:
                 label = _sub(p.source) + ("<SUP>T</SUP>" if p.transpose else "") if p.role == "view" else _sub(w)
                 self.edge(self.expr(a), box, label)
             return box
+        if c.func in ("bias", "scalar"):  # a learned parameter on its own: b_z, γ_h
+            (param,) = self.cell.call_params[(c.span.line, c.span.column)]
+            return self.node(_sub(param), shape="plaintext", fontsize="11")
         if c.func in ("zoneout", "dropout"):  # the mask and its rate; the rate is no value
             (mask,) = self.cell.call_params[(c.span.line, c.span.column)]
             spec = next(m for m in self.cell.masks if m.name == mask)

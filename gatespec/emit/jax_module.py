@@ -8,9 +8,10 @@ from gatespec.emit.jax_lines import JaxLines, prune
 from gatespec.emit.lines import _words
 from gatespec.emit.printer import CodePrinter
 from gatespec.emit.python_module import (
-    _NORM_ROLES,
     VERSION,
     _role_text,
+    constant_init,
+    init_note,
     tuple_text,
     view_fold_lines,
     view_load,
@@ -118,9 +119,8 @@ def jax_context(plan: Plan, source_name: str) -> dict:
         "output": py_str(cell.output_label),
         "output_size": plan.derived.node(cell.output).size,
         "init_size": "hidden" if "hidden" in cell.sizes else cell.sizes[-1],
-        "constant_init": "{" + ", ".join(
-            f'{py_str(p.name)}: {1.0 if p.role.endswith("_gain") else 0.0}'
-            for p in cell.params.values() if p.role in _NORM_ROLES) + "}",
+        "constant_init": constant_init(cell),
+        "init_note": init_note(cell),
         "helpers": lines.helpers(),
         "state_sizes": [lines.size_var(s.size) for s in cell.states],
         "param_loads": param_loads,

@@ -47,6 +47,14 @@ class KernelLines(ModuleLines):
         self.kernels: list[Kernel] = []
         self.external = _external_symbols(plan)
 
+    def param_load(self, p: ir.Param) -> str:
+        """Kernels read every parameter unit by unit: a scalar goes in as a vector of its
+        value (its gradient, summed over the units, stays a scalar)."""
+        if p.role == "scalar":
+            return (f'{p.name} = params["{p.name}"].expand({self.size_var(p.units)})'
+                    ".contiguous()")
+        return super().param_load(p)
+
     def size_of(self, name: str, local: dict[str, str]) -> str | None:
         """The size name of a symbol: a node, a parameter, an adjoint, a seed or a temporary."""
         d = self.plan.derived
@@ -61,7 +69,7 @@ class KernelLines(ModuleLines):
             if base == s.label:
                 return s.size
         if base in self.cell.params:
-            return self.cell.params[base].shape[0]
+            return ir.unit_size(self.cell.params[base])
         try:
             return d.node(base).size
         except KeyError:

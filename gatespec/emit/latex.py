@@ -146,10 +146,21 @@ def _parameter_rows(cell: ir.Cell, names: ln.Names) -> list[dict]:
              "ln_gain": "gain of layernorm() on the line of {}",
              "ln_bias": "bias of layernorm() on the line of {}",
              "rms_gain": "gain of rmsnorm() on the line of {}",
-             "rms_bias": "bias of rmsnorm() on the line of {}"}
+             "rms_bias": "bias of rmsnorm() on the line of {}",
+             "unit_bias": "per-unit bias, bias() on the line of {}",
+             "scalar": "learned scalar, scalar() on the line of {}"}
     return [{"tex": names.param(p.name), "name": p.name,
-             "shape": "(" + ", ".join(p.shape) + ")", "role": roles[p.role].format(p.owner)}
+             "shape": "(" + ", ".join(p.shape) + ")",
+             "role": roles[p.role].format(p.owner) + _start(p)}
             for p in cell.trained_params.values()]
+
+
+def _start(p: ir.Param) -> str:
+    """The constant a bias() or scalar() starts at; the others start uniform (or as a layer
+    norm's, which the page says)."""
+    if p.role not in ("unit_bias", "scalar"):
+        return ""
+    return f", starts at {p.init!r}" if p.init is not None else ", starts uniform"
 
 
 def _layout(equations: list[Equation]) -> list[dict]:

@@ -380,7 +380,7 @@ class BackwardEquations:
             if node.bias:
                 found[node.bias] = ParamGradient(node.bias, self.ln_ref(node))
         for name, param in self.cell.params.items():
-            if param.role == "diag":
+            if param.role in ("diag", "unit_bias", "scalar"):
                 total = sympy.Add(*(self.contribution(c, name, p)
                                     for c, p in self.d.param_partials[name]))
                 found[name] = ParamGradient(name, total)
@@ -402,6 +402,8 @@ class BackwardEquations:
         summand = self.printer.expr(g.summand)
         if g.operand_ast is not None:
             summand += r"\," + self.forward.operand(g.operand_ast) + r"^\top"
+        if self.cell.params[g.param].role == "scalar":  # one number: summed over the units too
+            summand = rf"\sum_j \bigl[{summand}\bigr]_j"
         return Equation(r"\delta" + self.forward.names.param(g.param), [rf"\sum_t {summand}"])
 
 

@@ -80,9 +80,10 @@ class ForwardPrinter:
             left = f"({left})"
         if rp <= PROD or rp == UNARY:
             right = f"({right})"
-        if _constant(e.left) or _constant(e.right):
+        if _constant(e.left) or _constant(e.right) or _scalar(e.left) or _scalar(e.right):
             # a number scales a vector: 2 h, not 2 ⊙ h
-            return (f"{left} {right}" if _constant(e.left) else rf"{left} \cdot {right}"), PROD
+            return (f"{left} {right}" if _constant(e.left) or _scalar(e.left)
+                else rf"{left} \cdot {right}"), PROD
         return rf"{left} \odot {right}", PROD
 
     def _call(self, c: ast.Call) -> tuple[str, float]:
@@ -94,6 +95,9 @@ class ForwardPrinter:
             if prec <= PROD or prec == UNARY:
                 operand = f"({operand})"
             return rf"{ln.Names.param(weight)} \odot {operand}", PROD
+        if c.func in ("bias", "scalar"):  # b_z, γ_h: the parameter itself
+            (param,) = self._params(c)
+            return ln.Names.param(param), ATOM
         if c.func == "identity":
             return self._print(c.args[0])
         if c.func in ir.ROW_KINDS:  # LN_{α,β}(u): its parameters as subscripts
@@ -141,6 +145,18 @@ class ForwardPrinter:
             target = self.names.var(stmt.target.name, 0)
             out.append(Equation(target, split_terms(stmt.value, self)))
         return out
+
+
+def _scalar(e: ast.Expr) -> bool:
+    """A learned scalar, scalar(), or numbers and scalars combined (1 - γ): it scales a
+    vector as a number does."""
+    if isinstance(e, ast.Call):
+        return e.func == "scalar"
+    if isinstance(e, ast.Neg):
+        return _scalar(e.operand)
+    if isinstance(e, ast.BinOp):
+        return (_scalar(e.left) or _constant(e.left)) and (_scalar(e.right) or _constant(e.right))
+    return False
 
 
 def _constant(e: ast.Expr) -> bool:

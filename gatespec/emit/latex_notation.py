@@ -127,6 +127,8 @@ class Names:
         """`W_ix` -> `\\boldsymbol{W}_{ix}`, `b_i` -> `\\boldsymbol{b}_i`, a layer norm's
         `alpha_ix` -> `\\boldsymbol{\\alpha}_{ix}`."""
         head, _, rest = name.partition("_")
+        if head == "gamma":  # a learned scalar, scalar(): a number, not bold
+            return r"\gamma" + subscript(_escape(rest))
         core = rf"\boldsymbol{{\{head}}}" if head in GREEK else rf"\boldsymbol{{{head}}}"
         return core + subscript(_escape(rest))
 

@@ -242,7 +242,10 @@ class SympyLatex:
         for f in sorted(factors, key=key):
             text, prec = self._print(f, step)
             base = f.base if isinstance(f, sympy.Pow) else f
-            (scalars if isinstance(base, UnitMean) else vectors).append(_wrap(text, prec < PROD))
+            # a learned scalar (gamma_) is a number too: γ δc, not γ ⊙ δc
+            scalar = isinstance(base, UnitMean) or (isinstance(base, sympy.Symbol)
+                                                    and base.name.startswith("gamma_"))
+            (scalars if scalar else vectors).append(_wrap(text, prec < PROD))
         return " ".join(([r" \odot ".join(vectors)] if vectors else []) + scalars)
 
     def _pow(self, e: sympy.Pow, step: int) -> tuple[str, float]:

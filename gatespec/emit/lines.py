@@ -93,6 +93,16 @@ class ModuleLines:
             return "x" if name == self.cell.input.name else name
         return name
 
+    def param_load(self, p: ir.Param) -> str:
+        if p.role == "view":  # made from its weight before the loop (weight=W or W.T)
+            return f'{p.name} = params["{p.source}"]' + (".T" if p.transpose else "")
+        if p.role == "scalar" and self.dx.name == "numpy":
+            # a view over the units: NumPy's ufuncs turn a 0-d array into a NumPy scalar,
+            # which the helpers' out= arguments cannot take (sigmoid(scalar()))
+            return (f'{p.name} = np.broadcast_to(params["{p.name}"], '
+                    f"({self.size_var(p.units)},))")
+        return f'{p.name} = params["{p.name}"]'
+
     def state_label(self, name: str) -> str:
         for s in self.cell.states:
             if name in (s.name, self.cell.updates[s.label]):
@@ -412,6 +422,8 @@ class ModuleLines:
             sums += [self.dx.sum01(f"({self.kept_adjoint(k)} * {self.history(v)})")
                      for k, v in self.plan.param_products.get(p, [])]
             total = " + ".join(sums) if sums else self.dx.zeros_like(f'params["{p}"]')
+            if sums and self.cell.params[p].role == "scalar":  # broadcast over the units too
+                total = f"({total}).sum()"
             lines.append(f'd_params["{p}"] = {total}')
         return lines
 

@@ -41,7 +41,7 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
     # each pass makes the views of shared and transposed weights (weight=) before its time
     # loop, so the loop and the kernels see ordinary weights; the backward pass adds their
     # gradients into the weights' (view_fold_lines)
-    param_loads = [view_load(p) for p in cell.params.values()]
+    param_loads = [lines.param_load(p) for p in cell.params.values()]
     cache_loads = [f'{k} = cache["{k}"]' for k, _ in lines.cache_entries()]
     backward_loads = lines.backward_loads()
     carry_lines = lines.carry_lines()
@@ -106,9 +106,9 @@ def module_context(plan: Plan, dialect: Dialect, source_name: str,
         "input_grad": input_grad,
         "helpers": lines.helpers(),
         # parameters that start at a constant instead of uniform noise (layer-norm gain, bias)
-        "constant_init": "{" + ", ".join(
-            f'{py_str(p.name)}: {1.0 if p.role.endswith("_gain") else 0.0}'
-            for p in cell.params.values() if p.role in _NORM_ROLES) + "}",
+        "constant_init": constant_init(cell),
+        "init_note": init_note(cell),
+        "has_scalars": any(p.role == "scalar" for p in cell.params.values()),
         "zeros": dialect.zeros,
         "rows": lines.rows,
         "carry_forward": lines.carry_forward_lines(),
@@ -146,7 +146,35 @@ def tuple_text(items: list[str]) -> str:
 _NORM_ROLES = ("ln_gain", "ln_bias", "rms_gain", "rms_bias")
 
 
+def constant_init(cell) -> str:
+    """The parameters that start at a constant instead of uniform noise, as a dict's source:
+    layer-norm gains (1) and biases (0), and bias() or scalar() with its init (a scalar 1)."""
+    return "{" + ", ".join(f"{py_str(p.name)}: {init!r}" for p in cell.params.values()
+                           if (init := initial_value(p)) is not None) + "}"
+
+
+def initial_value(p) -> float | None:
+    if p.role in _NORM_ROLES:
+        return 1.0 if p.role.endswith("_gain") else 0.0
+    return p.init
+
+
+def init_note(cell) -> str:
+    """What an init docstring adds to `uniform ...` for the parameters that start at a constant."""
+    parts = []
+    if any(p.role in _NORM_ROLES for p in cell.params.values()):
+        parts.append("normalisation gains and biases start at 1 and 0")
+    fixed = [f"{p.name} at {p.init!r}" for p in cell.params.values() if p.init is not None]
+    if fixed:
+        parts.append(", ".join(fixed))
+    return "; ".join(parts)
+
+
 def _role_text(p) -> str:
+    if p.role in ("unit_bias", "scalar"):
+        start = f"starts at {p.init!r}" if p.init is not None else "starts uniform"
+        what = "per-unit bias, bias()" if p.role == "unit_bias" else "learned scalar, scalar()"
+        return f"{what} on the line of {p.owner} ({start})"
     return {
         "weight": f"weight matrix, linear() on the line of {p.owner}",
         "ln_gain": f"layer-norm gain, layernorm() on the line of {p.owner} (starts at 1)",

@@ -67,6 +67,13 @@ class ScanLines:
                 env[sym] = e.xreplace(env)
         return env
 
+    def _coefficient(self, kind: str, label: str) -> str:
+        """The name of a state's scan coefficient, `b_h`; `_b_h` where a parameter or value
+        has that name (bias() on the line of h is b_h, and later lines still read it)."""
+        name = f"{kind}_{label}"
+        taken = set(self.cell.params) | {n.name for n in self.plan.derived.nodes}
+        return f"_{name}" if name in taken else name
+
     # -- forward -----------------------------------------------------------------------------
     def forward(self) -> list[str]:
         """The scan path's forward; the template defines `active` (None, or with lengths
@@ -81,9 +88,10 @@ class ScanLines:
             b = step.xreplace({p: 0 for p in prev})
             if a.free_symbols & prev or sympy.diff(a, ir.symbol(s.name)) != 0:
                 raise EmitError(f"the step of {s.label} is not affine in it after scheduling")
-            lines += [f"a_{s.label} = {self._print(a)}",
-                      f"b_{s.label} = {self._print(b)}",
-                      f"{s.label}_all[1:] = _scan(a_{s.label}, b_{s.label}, {s.label}_all[0], T, active)"]
+            ca, cb = self._coefficient("a", s.label), self._coefficient("b", s.label)
+            lines += [f"{ca} = {self._print(a)}",
+                      f"{cb} = {self._print(b)}",
+                      f"{s.label}_all[1:] = _scan({ca}, {cb}, {s.label}_all[0], T, active)"]
         self.lines.used_helpers.add("_scan")
         return lines + self._rest_of_step(env)
 
@@ -95,7 +103,9 @@ class ScanLines:
                 for sym, e in op.block.assigns if sym not in news]
         out = self.cell.output
         outputs = [] if self.plan.kind_of(out) == "state_new" else [f"outputs[...] = {out}"]
-        saves = [f"{n}_all = {n}" for n in self.plan.saved_loop]
+        # a value of parameters alone is one (n,) vector: it fills its (T, B, n) buffer
+        saves = [f"{n}_all[...] = {n}" if n in self.lines.unbatched else f"{n}_all = {n}"
+                 for n in self.plan.saved_loop]
         for_outputs = prune_assignments(body, outputs)
         for_saves = [ln for ln in prune_assignments(body, saves) if ln not in for_outputs]
         lines = for_outputs + outputs
@@ -116,10 +126,11 @@ class ScanLines:
             g = carry.xreplace({n: 0 for n in nexts})
             if alpha.free_symbols & nexts or carry.free_symbols & (nexts - {nxt}):
                 raise EmitError(f"the adjoint step of {s.label} is not a scan after scheduling")
-            lines += [f"alpha_{s.label} = {self._print(alpha)}",
-                      f"g_{s.label} = {self._print(g)}",
+            ca, cg = self._coefficient("alpha", s.label), self._coefficient("g", s.label)
+            lines += [f"{ca} = {self._print(alpha)}",
+                      f"{cg} = {self._print(g)}",
                       # every step's adjoint of s_prev, then of s_new (the next step's s_prev)
-                      f"d_{s.label}_prev_all = _scan_reverse(alpha_{s.label}, g_{s.label}, "
+                      f"d_{s.label}_prev_all = _scan_reverse({ca}, {cg}, "
                       f"d_{s.label}_next, T, active)",
                       f"d_{s.label}_next = {self.lines.dx.concat([f'd_{s.label}_prev_all[1:]', f'd_{s.label}_next[None]'])}"]
         self.lines.used_helpers.add("_scan_reverse")

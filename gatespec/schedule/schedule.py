@@ -320,7 +320,7 @@ class _Scheduler:
                 for st in op.block.stores:
                     if st.gemm is None:
                         name = st.buffer.removeprefix("d_").removesuffix("_all")
-                        size = (cell.params[name].shape[0] if name in cell.params
+                        size = (ir.unit_size(cell.params[name]) if name in cell.params
                                 else d.node(name).size)
                         loop_buffers.append((st.buffer, size))
         # One copy map per context: `d_v` of a static value read in the loop is its
@@ -333,7 +333,7 @@ class _Scheduler:
         input_grads = [g.xreplace(alias) for g in input_grads]
         param_grads: dict[str, list[sympy.Expr]] = {}
         for p, param in cell.params.items():
-            if param.role in ("bias", "diag"):
+            if param.role in ir.POINTWISE_ROLES:
                 parts = [ir.symbol(f"d_{p}_all")] if p in pex else []
                 parts += [ir.symbol(f"d_{p}").xreplace(alias)] if p in pex_s else []
                 param_grads[p] = parts

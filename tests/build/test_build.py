@@ -90,6 +90,9 @@ EXPECTED_PARAMS.update({
         (f"W_{g}x", IH), (f"W_{g}h", HH), (f"b_{g}", H))},
     # W - W^T - gamma I: one trained W (W_hh), read again transposed (weight=W_hh.T)
     "antisymmetric_rnn": {"W_hh": HH, "W_hx": IH, "b_h": H},
+    # the paper's W, V (no bias), alpha, beta1, beta2, b and b_r: vectors of bias()
+    "delta_rnn": {"W_ux": IH, "W_vh": HH, "b_d1": H, "b_dv": H, "b_du": H, "b_z": H,
+                  "b_r": H},
 })
 # Cells whose sizes or output differ from input/hidden and the first state.
 EXPECTED_SIZES = {"lstm_proj": ["input", "hidden", "proj"], "sru": ["hidden"],
@@ -132,7 +135,8 @@ def test_builtin_cell_builds(name):
     assert cell.updates == {s.label: s.label + "_new" for s in cell.states}
     assert cell.output == EXPECTED_OUTPUT.get(name, cell.states[0].label + "_new")
     roles = {p.role for p in cell.params.values()}
-    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias", "view"}
+    assert roles <= {"weight", "bias", "diag", "ln_gain", "ln_bias", "rms_gain", "rms_bias",
+                     "view", "unit_bias", "scalar"}
     for p in cell.params.values():  # a layer norm's parameters are named after it
         prefix = {"ln_gain": "alpha_", "ln_bias": "beta_"}.get(p.role)
         assert prefix is None or p.name.startswith(prefix) and p.shape == H

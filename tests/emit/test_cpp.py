@@ -72,7 +72,7 @@ def modules(specs, folder_factory):
 def _data(ops, dtype, T=4, B=3, seed=0):
     sizes = small_sizes(ops, hidden=19, input_=3, other=5)  # 19: a vector's tail, masked
     gen = torch.Generator().manual_seed(seed)
-    params = {k: 0.5 * torch.randn(*(sizes[s] for s in shape), generator=gen, dtype=dtype)
+    params = {k: 0.5 * torch.randn(tuple(sizes[s] for s in shape), generator=gen, dtype=dtype)
               for k, shape in ops.PARAMS.items()}
     # the packed x of the backends: further inputs and masks side by side with x
     x = torch.randn(T, B, input_width(ops, sizes), generator=gen, dtype=dtype)
@@ -133,7 +133,7 @@ def check_gradcheck(ops, cpp):
     gen = torch.Generator().manual_seed(1)
 
     def rand(*shape):
-        return (0.5 * torch.randn(*shape, generator=gen, dtype=F64)).requires_grad_()
+        return (0.5 * torch.randn(tuple(shape), generator=gen, dtype=F64)).requires_grad_()
 
     x = rand(3, 2, sizes[ops.INPUT_SIZE])
     extras = extra_inputs(ops, sizes, 3, 2, lambda shape: rand(*shape))

@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import require_program
+from conftest import ROOT, require_program
 
 from gatespec import cells
 from gatespec.emit.latex import render
@@ -57,3 +57,12 @@ def test_a_bad_document_is_caught(tmp_path):
     with pytest.raises(AssertionError, match="Undefined control sequence"):
         compile_tex(tmp_path, "bad", "\\documentclass{article}\\begin{document}"
                     "$\\nosuchmacro x$\\end{document}\n")
+
+
+def test_learned_scalars_and_biases_compile(tmp_path):
+    """γ with its gradient summed over the units (\\sum_j \\bigl[...\\bigr]_j), and b."""
+    path = str(ROOT / "tests" / "corpus" / "learned_params.gate")
+    tex = render(*load_source(path), "tex")
+    assert r"\delta\gamma_{c1} &= \sum_t \sum_j \bigl[" in tex
+    compile_tex(tmp_path, "learned_params", tex)
+    compile_tex(tmp_path, "learned_params_md", markdown_maths(render(*load_source(path), "md")))

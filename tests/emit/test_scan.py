@@ -22,6 +22,13 @@ CELLS = {
     "no_self": "input x\nstate h\nh' = tanh(linear(x))\n",
     "reads_previous": "input x\nstate h\nf = sigmoid(linear(x))\nh' = f * h + 1 - f\n"
                   "y = h * softplus(linear(x))\noutput y\n",
+    # a learned scalar as the coefficient: shape (), broadcast over batch and units
+    "scalar_decay": "input x\nstate h\nh' = scalar(init=0.9) * h + tanh(linear(x, bias=false) "
+                    "+ bias())\n",
+    # coefficients of parameters alone, one of them the bias b_h, whose name the scan's
+    # coefficient b_h would take
+    "param_coefficients": "input x\nstate h\nh' = sigmoid(scalar(init=2)) * h + softplus(bias()) "
+                          "* tanh(linear(x, bias=false))\n",
 }
 
 
@@ -112,7 +119,8 @@ def test_cells_that_cannot_scan_say_why():
         code, file[:-3]).SCAN_REFUSAL
 
 
-@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states"])
+@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states", "scalar_decay",
+                                  "param_coefficients"])
 def test_torch_layer_scans_by_default_and_equals_the_loop(name):
     torch = require_torch()
     module = _module(name, "torch") if name in CELLS else torch_module(name)
@@ -139,7 +147,8 @@ def test_torch_impl_scan_is_refused_where_the_cell_cannot_scan():
         cls(3, 4, impl="scan")(torch.randn(2, 1, 3))
 
 
-@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states"])
+@pytest.mark.parametrize("name", ["mingru", "qrnn", "fo_pool", "two_states",
+                                  "param_coefficients"])
 def test_numpy_scan_with_lengths_equals_the_loop(name):
     """With lengths, rows past their end carry their states (a = 1, b = 0 there) and their
     adjoints pass through: the scan equals the loop, outputs, states and every gradient."""

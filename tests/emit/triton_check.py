@@ -16,7 +16,7 @@ def check(name: str) -> float:
     ops, kernels = torch_module(name), triton_module(name)
     sizes = small_sizes(ops, hidden=4, input_=3, other=2)
     gen = torch.Generator().manual_seed(0)
-    params = {k: 0.5 * torch.randn(*(sizes[s] for s in shape), generator=gen)
+    params = {k: 0.5 * torch.randn(tuple(sizes[s] for s in shape), generator=gen)
               for k, shape in ops.PARAMS.items()}
     x = torch.randn(3, 2, input_width(ops, sizes), generator=gen)
     state0 = [0.5 * torch.randn(2, sizes[ops.STATE_SIZES[s]], generator=gen) for s in ops.STATES]

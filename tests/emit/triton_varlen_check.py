@@ -20,7 +20,7 @@ LENGTHS = [4, 2, 2, 1]  # sorted by decreasing length, as the module's forward s
 
 def inputs(ops, gen):
     sizes = small_sizes(ops, hidden=3, input_=2, other=2)
-    params = {k: 0.5 * torch.randn(*(sizes[s] for s in shape), generator=gen, dtype=torch.float64)
+    params = {k: 0.5 * torch.randn(tuple(sizes[s] for s in shape), generator=gen, dtype=torch.float64)
               for k, shape in ops.PARAMS.items()}
     T, B = LENGTHS[0], len(LENGTHS)
     # random everywhere, padding included: nothing may read the inactive positions

@@ -105,6 +105,11 @@ CASES = [
      "unexpected end of file", 4, 12, None),
     ("unclosed_then_comment", src(*HEAD, "h' = tanh(x   # comment"),
      "unexpected end of file", 4, 24, None),
+    # bias() and scalar(): an empty init=, an operand after it
+    ("empty_init", src(*HEAD, "h' = tanh(linear(x, h, bias=false)) + bias(init=)"),
+     "unexpected ')'", 4, 49, ")"),
+    ("operand_after_init", src(*HEAD, "h' = h * scalar(init=1, h)"),
+     "an operand cannot follow a keyword argument", 4, 25, "h)"),
 ]
 
 
