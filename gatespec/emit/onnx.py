@@ -279,7 +279,7 @@ def onnx_context(plan: Plan, source_name: str) -> dict:
     return {
         **context,
         "hoisted_lines": [*expectations, *hoisted.lines],
-        "input_args": ", ".join([x, *(leaf.name for leaf in cell.extra_inputs)]),
+        "input_args": ", ".join(["x", *(leaf.name for leaf in cell.extra_inputs)]),
         "step_lines": step.lines,
         "scanned": scanned,
         "scanned_names": tuple_text(scanned),
