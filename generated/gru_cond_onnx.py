@@ -165,13 +165,6 @@ class _Graph:
         outer = self.outer
         if outer.sizes[size] is not None:
             return self.ints([outer.sizes[size]])
-        # a size no parameter gives: from a further input of that size, else from x
-        source = next((n for n, s in EXTRA_INPUTS.items() if s == size != INPUT_SIZE), None)
-        if source is not None:
-            key = ("width", source)
-            if key not in outer._made:
-                outer._made[key] = outer.op("Shape", source, start=2, end=3)
-            return outer._made[key]
         key = ("width", outer.suffix)
         if key not in outer._made:
             outer._made[key] = outer.op("Shape", outer.x, start=2, end=3)

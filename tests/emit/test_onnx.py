@@ -160,6 +160,19 @@ input x[hidden]
 state h
 h' = tanh(x + h)
 """,
+    # a further input and a mask's expectation sized from x alone, no parameter
+    "no_params_inputs": """cell no_params_inputs "a second input and a mask, no parameter"
+input x[ctx], u[ctx]
+state h[ctx]
+h' = tanh(h + u + x) * dropout(u, 0.5, per=step)
+""",
+    # a mask on a value of parameters alone: made (T, B, n) before the loop all the same
+    "params_masked": """cell params_masked "a mask on parameters alone"
+input x
+state h
+d = dropout(diag(h - h + 1), 0.5)
+h' = tanh(linear(x, h)) + zoneout(d, h, 0.2)
+""",
 }
 
 
