@@ -117,11 +117,6 @@ def _specs(args) -> list[str]:
 def _generate(args) -> int:
     files: dict[str, str] = {}
     for spec in _specs(args):
-        if args.all and spec not in args.specs and pipeline.refuses(spec, args.target):
-            print(f"gatespec: note: {spec} left out: the {args.target} target does not take "
-                  f"it yet (`gatespec generate {spec} --target {args.target}` says why)",
-                  file=sys.stderr)
-            continue
         for name, text in pipeline.generate(spec, args.target).items():
             if name in files:  # two cells of one name would overwrite each other's files
                 raise UsageError(f"two of the cells given would both write {name}: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from gatespec import cells
@@ -11,7 +12,7 @@ from gatespec.emit import emit_numpy, emit_torch
 from gatespec.emit.docs import DOC_TARGETS
 from gatespec.emit.emit import emit_cpp, emit_cuda, emit_jax, emit_onnx, emit_triton
 from gatespec.errors import CheckError, UsageError
-from gatespec.parse import ast, parse
+from gatespec.parse import parse
 from gatespec.schedule import Plan, schedule
 
 __all__ = ["generate", "generate_text", "load_source", "parse", "plan_for"]
@@ -41,36 +42,24 @@ def plan_for(spec: str) -> Plan:
     return _plan(*load_source(spec))
 
 
-# targets whose generated code reads one input sequence only, so far
-ONE_INPUT_TARGETS = ("onnx",)
+# Tensor names of the ONNX graph's own making: the builder's prefixes (pre_, step_,
+# l0_pre_, l0_reverse_step_, ...) and its constants (const_0, ...)
+_ONNX_OWN_NAMES = re.compile(r"(pre|step|const|l[0-9]+)_")
 
 
-def refuses(spec: str, target: str) -> bool:
-    """Whether `target` refuses this cell (a construct it does not take yet): `generate
-    --all` leaves such a built-in cell out for that target, and says so."""
-    return target in ONE_INPUT_TARGETS and build(parse(*load_source(spec))).packed
-
-
-def _refuse_extra_inputs(plan: Plan, text: str, path: str, target: str) -> None:
-    """A cell with further input sequences, for a target that does not take them yet: the
-    user's error at the second input, not a module that would read the wrong thing."""
+def _refuse_onnx_name_clash(plan: Plan, text: str, path: str) -> None:
+    """A further input is a graph input of its own name: the user's error at its
+    declaration where that name is one the graph gives another tensor."""
     cell = plan.cell
-    if cell.packed and target in ONE_INPUT_TARGETS:
-        cf = parse(text, path)
-        if cell.extra_inputs:
-            raise CheckError(
-                f"the {target} target reads one input sequence so far; this cell reads "
-                f"{len(cf.inputs)} ({', '.join(d.name for d in cf.inputs)})",
-                cf.inputs[1].span, note="the other targets take several: numpy, torch, "
-                "triton, cuda, cpp and jax")
-        mask = cell.masks[0]
-        call = next(n for stmt in cf.statements if stmt.span.line == mask.line
-                    for n in ast.walk(stmt.value)
-                    if isinstance(n, ast.Call) and n.func == mask.kind)
-        raise CheckError(f"the {target} target has no stochastic masks yet ({mask.kind}())",
-                         call.span, note="an ONNX graph is for inference, where a mask is its "
-                         "expectation: export a copy of the cell with this call replaced by it "
-                         "(zoneout: (1 - rate) * new + rate * old; dropout: the value)")
+    taken = {f"{s}_{end}" for s in cell.state_names for end in ("0", "n")}
+    for leaf in cell.extra_inputs:
+        if leaf.label in taken or _ONNX_OWN_NAMES.match(leaf.label):
+            decl = next(d for d in parse(text, path).inputs if d.name == leaf.label)
+            why = ("the initial or final state of a state" if leaf.label in taken
+                   else "a prefix the graph builder gives its own tensors")
+            raise CheckError(f"the onnx target names a graph input after each input "
+                             f"sequence, and '{leaf.label}' is {why}", decl.span,
+                             note="rename this input")
 
 
 def _plan(text: str, path: str) -> Plan:
@@ -89,7 +78,8 @@ def generate_text(text: str, path: str, target: str = "numpy") -> dict[str, str]
 
         return doc_files(text, path, target)
     plan = _plan(text, path)
-    _refuse_extra_inputs(plan, text, path, target)
+    if target == "onnx":
+        _refuse_onnx_name_clash(plan, text, path)
     source_name = Path(plan.cell.path).name
     if target == "numpy":
         return {f"{plan.cell.name}_numpy.py": emit_numpy(plan, source_name)}

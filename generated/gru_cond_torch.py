@@ -1232,10 +1232,22 @@ c: the further input sequences (EXTRA_INPUTS), each shaped as input
         input_size), or (B, T, input_size) with batch_first; "lengths", (B,) int64, with
         lengths=True; "{state}_0" per state with initial_state=True. Outputs: "outputs" and
         "{state}_n", shaped as forward's. T and B are dynamic; float64 weights give a float64
-        model, any other dtype float32. Returns the path."""
-        raise NotImplementedError(
-            f"export_onnx: {CELL_NAME} reads more than one input sequence ({', '.join(EXTRA_INPUTS)} "
-            f"beside x), which gatespec's ONNX target does not take yet")
+        model, any other dtype float32. Returns the path.
+        The further input sequences, "c", are inputs after "x", shaped as it.
+        """
+        module = _onnx_module()
+        like = next(self.parameters(), None)  # a cell may have none
+        double = like is not None and like.dtype == torch.float64
+        dtype = torch.float64 if double else torch.float32
+        layers = [tuple({name: value.detach().to("cpu", dtype).numpy()
+                         for name, value in self.layer_params(layer, reverse=r).items()}
+                        for r in (False, True)[:2 if self.bidirectional else 1])
+                  for layer in range(self.num_layers)]
+        params = layers[0][0] if len(layers) == 1 and not self.bidirectional else layers
+        options = {} if opset is None else {"opset": opset}
+        return module.to_onnx(params, path, dtype="float64" if double else "float32", lengths=lengths,
+                              initial_state=initial_state, batch_first=self.batch_first,
+                              **options)
 
     def _layers(self):
         for layer in range(self.num_layers):

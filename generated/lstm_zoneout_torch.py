@@ -1284,7 +1284,9 @@ class LSTMZoneout(nn.Module):
         input_size), or (B, T, input_size) with batch_first; "lengths", (B,) int64, with
         lengths=True; "{state}_0" per state with initial_state=True. Outputs: "outputs" and
         "{state}_n", shaped as forward's. T and B are dynamic; float64 weights give a float64
-        model, any other dtype float32. Returns the path."""
+        model, any other dtype float32. Returns the path.
+        The model computes eval mode's forward: each mask is its expectation.
+        """
         module = _onnx_module()
         like = next(self.parameters(), None)  # a cell may have none
         double = like is not None and like.dtype == torch.float64

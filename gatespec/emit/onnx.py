@@ -259,6 +259,9 @@ def onnx_context(plan: Plan, source_name: str) -> dict:
                     and not isinstance(n, ir.Leaf)]
     gemm_of = {out: g for g in plan.gemms for out in g.outputs}
     names = {x: "x"}
+    # a graph is for inference: each mask is its expectation, made before the input-only work
+    expectations = [f'{m.name} = _g.expectation({m.mean!r}, "{m.size}", out="{m.name}")'
+                    for m in cell.masks if m.name in static_needed]
 
     def label_of(name: str) -> str:
         return d.node(name).label
@@ -275,7 +278,8 @@ def onnx_context(plan: Plan, source_name: str) -> dict:
     scanned_vars = [names.get(n, n) for n in scanned]
     return {
         **context,
-        "hoisted_lines": hoisted.lines,
+        "hoisted_lines": [*expectations, *hoisted.lines],
+        "input_args": ", ".join(["x", *(leaf.name for leaf in cell.extra_inputs)]),
         "step_lines": step.lines,
         "scanned": scanned,
         "scanned_names": tuple_text(scanned),

@@ -12,24 +12,29 @@ import numpy as np
 import pytest
 import sympy
 from conftest import ROOT, require_module, require_torch
-from helpers import numpy_module, small_sizes
+from helpers import extra_inputs, numpy_module, small_sizes
 
 from gatespec import cells, ir
 from gatespec.check import load_module
 from gatespec.derive import functions as fn
 from gatespec.emit.onnx import SPELLINGS, OnnxPrinter
 from gatespec.errors import CheckError, EmitError
-from gatespec.pipeline import generate, plan_for, refuses
+from gatespec.pipeline import generate, plan_for
 
 CORPUS = sorted(str(p) for p in (ROOT / "tests" / "corpus").glob("*.gate"))
 # a few cells in the default run: every kind of step (two GEMM stages, layer norms, a
-# projection, exponential gating); all built-in cells and the corpus run with -m slow
-QUICK = ["lstm", "gru", "lstm_layernorm", "lstm_proj", "slstm",
+# projection, exponential gating, a second input, zoneout masks); all built-in cells and
+# the corpus run with -m slow
+QUICK = ["lstm", "gru", "lstm_layernorm", "lstm_proj", "slstm", "gru_cond", "lstm_zoneout",
          *(str(ROOT / "tests" / "corpus" / f"{name}.gate")
            for name in ("functions_a", "functions_b", "input_u_layernorm_out"))]
-# gru_cond reads a second input sequence, which the ONNX target refuses (test below)
 CELLS = [pytest.param(c, id=Path(c).stem, marks=() if c in QUICK else pytest.mark.slow)
-         for c in [*cells.names(), *CORPUS] if not refuses(c, "onnx")]
+         for c in [*cells.names(), *CORPUS]]
+# further input sequences and masks of every kind: read through a linear map and
+# element-wise, in the loop and before it, zoneout and dropout per step and per sequence
+PACKED = ["gru_cond", "lstm_zoneout",
+          *(str(ROOT / "tests" / "corpus" / f"{name}.gate")
+            for name in ("masks_and_inputs", "context_pointwise", "zoneout_scan"))]
 
 
 @cache
@@ -60,24 +65,28 @@ def setup(spec, dtype, seed=0):
 
 
 def batch(mod, sizes, rng, T, B, dtype):
+    """x, the initial states and the further inputs ({} for most cells)."""
     x = rng.normal(size=(T, B, sizes[mod.INPUT_SIZE])).astype(dtype)
     state0 = tuple((0.5 * rng.normal(size=(B, sizes[mod.STATE_SIZES[s]]))).astype(dtype)
                    for s in mod.STATES)
-    return x, state0
+    return x, state0, extra_inputs(mod, sizes, T, B, lambda shape: rng.normal(size=shape).astype(dtype))
 
 
-def expected(mod, x, state0, params, tol):
+def expected(mod, x, state0, params, tol, extras=None):
     """The NumPy module's outputs and final states for these arrays, computed in float64 (the
     answer to the model's own inputs), each with the error it may have: `tol`, or in float32
     twice the NumPy module's own float32 error where the cell is that ill-conditioned on the
     data (a layer norm over a few units of nearly equal values loses digits in any float32
-    code, the NumPy module's included)."""
+    code, the NumPy module's included). Without masks= or rng=, the NumPy module reads each
+    mask's expectation, as an ONNX graph does."""
+    extras = extras or {}
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
     s64 = state0 and tuple(v.astype(np.float64) for v in state0)
-    out, final, _ = mod.forward(x.astype(np.float64), s64, p64, keep_cache=False)
+    e64 = {k: v.astype(np.float64) for k, v in extras.items()}
+    out, final, _ = mod.forward(x.astype(np.float64), s64, p64, keep_cache=False, **e64)
     if x.dtype == np.float64:
         return [(a, tol) for a in (out, *final)]
-    out32, final32, _ = mod.forward(x, state0, params, keep_cache=False)
+    out32, final32, _ = mod.forward(x, state0, params, keep_cache=False, **extras)
     return [(a, max(tol, 2 * rel_error(a32, a)))
             for a, a32 in zip((out, *final), (out32, *final32), strict=True)]
 
@@ -90,22 +99,23 @@ def check_against_numpy(spec, dtype, tol):
     plain = session(ox.model_proto(params, dtype=dtype))
     ragged = session(ox.model_proto(params, dtype=dtype, lengths=True, initial_state=True))
     for T, B in ((5, 3), (2, 4)):
-        x, state0 = batch(mod, sizes, rng, T, B, dtype)
-        out, *finals = plain.run(None, {"x": x})
+        x, state0, extras = batch(mod, sizes, rng, T, B, dtype)
+        out, *finals = plain.run(None, {"x": x, **extras})
         assert out.dtype == dtype and out.shape == (T, B, sizes[mod.OUTPUT_SIZE])
         for got, (want, bound) in zip((out, *(f[0] for f in finals)),
-                                      expected(mod, x, None, params, tol), strict=True):
+                                      expected(mod, x, None, params, tol, extras), strict=True):
             assert rel_error(got, want) <= bound
         lengths = rng.integers(1, T + 1, size=B)
         lengths[0] = T  # one sequence at full length, and (T > 1) others shorter
         lengths[1] = max(1, T - 2)
-        feeds = {"x": x, "lengths": lengths.astype(np.int64)}
+        feeds = {"x": x, "lengths": lengths.astype(np.int64), **extras}
         feeds.update({f"{s}_0": v[None] for s, v in zip(mod.STATES, state0, strict=True)})
         out, *finals = ragged.run(None, feeds)
         assert any(np.abs(v).max() > 0 for v in (out, *finals)), "nothing compared"
         for b, n in enumerate(lengths):
             assert not out[n:, b].any(), "outputs past a sequence's length must be zero"
-            alone = expected(mod, x[:n, b:b + 1], tuple(v[b:b + 1] for v in state0), params, tol)
+            alone = expected(mod, x[:n, b:b + 1], tuple(v[b:b + 1] for v in state0), params, tol,
+                             {k: v[:n, b:b + 1] for k, v in extras.items()})
             for got, (want, bound) in zip((out[:n, b:b + 1], *(f[0, b:b + 1] for f in finals)),
                                           alone, strict=True):
                 assert rel_error(got, want) <= bound, (b, n)
@@ -118,10 +128,12 @@ def test_onnxruntime_matches_numpy_float32(spec):
 
 @pytest.mark.parametrize("spec", ["lstm", "lstm_layernorm", "gru",
                                   pytest.param(str(ROOT / "tests" / "corpus" / "row_reductions.gate"),
-                                               id="row_reductions")])
+                                               id="row_reductions"),
+                                  *(pytest.param(c, id=Path(c).stem) for c in PACKED)])
 def test_onnxruntime_matches_numpy_float64(spec):
     """In float64 the two agree to rounding: a small error in the graph cannot hide in
-    float32's tolerance."""
+    float32's tolerance. Cells with masks: the graph reads their expectation, the NumPy
+    module's forward without masks= or rng=."""
     check_against_numpy(spec, np.float64, 1e-12)
 
 
@@ -147,6 +159,19 @@ h' = tanh(linear(x, h)) + q - 2 / (1 + h * h * h * h * h * h) + h / 3 + 0.25 * h
 input x[hidden]
 state h
 h' = tanh(x + h)
+""",
+    # a further input and a mask's expectation sized from x alone, no parameter
+    "no_params_inputs": """cell no_params_inputs "a second input and a mask, no parameter"
+input x[ctx], u[ctx]
+state h[ctx]
+h' = tanh(h + u + x) * dropout(u, 0.5, per=step)
+""",
+    # a mask on a value of parameters alone: made (T, B, n) before the loop all the same
+    "params_masked": """cell params_masked "a mask on parameters alone"
+input x
+state h
+d = dropout(diag(h - h + 1), 0.5)
+h' = tanh(linear(x, h)) + zoneout(d, h, 0.2)
 """,
 }
 
@@ -206,7 +231,7 @@ def test_two_layers_bidirectional_with_lengths(spec):
     sess = session(onnx_module(spec).model_proto(layers, dtype=np.float64, lengths=True,
                                                  initial_state=True, batch_first=True))
     for T, B in ((6, 3), (3, 2)):
-        x, _ = batch(mod, sizes, rng, T, B, np.float64)
+        x, _, _ = batch(mod, sizes, rng, T, B, np.float64)
         state0 = [0.5 * rng.normal(size=(4, B, sizes[mod.STATE_SIZES[s]])) for s in mod.STATES]
         lengths = np.array([T, 1, T - 1][:B], np.int64)
         feeds = {"x": x.transpose(1, 0, 2), "lengths": lengths}
@@ -244,7 +269,7 @@ def test_to_onnx_writes_a_model(tmp_path, opset):
                                                  dtype=np.float64)
     model = require_module("onnx").load(path)
     assert model.opset_import[0].version == opset
-    x, _ = batch(mod, sizes, rng, 3, 2, np.float64)
+    x, _, _ = batch(mod, sizes, rng, 3, 2, np.float64)
     out = session(model).run(None, {"x": x})[0]
     assert rel_error(out, mod.forward(x, None, params, keep_cache=False)[0]) <= 1e-12
 
@@ -292,35 +317,89 @@ def test_what_onnx_cannot_express_is_refused():
         OnnxPrinter({}).statement("y", x)
 
 
-def test_a_second_input_sequence_is_refused_at_its_declaration(tmp_path, capsys):
-    """The ONNX target reads one input sequence so far: a cell with two is the user's error
-    at the second input (exit 2 from the command line), never a graph that drops it, and
-    `generate --all` leaves such a built-in cell out, saying so."""
+def test_further_inputs_are_graph_inputs_named_after_them(tmp_path):
+    """gru_cond's context c is a graph input after x, shaped as x with its own size; the
+    command line writes the module (the ONNX target used to refuse it)."""
     from gatespec.cli import main
 
-    with pytest.raises(CheckError) as info:
-        generate("gru_cond", "onnx")
-    err = info.value
-    assert err.message == ("the onnx target reads one input sequence so far; this cell reads 2 "
-                           "(x, c)")
-    assert err.render().splitlines()[1:3] == ["    input x, c[context]", " " * 13 + "^"]
-    assert main(["generate", "gru_cond", "--target", "onnx", "-o", str(tmp_path)]) == 2
-    assert not list(tmp_path.iterdir())
-    capsys.readouterr()
-    assert main(["generate", "--all", "--target", "onnx", "-o", str(tmp_path)]) == 0
-    assert "gru_cond left out: the onnx target does not take it yet" in capsys.readouterr().err
-    assert not (tmp_path / "gru_cond_onnx.py").exists() and (tmp_path / "gru_onnx.py").exists()
+    onnx = require_module("onnx")
+    mod, sizes, params, _ = setup("gru_cond", np.float32)
+    model = onnx_module("gru_cond").model_proto(params, lengths=True, initial_state=True,
+                                                batch_first=True)
+    onnx.checker.check_model(model, full_check=True)
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+              for i in model.graph.input}
+    assert shapes == {"x": ["B", "T", sizes["input"]], "c": ["B", "T", sizes["context"]],
+                      "lengths": ["B"], "h_0": [1, "B", sizes["hidden"]]}
+    assert list(shapes) == ["x", "c", "lengths", "h_0"]
+    assert main(["generate", "gru_cond", "lstm_zoneout", "--target", "onnx",
+                 "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gru_cond_onnx.py",
+                                                          "lstm_zoneout_onnx.py"]
 
 
-def test_stochastic_masks_are_refused_at_the_call():
-    """zoneout() and dropout() draw masks the ONNX target has no way to take yet."""
+@pytest.mark.parametrize("spec", ["gru_cond", pytest.param(PACKED[2], id="masks_and_inputs")])
+def test_two_layers_bidirectional_with_further_inputs(spec):
+    """Every layer reads the further inputs as given; the reverse direction reads them
+    reversed within each sequence's length, as x."""
+    mod, sizes, _, rng = setup(spec, np.float64)
+    layers = []
+    for k in range(2):
+        layer_sizes = {**sizes, "input": sizes["input"] if k == 0 else 2 * sizes["hidden"]}
+        layers.append(tuple(mod.init_params({s: layer_sizes[s] for s in mod.SIZES}, rng)
+                            for _ in range(2)))
+    sess = session(onnx_module(spec).model_proto(layers, dtype=np.float64, lengths=True))
+    T, B = 5, 3
+    x, _, extras = batch(mod, sizes, rng, T, B, np.float64)
+    assert extras
+    lengths = np.array([T, 2, T - 1], np.int64)
+    out, *_ = sess.run(None, {"x": x, "lengths": lengths, **extras})
+    for b, n in enumerate(lengths):
+        seq = x[:n, b:b + 1]
+        given = {k: v[:n, b:b + 1] for k, v in extras.items()}
+        for layer in layers:
+            outs = [mod.forward(seq, None, layer[0], False, **given)[0],
+                    mod.forward(seq[::-1], None, layer[1], False,
+                                **{k: v[::-1] for k, v in given.items()})[0][::-1]]
+            seq = np.concatenate(outs, axis=-1)
+        assert rel_error(out[:n, b:b + 1], seq) <= 1e-12 and not out[n:, b].any()
+
+
+def test_layers_must_agree_on_a_further_inputs_size():
+    """context_pointwise reads v[input] in every layer: a second layer whose input is the
+    first one's output, of another size, cannot read it."""
+    mod, sizes, params, rng = setup(PACKED[3], np.float64)
+    second = mod.init_params({**sizes, "input": sizes["hidden"] + 1}, rng)
+    with pytest.raises(ValueError, match=r"input 'v' is read by every layer, but the layers' "
+                                         r"parameters give its size 'input' as \[4, 6\]"):
+        onnx_module(PACKED[3]).model_proto([params, second])
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("h_0", "the initial or final state of a state"),
+    ("h_n", "the initial or final state of a state"),
+    ("pre_u", "a prefix the graph builder gives its own tensors"),
+    ("l2_u", "a prefix the graph builder gives its own tensors"),
+])
+def test_an_input_named_as_a_graph_tensor_is_refused(name, why, tmp_path, capsys):
+    """A further input is a graph input of its own name, so it cannot take one the graph
+    gives another tensor: the user's error at the declaration (exit 2), not a graph that
+    onnx's checker rejects later."""
+    from gatespec.cli import main
+
+    path = tmp_path / "clash.gate"
+    path.write_text(f'cell clash "x"\ninput x, {name}[hidden]\nstate h\n'
+                    f"h' = tanh(linear(x, h) + {name})\n")
     with pytest.raises(CheckError) as info:
-        generate("lstm_zoneout", "onnx")
+        generate(str(path), "onnx")
     err = info.value
-    assert err.message == "the onnx target has no stochastic masks yet (zoneout())"
-    assert err.render().splitlines()[1:3] == ["    c' = zoneout(cbar, c, 0.5)",
-                                              " " * 9 + "^~~~~~~"]
-    assert "export a copy of the cell with this call replaced by it" in err.note
+    assert err.message == (f"the onnx target names a graph input after each input sequence, "
+                           f"and '{name}' is {why}")
+    assert err.render().splitlines()[1:3] == [f"    input x, {name}[hidden]",
+                                              " " * 13 + "^" + "~" * (len(name) - 1)]
+    assert main(["generate", str(path), "--target", "onnx", "-o", str(tmp_path / "out")]) == 2
+    assert "error: the onnx target names a graph input" in capsys.readouterr().err
+    generate(str(path), "numpy")  # the other targets take the name
 
 
 # -- the torch module -------------------------------------------------------------------
@@ -374,6 +453,49 @@ def test_torch_export_onnx_with_lengths_matches_forward_with_lengths(torch_folde
     out, h = sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})
     assert rel_error(out, y.numpy()) <= 1e-12 and not out[2:, 0].any()
     assert rel_error(h, h_n.numpy()) <= 1e-12
+
+
+@pytest.mark.parametrize(("spec", "cls"), [("gru_cond", "GRUCond"),
+                                          ("lstm_zoneout", "LSTMZoneout")])
+def test_torch_export_onnx_of_inputs_and_masks_matches_eval_mode(spec, cls, tmp_path,
+                                                                 monkeypatch):
+    """A further input is the graph input of its name; zoneout's masks are their
+    expectation, as the module computes in eval mode (and not in training mode, so the
+    comparison sees the masks). Two layers, both directions, lengths, batch_first."""
+    require_torch()
+    require_module("onnx")
+    import torch
+
+    for target in ("torch", "onnx"):
+        for name, text in generate(spec, target).items():
+            (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop(f"{spec}_torch", None)
+    module = __import__(f"{spec}_torch")
+    sizes = {"context_size": 3} if spec == "gru_cond" else {}
+    torch.manual_seed(2)
+    model = getattr(module, cls)(4, 5, **sizes, num_layers=2, bidirectional=True,
+                                 batch_first=True, dtype=torch.float64).eval()
+    sess = session(require_module("onnx").load(model.export_onnx(
+        tmp_path / "m.onnx", lengths=True, initial_state=True)))
+    B, T = 3, 6
+    x = torch.randn(B, T, 4, dtype=torch.float64)
+    extras = {"c": torch.randn(B, T, 3, dtype=torch.float64)} if spec == "gru_cond" else {}
+    state = tuple(torch.randn(4, B, 5, dtype=torch.float64) for _ in module.STATES)
+    lengths = torch.tensor([6, 2, 4])
+    with torch.no_grad():
+        y, final = model(x, state if len(state) > 1 else state[0], lengths=lengths, **extras)
+    feeds = {"x": x.numpy(), "lengths": lengths.numpy(), **{k: v.numpy() for k, v in extras.items()}}
+    feeds.update({f"{s}_0": v.numpy() for s, v in zip(module.STATES, state, strict=True)})
+    out, *finals = sess.run(None, feeds)
+    assert rel_error(out, y.numpy()) <= 1e-12 and not out[1, 2:].any()  # (B, T, ...)
+    for got, want in zip(finals, final if isinstance(final, tuple) else (final,), strict=True):
+        assert rel_error(got, want.numpy()) <= 1e-12
+    sys.modules.pop(f"{spec}_torch", None)
+    if spec == "lstm_zoneout":
+        with torch.no_grad():
+            trained = model.train()(x, state, lengths=lengths, generator=torch.Generator().manual_seed(0))[0]
+        assert rel_error(out, trained.numpy()) > 1e-3, "the masks made no difference"
 
 
 def test_torch_export_onnx_without_its_sibling(tmp_path, monkeypatch):
