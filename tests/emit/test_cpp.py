@@ -161,6 +161,8 @@ def check_against_autograd(ops):
     sizes = small_sizes(ops)
     # a second layer reads the first's output: not where a state or the input has another size
     stackable = ops.INPUT_SIZE == "input" and "input" not in ops.STATE_SIZES.values()
+    # nor where a further input has x's size: the layers would disagree on it
+    stackable = stackable and ops.INPUT_SIZE not in getattr(ops, "EXTRA_INPUTS", {}).values()
     torch.manual_seed(0)
     layer = module_class(ops)(sizes["input"], sizes["hidden"],
                               *(sizes[s] for s in ops.SIZES if s not in ("input", "hidden")),
